@@ -1,0 +1,9 @@
+//! sluice-core: a native channel for the Cocaine RPC protocol.
+//!
+//! * [`wire`] — the sans-IO codec for both dialects (no sockets, no clock).
+//! * [`errno`] — the errno values channels report.
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod errno;
+pub mod wire;

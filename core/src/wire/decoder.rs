@@ -1,0 +1,506 @@
+//! The incremental frame decoder (PROTOCOL.md §1.2).
+//!
+//! Bytes go in at any split; frames come out in wire order. The decoder walks
+//! each frame's structure once, keeping its place between calls: a byte
+//! string whose header has arrived is skipped by its declared length, so a
+//! multi-MiB chunk costs the same whether it arrives in one read or in a
+//! thousand. Complete frames are cut from the receive buffer in batches and
+//! their arguments handed out as `Bytes` slices of it, without a copy.
+//!
+//! ```
+//! use sluice_core::wire::{Decoder, DecoderConfig, Dialect};
+//!
+//! let mut dec = Decoder::new(DecoderConfig::new(Dialect::V1));
+//! dec.feed(&[0x93, 0x02, 0x00, 0x91, 0xa4, b'p', b'i']);
+//! assert!(dec.decode().unwrap().is_none()); // the frame is not complete yet
+//! dec.feed(b"ng");
+//! let frame = dec.decode().unwrap().unwrap();
+//! assert_eq!((frame.session, frame.ty), (2, 0));
+//! assert_eq!(&frame.args.reader().bytes().unwrap()[..], b"ping");
+//! ```
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+use super::error::{DecodeError, FrameError};
+use super::frame::{Args, Dialect, Frame};
+use super::headers::{HeaderTable, DEFAULT_TABLE_SIZE};
+use super::msgpack::{self, Head, Read};
+
+/// The default maximum frame size: 512 MiB (PROTOCOL.md §1.2).
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 512 << 20;
+
+/// How many frames one scan of the buffer cuts out at most, which bounds the
+/// bookkeeping kept for frames not yet handed out.
+const BATCH: usize = 256;
+
+/// Settings of a [`Decoder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecoderConfig {
+    /// The dialect of the connection.
+    pub dialect: Dialect,
+    /// Frames whose declared size exceeds this many bytes are refused with
+    /// [`DecodeError::TooLarge`] as soon as the declaration is read, before
+    /// their contents are buffered.
+    pub max_frame_size: usize,
+    /// Capacity in bytes of the v1 dynamic header table.
+    pub header_table_size: usize,
+    /// When set, a well-formed msgpack value that is not a valid frame is
+    /// skipped and counted (see [`Decoder::dropped`]) instead of ending the
+    /// stream; the byte stream is still in step. Invalid msgpack, oversized
+    /// frames and header errors stay fatal.
+    pub lenient: bool,
+}
+
+impl DecoderConfig {
+    /// The defaults for `dialect`: 512 MiB frames, a 4096-byte header table,
+    /// strict validation.
+    pub const fn new(dialect: Dialect) -> DecoderConfig {
+        DecoderConfig {
+            dialect,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            header_table_size: DEFAULT_TABLE_SIZE,
+            lenient: false,
+        }
+    }
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        DecoderConfig::new(Dialect::V1)
+    }
+}
+
+/// Where a complete frame lies in the frozen batch.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    first: u64,
+    second: u64,
+    args_start: usize,
+    args_end: usize,
+    args_len: u32,
+    headers: Option<(usize, usize)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Start,
+    First,
+    Second,
+    ArgsHead,
+    Args,
+    HeadersHead,
+    Headers,
+    Extra,
+    /// Lenient mode: skipping the rest of an invalid frame.
+    Invalid,
+}
+
+/// The resumable walk through the frame being received. Offsets are into
+/// the receive buffer.
+#[derive(Debug, Clone)]
+struct Scan {
+    stage: Stage,
+    frame_start: usize,
+    pos: usize,
+    arity: u32,
+    first: u64,
+    second: u64,
+    args_start: usize,
+    args_end: usize,
+    args_len: u32,
+    headers_start: usize,
+    headers_end: usize,
+    /// Values still to walk in the current element (the counting skipper:
+    /// an array adds its elements, a map twice its pairs).
+    values: u64,
+    /// Content bytes of a byte string still to skip.
+    bytes: u64,
+}
+
+impl Scan {
+    fn new() -> Scan {
+        Scan {
+            stage: Stage::Start,
+            frame_start: 0,
+            pos: 0,
+            arity: 0,
+            first: 0,
+            second: 0,
+            args_start: 0,
+            args_end: 0,
+            args_len: 0,
+            headers_start: 0,
+            headers_end: 0,
+            values: 0,
+            bytes: 0,
+        }
+    }
+}
+
+enum Step {
+    Frame(Layout),
+    /// A frame was skipped (lenient mode).
+    Skipped,
+    NeedMore,
+}
+
+/// An incremental decoder for one direction of one connection.
+#[derive(Debug)]
+pub struct Decoder {
+    config: DecoderConfig,
+    buf: BytesMut,
+    scan: Scan,
+    /// Complete frames cut from `buf`, not yet handed out.
+    batch: Bytes,
+    ready: VecDeque<Layout>,
+    /// An error found after the frames in `ready`; reported once they are out.
+    error: Option<DecodeError>,
+    /// Set once an error has been reported: every later call repeats it.
+    failed: Option<DecodeError>,
+    table: HeaderTable,
+    /// Bytes removed from the front of `buf` so far (for error offsets).
+    consumed: u64,
+    dropped: u64,
+}
+
+impl Decoder {
+    /// A decoder with the given settings and an empty buffer.
+    pub fn new(config: DecoderConfig) -> Decoder {
+        Decoder {
+            config,
+            buf: BytesMut::new(),
+            scan: Scan::new(),
+            batch: Bytes::new(),
+            ready: VecDeque::new(),
+            error: None,
+            failed: None,
+            table: HeaderTable::new(config.header_table_size),
+            consumed: 0,
+            dropped: 0,
+        }
+    }
+
+    /// The decoder's settings.
+    pub fn config(&self) -> &DecoderConfig {
+        &self.config
+    }
+
+    /// Appends received bytes.
+    pub fn feed(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The receive buffer, to read from a socket straight into its spare
+    /// capacity (`reserve`, then `BufMut` writes). Only append to it.
+    pub fn buffer_mut(&mut self) -> &mut BytesMut {
+        &mut self.buf
+    }
+
+    /// Bytes received but not yet returned as frames (complete frames not
+    /// yet taken plus the start of an unfinished one).
+    pub fn buffered(&self) -> usize {
+        self.buf.len() + if self.ready.is_empty() { 0 } else { self.batch.len() }
+    }
+
+    /// Bytes of an unfinished frame at the end of the stream: what is lost if
+    /// the peer closes now (PROTOCOL.md §1.2 step 2).
+    pub fn partial(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// How many invalid frames lenient mode has skipped.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The v1 header table this decoder keeps in step with the peer.
+    pub fn header_table(&self) -> &HeaderTable {
+        &self.table
+    }
+
+    /// The next complete frame: `Ok(None)` when more input is needed.
+    ///
+    /// An error is final: the frames before the bad bytes have all been
+    /// returned first, and every later call returns the same error.
+    pub fn decode(&mut self) -> Result<Option<Frame>, DecodeError> {
+        loop {
+            if let Some(l) = self.ready.pop_front() {
+                return self.build(l).map(Some);
+            }
+            if let Some(e) = self.error.take() {
+                self.failed = Some(e.clone());
+                return Err(e);
+            }
+            if let Some(e) = &self.failed {
+                return Err(e.clone());
+            }
+            if !self.scan_batch() {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn fail(&mut self, e: DecodeError) -> DecodeError {
+        self.ready.clear();
+        self.failed = Some(e.clone());
+        e
+    }
+
+    fn build(&mut self, l: Layout) -> Result<Frame, DecodeError> {
+        let headers = match l.headers {
+            None => Vec::new(),
+            Some((a, b)) => {
+                let list = self.batch.slice(a..b);
+                match self.table.decode_list(&list) {
+                    Ok(h) => h,
+                    Err(e) => return Err(self.fail(e.into())),
+                }
+            }
+        };
+        let (session, ty) = match self.config.dialect {
+            Dialect::V0 => (l.second, l.first),
+            Dialect::V1 => (l.first, l.second),
+        };
+        Ok(Frame {
+            session,
+            ty,
+            args: Args::new_unchecked(self.batch.slice(l.args_start..l.args_end), l.args_len),
+            headers,
+        })
+    }
+
+    /// Walks as many complete frames as the buffer holds (up to a batch),
+    /// cuts them out in one piece and queues their layouts. Returns whether
+    /// anything (frames or an error) became ready.
+    fn scan_batch(&mut self) -> bool {
+        let mut end = 0;
+        while self.ready.len() < BATCH {
+            match self.step() {
+                Ok(Step::Frame(l)) => {
+                    self.ready.push_back(l);
+                    end = self.scan.pos;
+                }
+                Ok(Step::Skipped) => {
+                    self.dropped += 1;
+                    end = self.scan.pos;
+                }
+                Ok(Step::NeedMore) => break,
+                Err(e) => {
+                    self.error = Some(e);
+                    break;
+                }
+            }
+        }
+        if end > 0 {
+            // One cut per batch: every frame's args become slices of it.
+            self.batch = self.buf.split_to(end).freeze();
+            self.consumed += end as u64;
+            self.scan.pos -= end;
+            self.scan.frame_start -= end;
+            self.scan.args_start = self.scan.args_start.saturating_sub(end);
+            self.scan.args_end = self.scan.args_end.saturating_sub(end);
+            self.scan.headers_start = self.scan.headers_start.saturating_sub(end);
+            self.scan.headers_end = self.scan.headers_end.saturating_sub(end);
+        }
+        !self.ready.is_empty() || self.error.is_some()
+    }
+
+    /// Reads one value header at the scan position.
+    #[inline(always)]
+    fn head(&mut self) -> Result<Option<Head>, DecodeError> {
+        match msgpack::read_head(&self.buf[self.scan.pos..]) {
+            Read::Done(h, n) => {
+                self.scan.pos += n;
+                Ok(Some(h))
+            }
+            Read::Incomplete => Ok(None),
+            Read::Reserved => Err(DecodeError::Msgpack { offset: self.consumed + self.scan.pos as u64 }),
+        }
+    }
+
+    /// Refuses a frame whose declared contents cannot fit the limit. `extra`
+    /// counts elements of the frame still to come after the current one.
+    #[inline(always)]
+    fn check_size(&self, extra: u64) -> Result<(), DecodeError> {
+        let s = &self.scan;
+        let declared = (s.pos - s.frame_start) as u64 + s.bytes + s.values + extra;
+        let limit = self.config.max_frame_size as u64;
+        if declared > limit {
+            return Err(DecodeError::TooLarge { declared, limit });
+        }
+        Ok(())
+    }
+
+    /// Skips values and bytes until the current element is walked. Returns
+    /// whether it is.
+    #[inline(always)]
+    fn skip(&mut self) -> Result<bool, DecodeError> {
+        loop {
+            if self.scan.bytes > 0 {
+                let avail = (self.buf.len() - self.scan.pos) as u64;
+                let n = avail.min(self.scan.bytes);
+                self.scan.pos += n as usize;
+                self.scan.bytes -= n;
+                if self.scan.bytes > 0 {
+                    return Ok(false);
+                }
+            }
+            if self.scan.values == 0 {
+                return Ok(true);
+            }
+            let Some(h) = self.head()? else { return Ok(false) };
+            self.scan.values = self.scan.values - 1 + h.children();
+            self.scan.bytes = h.payload_len();
+            if self.scan.values > 0 || self.scan.bytes > 0 {
+                self.check_size(0)?;
+            }
+        }
+    }
+
+    /// An element that makes the frame invalid: fatal, or (lenient) skip the
+    /// rest of the frame. `head` is the offending element's header, already
+    /// consumed; `after` the number of elements of the frame after it.
+    fn invalid(&mut self, e: FrameError, head: Head, after: u64) -> Result<(), DecodeError> {
+        if !self.config.lenient {
+            return Err(e.into());
+        }
+        self.scan.stage = Stage::Invalid;
+        self.scan.values = head.children() + after;
+        self.scan.bytes = head.payload_len();
+        self.check_size(0)
+    }
+
+    /// An element that must be a non-negative integer id.
+    #[inline(always)]
+    fn id(&mut self, e: FrameError, after: u64) -> Result<Option<u64>, DecodeError> {
+        match self.head()? {
+            None => Ok(None),
+            Some(Head::Uint(v)) => Ok(Some(v)),
+            Some(h) => self.invalid(e, h, after).map(|_| None),
+        }
+    }
+
+    /// Advances the walk of the current frame as far as the buffer allows.
+    fn step(&mut self) -> Result<Step, DecodeError> {
+        loop {
+            match self.scan.stage {
+                Stage::Start => {
+                    self.scan.frame_start = self.scan.pos;
+                    let Some(h) = self.head()? else { return Ok(Step::NeedMore) };
+                    let Head::Array(n) = h else {
+                        self.invalid(FrameError::NotArray, h, 0)?;
+                        continue;
+                    };
+                    let ok = match self.config.dialect {
+                        Dialect::V0 => n == 3,
+                        Dialect::V1 => n >= 3,
+                    };
+                    if !ok {
+                        self.invalid(FrameError::BadArity(n), h, 0)?;
+                        continue;
+                    }
+                    self.scan.arity = n;
+                    self.scan.values = 0;
+                    self.scan.bytes = 0;
+                    self.check_size(n as u64)?;
+                    self.scan.stage = Stage::First;
+                }
+                Stage::First => {
+                    let after = self.scan.arity as u64 - 1;
+                    match self.id(FrameError::BadFirstId, after)? {
+                        Some(v) => {
+                            self.scan.first = v;
+                            self.scan.stage = Stage::Second;
+                        }
+                        None if self.scan.stage == Stage::Invalid => continue,
+                        None => return Ok(Step::NeedMore),
+                    }
+                }
+                Stage::Second => {
+                    let after = self.scan.arity as u64 - 2;
+                    match self.id(FrameError::BadSecondId, after)? {
+                        Some(v) => {
+                            self.scan.second = v;
+                            self.scan.stage = Stage::ArgsHead;
+                        }
+                        None if self.scan.stage == Stage::Invalid => continue,
+                        None => return Ok(Step::NeedMore),
+                    }
+                }
+                Stage::ArgsHead => {
+                    self.scan.args_start = self.scan.pos;
+                    let Some(h) = self.head()? else { return Ok(Step::NeedMore) };
+                    let Head::Array(n) = h else {
+                        self.invalid(FrameError::ArgsNotArray, h, self.scan.arity as u64 - 3)?;
+                        continue;
+                    };
+                    self.scan.args_len = n;
+                    self.scan.values = n as u64;
+                    self.check_size(self.scan.arity as u64 - 3)?;
+                    self.scan.stage = Stage::Args;
+                }
+                Stage::Args => {
+                    if !self.skip()? {
+                        return Ok(Step::NeedMore);
+                    }
+                    self.scan.args_end = self.scan.pos;
+                    if self.scan.arity == 3 {
+                        return Ok(self.complete(None));
+                    }
+                    self.scan.stage = Stage::HeadersHead;
+                }
+                Stage::HeadersHead => {
+                    self.scan.headers_start = self.scan.pos;
+                    let Some(h) = self.head()? else { return Ok(Step::NeedMore) };
+                    let Head::Array(n) = h else {
+                        self.invalid(FrameError::HeadersNotArray, h, self.scan.arity as u64 - 4)?;
+                        continue;
+                    };
+                    self.scan.values = n as u64;
+                    self.check_size(self.scan.arity as u64 - 4)?;
+                    self.scan.stage = Stage::Headers;
+                }
+                Stage::Headers => {
+                    if !self.skip()? {
+                        return Ok(Step::NeedMore);
+                    }
+                    self.scan.headers_end = self.scan.pos;
+                    if self.scan.arity == 4 {
+                        return Ok(self.complete(Some(self.scan.pos)));
+                    }
+                    // Elements after the 4th are walked and ignored (§3.1).
+                    self.scan.values = self.scan.arity as u64 - 4;
+                    self.scan.stage = Stage::Extra;
+                }
+                Stage::Extra => {
+                    if !self.skip()? {
+                        return Ok(Step::NeedMore);
+                    }
+                    return Ok(self.complete(Some(self.scan.headers_end)));
+                }
+                Stage::Invalid => {
+                    if !self.skip()? {
+                        return Ok(Step::NeedMore);
+                    }
+                    self.scan.stage = Stage::Start;
+                    return Ok(Step::Skipped);
+                }
+            }
+        }
+    }
+
+    fn complete(&mut self, headers_end: Option<usize>) -> Step {
+        let s = &mut self.scan;
+        s.stage = Stage::Start;
+        Step::Frame(Layout {
+            first: s.first,
+            second: s.second,
+            args_start: s.args_start,
+            args_end: s.args_end,
+            args_len: s.args_len,
+            headers: headers_end.map(|e| (s.headers_start, e)),
+        })
+    }
+}

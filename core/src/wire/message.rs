@@ -1,0 +1,381 @@
+//! Typed messages of the worker ↔ engine protocol (PROTOCOL.md §2.2, §3.4)
+//! and the per-connection bookkeeping that tells, in v1, what a type id means
+//! on a given channel.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+
+use super::error::ArgsError;
+use super::frame::{Args, Dialect, Frame};
+
+/// The error category the frameworks use for worker-side errors (v1).
+pub const FRAMEWORK_CATEGORY: i64 = 42;
+
+/// The control session (v0) / channel (v1).
+pub const CONTROL_SESSION: u64 = 1;
+
+/// terminate code: normal shutdown (v0 meaning; v1 engines send their own codes).
+pub const TERMINATE_NORMAL: i64 = 1;
+/// terminate code: abnormal shutdown.
+pub const TERMINATE_ABNORMAL: i64 = 2;
+
+/// What a worker-protocol message is, without its arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `handshake(uuid)`: the worker's first frame.
+    Handshake,
+    /// `heartbeat()`, from either side.
+    Heartbeat,
+    /// `terminate(code, reason)`, from either side.
+    Terminate,
+    /// `invoke(event)`: the engine opens a session.
+    Invoke,
+    /// v0 `chunk(data)` / v1 `write(chunk)`.
+    Chunk,
+    /// `error(code, message)` (v0) / `error([category, code], message?)` (v1).
+    Error,
+    /// v0 `choke()` / v1 `close()`: the sender's direction of the session ends.
+    Choke,
+}
+
+impl Kind {
+    /// The type id of this message on the wire.
+    pub fn type_id(self, dialect: Dialect) -> u64 {
+        match dialect {
+            Dialect::V0 => match self {
+                Kind::Handshake => 0,
+                Kind::Heartbeat => 1,
+                Kind::Terminate => 2,
+                Kind::Invoke => 3,
+                Kind::Chunk => 4,
+                Kind::Error => 5,
+                Kind::Choke => 6,
+            },
+            Dialect::V1 => match self {
+                Kind::Handshake | Kind::Heartbeat | Kind::Invoke | Kind::Chunk => 0,
+                Kind::Terminate | Kind::Error => 1,
+                Kind::Choke => 2,
+            },
+        }
+    }
+
+    /// The message named by a v0 type id.
+    pub fn from_v0(ty: u64) -> Option<Kind> {
+        Some(match ty {
+            0 => Kind::Handshake,
+            1 => Kind::Heartbeat,
+            2 => Kind::Terminate,
+            3 => Kind::Invoke,
+            4 => Kind::Chunk,
+            5 => Kind::Error,
+            6 => Kind::Choke,
+            _ => return None,
+        })
+    }
+
+    /// The message's name in the dialect's own vocabulary (v1 calls a chunk
+    /// `write` and a choke `close`).
+    pub fn name(self, dialect: Dialect) -> &'static str {
+        match (self, dialect) {
+            (Kind::Handshake, _) => "handshake",
+            (Kind::Heartbeat, _) => "heartbeat",
+            (Kind::Terminate, _) => "terminate",
+            (Kind::Invoke, _) => "invoke",
+            (Kind::Chunk, Dialect::V0) => "chunk",
+            (Kind::Chunk, Dialect::V1) => "write",
+            (Kind::Error, _) => "error",
+            (Kind::Choke, Dialect::V0) => "choke",
+            (Kind::Choke, Dialect::V1) => "close",
+        }
+    }
+
+    /// Whether the message ends its sender's direction of a session.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Kind::Error | Kind::Choke)
+    }
+
+    /// Whether the message belongs to the control session.
+    pub fn is_control(self) -> bool {
+        matches!(self, Kind::Handshake | Kind::Heartbeat | Kind::Terminate)
+    }
+}
+
+/// A worker-protocol message with its arguments. Byte strings are slices of
+/// the receive buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// The worker introduces itself with the uuid it was started with.
+    Handshake {
+        /// The worker's `--uuid`.
+        uuid: Bytes,
+    },
+    /// Keep-alive.
+    Heartbeat,
+    /// Shut down: `code` is 1 (normal) or 2 (abnormal) in v0, an engine
+    /// error code in v1.
+    Terminate {
+        /// The terminate code.
+        code: i64,
+        /// Why.
+        reason: Bytes,
+    },
+    /// A new session for `event`.
+    Invoke {
+        /// The event name.
+        event: Bytes,
+    },
+    /// A piece of a session's data.
+    Chunk {
+        /// The bytes.
+        data: Bytes,
+    },
+    /// A session failed.
+    Error {
+        /// The v1 error category; `None` in v0. Encoding a v1 error without
+        /// one uses [`FRAMEWORK_CATEGORY`].
+        category: Option<i64>,
+        /// The error code.
+        code: i64,
+        /// The message; optional in v1.
+        message: Option<Bytes>,
+    },
+    /// The sender's direction of the session ends.
+    Choke,
+}
+
+const fn bad(message: &'static str, expected: &'static str) -> ArgsError {
+    ArgsError { message, expected }
+}
+
+impl Message {
+    /// Which message this is.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Message::Handshake { .. } => Kind::Handshake,
+            Message::Heartbeat => Kind::Heartbeat,
+            Message::Terminate { .. } => Kind::Terminate,
+            Message::Invoke { .. } => Kind::Invoke,
+            Message::Chunk { .. } => Kind::Chunk,
+            Message::Error { .. } => Kind::Error,
+            Message::Choke => Kind::Choke,
+        }
+    }
+
+    /// Reads the arguments of a `kind` message. Extra trailing arguments are
+    /// ignored, as every Cocaine implementation does; missing or mistyped
+    /// ones are an [`ArgsError`].
+    pub fn from_args(kind: Kind, dialect: Dialect, args: &Args) -> Result<Message, ArgsError> {
+        let mut r = args.reader();
+        Ok(match kind {
+            Kind::Handshake => Message::Handshake {
+                uuid: r.bytes().ok_or(bad("handshake", "[uuid: str]"))?,
+            },
+            Kind::Heartbeat => Message::Heartbeat,
+            Kind::Choke => Message::Choke,
+            Kind::Terminate => {
+                const E: ArgsError = bad("terminate", "[code: int, reason: str]");
+                let code = r.int().ok_or(E)?;
+                let reason = r.bytes().ok_or(E)?;
+                Message::Terminate { code, reason }
+            }
+            Kind::Invoke => Message::Invoke { event: r.bytes().ok_or(bad("invoke", "[event: str]"))? },
+            Kind::Chunk => Message::Chunk { data: r.bytes().ok_or(bad("chunk", "[data: bytes]"))? },
+            Kind::Error => match dialect {
+                Dialect::V0 => {
+                    const E: ArgsError = bad("error", "[code: int, message: str]");
+                    let code = r.int().ok_or(E)?;
+                    let message = Some(r.bytes().ok_or(E)?);
+                    Message::Error { category: None, code, message }
+                }
+                Dialect::V1 => {
+                    const E: ArgsError = bad("error", "[[category: int, code: int], message?: str]");
+                    let outer = r.remaining();
+                    if r.enter_array().ok_or(E)? < 2 {
+                        return Err(E);
+                    }
+                    let category = r.int().ok_or(E)?;
+                    let code = r.int().ok_or(E)?;
+                    // Skip anything else inside the pair, then the optional message.
+                    while r.remaining() >= outer {
+                        r.raw_value().ok_or(E)?;
+                    }
+                    let message = if r.remaining() > 0 { Some(r.bytes().ok_or(E)?) } else { None };
+                    Message::Error { category: Some(category), code, message }
+                }
+            },
+        })
+    }
+}
+
+/// Why a frame was dropped instead of delivered as a message. None of these
+/// ends the connection (PROTOCOL.md §3.6, §9.1): the frame is dropped and
+/// logged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Dropped {
+    /// A type id that names no message in the session's protocol.
+    #[error("unknown message type {ty} on session {session}")]
+    UnknownType {
+        /// The session.
+        session: u64,
+        /// The type id.
+        ty: u64,
+    },
+    /// A new v1 channel whose first message is not `invoke`.
+    #[error("new channel {session} must start with invoke, not type {ty}")]
+    NotInvoke {
+        /// The channel.
+        session: u64,
+        /// The type id.
+        ty: u64,
+    },
+    /// A channel that is closed or was never opened by this side.
+    #[error("no open session {session}")]
+    NoSession {
+        /// The channel.
+        session: u64,
+    },
+    /// A v1 worker frame before its handshake.
+    #[error("frame on channel {session} before the handshake")]
+    BeforeHandshake {
+        /// The channel.
+        session: u64,
+    },
+    /// Arguments that do not match the message.
+    #[error("session {session}: {error}")]
+    BadArgs {
+        /// The session.
+        session: u64,
+        /// What is wrong.
+        error: ArgsError,
+    },
+}
+
+impl Dropped {
+    /// A short stable name for the reason.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Dropped::UnknownType { .. } => "unknown_type",
+            Dropped::NotInvoke { .. } => "new_channel_not_opened_by_invoke",
+            Dropped::NoSession { .. } => "no_session",
+            Dropped::BeforeHandshake { .. } => "before_handshake",
+            Dropped::BadArgs { .. } => "bad_args",
+        }
+    }
+}
+
+/// Which end of a worker ↔ engine connection this side is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The app process: receives invokes, sends the handshake.
+    Worker,
+    /// The runtime side: receives the handshake, sends invokes.
+    Engine,
+}
+
+/// The receive-side state of a worker ↔ engine connection: which sessions
+/// are open, the highest id seen, whether the handshake came. It turns
+/// frames into [`Message`]s or says why a frame is dropped.
+///
+/// v0 is stateless (every type id has one meaning); v1 follows §3.2: a
+/// channel above the highest id seen opens with `invoke`, `error` and
+/// `close` end the peer's direction, and later frames on it are dropped.
+#[derive(Debug, Clone)]
+pub struct Session {
+    dialect: Dialect,
+    role: Role,
+    max_seen: u64,
+    open: HashSet<u64>,
+    handshake: bool,
+}
+
+impl Session {
+    /// A fresh connection's state.
+    pub fn new(dialect: Dialect, role: Role) -> Session {
+        Session { dialect, role, max_seen: 0, open: HashSet::new(), handshake: false }
+    }
+
+    /// The dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The highest session id seen in either direction.
+    pub fn max_session(&self) -> u64 {
+        self.max_seen
+    }
+
+    /// The id for a new session opened by this side (one above the highest
+    /// seen; v1 channel ids are never reused).
+    pub fn next_session(&self) -> u64 {
+        self.max_seen.saturating_add(1).max(2)
+    }
+
+    /// Sessions whose peer direction is still open (v1).
+    pub fn open_sessions(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Records a message this side sends: an engine's `invoke` opens the
+    /// session for the worker's answer; every id counts as seen.
+    pub fn sent(&mut self, session: u64, kind: Kind) {
+        self.max_seen = self.max_seen.max(session);
+        if self.dialect == Dialect::V1 && self.role == Role::Engine && kind == Kind::Invoke {
+            self.open.insert(session);
+        }
+    }
+
+    /// Classifies a received frame.
+    pub fn receive(&mut self, frame: &Frame) -> Result<Message, Dropped> {
+        let (s, ty) = (frame.session, frame.ty);
+        let kind = match self.dialect {
+            Dialect::V0 => Kind::from_v0(ty).ok_or(Dropped::UnknownType { session: s, ty })?,
+            Dialect::V1 => self.classify_v1(s, ty)?,
+        };
+        let msg = Message::from_args(kind, self.dialect, &frame.args).map_err(|error| Dropped::BadArgs { session: s, error })?;
+        if self.dialect == Dialect::V1 && kind.is_terminal() {
+            self.open.remove(&s);
+        }
+        Ok(msg)
+    }
+
+    fn classify_v1(&mut self, s: u64, ty: u64) -> Result<Kind, Dropped> {
+        let seen = self.max_seen;
+        self.max_seen = seen.max(s);
+        if s == CONTROL_SESSION {
+            if self.role == Role::Engine && !self.handshake {
+                return match ty {
+                    0 => {
+                        self.handshake = true;
+                        Ok(Kind::Handshake)
+                    }
+                    _ => Err(Dropped::BeforeHandshake { session: s }),
+                };
+            }
+            return match ty {
+                0 => Ok(Kind::Heartbeat),
+                1 => Ok(Kind::Terminate),
+                _ => Err(Dropped::UnknownType { session: s, ty }),
+            };
+        }
+        if self.role == Role::Engine && !self.handshake {
+            return Err(Dropped::BeforeHandshake { session: s });
+        }
+        if self.open.contains(&s) {
+            return match ty {
+                0 => Ok(Kind::Chunk),
+                1 => Ok(Kind::Error),
+                2 => Ok(Kind::Choke),
+                _ => Err(Dropped::UnknownType { session: s, ty }),
+            };
+        }
+        if s > seen && self.role == Role::Worker {
+            if ty != 0 {
+                return Err(Dropped::NotInvoke { session: s, ty });
+            }
+            self.open.insert(s);
+            return Ok(Kind::Invoke);
+        }
+        Err(Dropped::NoSession { session: s })
+    }
+}
