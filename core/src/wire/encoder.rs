@@ -22,7 +22,7 @@ use std::io::IoSlice;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::frame::{Args, Dialect};
-use super::headers::{self, Header};
+use super::headers::{self, Header, HeaderEntry};
 use super::message::{Message, FRAMEWORK_CATEGORY};
 use super::msgpack::{self, Profile};
 use super::value::Value;
@@ -281,6 +281,19 @@ impl Encoder {
         self.out.push(args.raw().clone(), self.copy_max);
         if h {
             self.headers(headers);
+        }
+    }
+
+    /// A generic frame whose header list is given entry by entry (indexed or
+    /// storing entries). Whoever stores entries must mirror the peer's
+    /// decoder table (PROTOCOL.md §4.3); [`Encoder::frame`] with resolved
+    /// headers never stores.
+    pub fn frame_with_entries(&mut self, session: u64, ty: u64, args: &Args, entries: &[HeaderEntry]) {
+        self.prefix(session, ty, self.dialect == Dialect::V1);
+        self.out.push(args.raw().clone(), self.copy_max);
+        if self.dialect == Dialect::V1 {
+            let profile = self.profile;
+            headers::write_entries(self.out.scratch(), entries, profile);
         }
     }
 
