@@ -154,7 +154,9 @@ pub struct Decoder {
     scan: Scan,
     /// Complete frames cut from `buf`, not yet handed out.
     batch: Bytes,
-    ready: VecDeque<Layout>,
+    /// `None` marks a frame lenient mode skipped, counted when reached so
+    /// that the count follows wire order.
+    ready: VecDeque<Option<Layout>>,
     /// An error found after the frames in `ready`; reported once they are out.
     error: Option<DecodeError>,
     /// Set once an error has been reported: every later call repeats it.
@@ -226,8 +228,13 @@ impl Decoder {
     /// returned first, and every later call returns the same error.
     pub fn decode(&mut self) -> Result<Option<Frame>, DecodeError> {
         loop {
-            if let Some(l) = self.ready.pop_front() {
-                return self.build(l).map(Some);
+            match self.ready.pop_front() {
+                Some(Some(l)) => return self.build(l).map(Some),
+                Some(None) => {
+                    self.dropped += 1;
+                    continue;
+                }
+                None => {}
             }
             if let Some(e) = self.error.take() {
                 self.failed = Some(e.clone());
@@ -279,11 +286,11 @@ impl Decoder {
         while self.ready.len() < BATCH {
             match self.step() {
                 Ok(Step::Frame(l)) => {
-                    self.ready.push_back(l);
+                    self.ready.push_back(Some(l));
                     end = self.scan.pos;
                 }
                 Ok(Step::Skipped) => {
-                    self.dropped += 1;
+                    self.ready.push_back(None);
                     end = self.scan.pos;
                 }
                 Ok(Step::NeedMore) => break,
@@ -298,7 +305,7 @@ impl Decoder {
             self.batch = self.buf.split_to(end).freeze();
             self.consumed += end as u64;
             self.scan.pos -= end;
-            self.scan.frame_start -= end;
+            self.scan.frame_start = self.scan.frame_start.saturating_sub(end);
             self.scan.args_start = self.scan.args_start.saturating_sub(end);
             self.scan.args_end = self.scan.args_end.saturating_sub(end);
             self.scan.headers_start = self.scan.headers_start.saturating_sub(end);
@@ -502,5 +509,111 @@ impl Decoder {
             args_len: s.args_len,
             headers: headers_end.map(|e| (s.headers_start, e)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(dec: &mut Decoder) -> Result<Vec<Frame>, DecodeError> {
+        let mut out = Vec::new();
+        while let Some(f) = dec.decode()? {
+            out.push(f);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn many_frames_in_one_read_cross_batches_in_order() {
+        let mut dec = Decoder::new(DecoderConfig::new(Dialect::V1));
+        let mut bytes = Vec::new();
+        for i in 0..1000u32 {
+            bytes.extend_from_slice(&[0x93, 0xcd, (i >> 8) as u8, i as u8, 0x00, 0x90]);
+        }
+        bytes.extend_from_slice(&[0x93, 0x01]); // the start of one more
+        dec.feed(&bytes);
+        let frames = all(&mut dec).unwrap();
+        assert_eq!(frames.len(), 1000);
+        assert!(frames.iter().enumerate().all(|(i, f)| f.session == i as u64));
+        assert_eq!(dec.partial(), 2);
+        dec.feed(&[0x00, 0x90]);
+        assert_eq!(all(&mut dec).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn oversized_declarations_are_refused_before_buffering() {
+        let mut cfg = DecoderConfig::new(Dialect::V1);
+        cfg.max_frame_size = 1000;
+        // A 4 GiB chunk: refused as soon as its 5-byte header is in.
+        let mut dec = Decoder::new(cfg);
+        dec.feed(&[0x93, 0x02, 0x00, 0x91, 0xdb, 0xff, 0xff, 0xff, 0xff]);
+        let e = dec.decode().unwrap_err();
+        assert!(matches!(e, DecodeError::TooLarge { limit: 1000, .. }), "{e}");
+        assert_eq!(e.errno(), crate::errno::EMSGSIZE);
+        // An array of 2^32-1 elements: each needs a byte, so it cannot fit.
+        let mut dec = Decoder::new(cfg);
+        dec.feed(&[0x93, 0x02, 0x00, 0xdd, 0xff, 0xff, 0xff, 0xff]);
+        assert!(matches!(dec.decode(), Err(DecodeError::TooLarge { .. })));
+        // A top-level array of 2^32-1 elements.
+        let mut dec = Decoder::new(cfg);
+        dec.feed(&[0xdd, 0xff, 0xff, 0xff, 0xff]);
+        assert!(matches!(dec.decode(), Err(DecodeError::TooLarge { .. })));
+        // Exactly at the limit is fine: 7 bytes of frame + 993 of payload.
+        let mut dec = Decoder::new(cfg);
+        let mut frame = vec![0x93, 0x02, 0x00, 0x91, 0xda, (993 >> 8) as u8, 993u16 as u8];
+        frame.resize(1000, b'x');
+        dec.feed(&frame);
+        assert_eq!(all(&mut dec).unwrap().len(), 1);
+        // One byte more is not.
+        let mut dec = Decoder::new(cfg);
+        frame[5..7].copy_from_slice(&994u16.to_be_bytes());
+        dec.feed(&frame[..7]);
+        assert_eq!(dec.decode().unwrap_err(), DecodeError::TooLarge { declared: 1001, limit: 1000 });
+    }
+
+    #[test]
+    fn a_large_chunk_in_one_byte_reads_is_sliced_not_copied() {
+        let payload = vec![0x5au8; 100_000];
+        let mut bytes = vec![0x93, 0x03, 0x00, 0x91, 0xc6, 0x00, 0x01, 0x86, 0xa0];
+        bytes.extend_from_slice(&payload);
+        let mut dec = Decoder::new(DecoderConfig::new(Dialect::V1));
+        for b in &bytes[..bytes.len() - 1] {
+            dec.feed(std::slice::from_ref(b));
+            assert!(dec.decode().unwrap().is_none());
+        }
+        dec.feed(&bytes[bytes.len() - 1..]);
+        let f = dec.decode().unwrap().unwrap();
+        let data = f.args.reader().bytes().unwrap();
+        assert_eq!(data.len(), 100_000);
+        assert_eq!(&data[..], &payload[..]);
+        // The payload points into the frame's own bytes.
+        let raw = f.args.raw();
+        assert!(raw.as_ptr() <= data.as_ptr() && data.as_ptr() < raw.as_ptr().wrapping_add(raw.len()));
+    }
+
+    #[test]
+    fn frames_before_an_error_come_out_first_and_the_error_repeats() {
+        let mut dec = Decoder::new(DecoderConfig::new(Dialect::V1));
+        dec.feed(&[0x93, 0x01, 0x00, 0x90, 0xc1, 0x93, 0x01, 0x00, 0x90]);
+        assert_eq!(dec.decode().unwrap().unwrap().session, 1);
+        let e = dec.decode().unwrap_err();
+        assert_eq!(e, DecodeError::Msgpack { offset: 4 });
+        assert_eq!(dec.decode().unwrap_err(), e);
+        dec.feed(&[0x93, 0x01, 0x00, 0x90]);
+        assert_eq!(dec.decode().unwrap_err(), e);
+    }
+
+    #[test]
+    fn lenient_mode_skips_invalid_frames_and_stays_in_step() {
+        let mut cfg = DecoderConfig::new(Dialect::V0);
+        cfg.lenient = true;
+        let mut dec = Decoder::new(cfg);
+        // 4 elements (bad in v0, with a nested payload), then a valid choke.
+        dec.feed(&[0x94, 0x04, 0x01, 0x91, 0xa1, b'x', 0x92, 0x90, 0x80, 0x93, 0x06, 0x01, 0x90]);
+        let frames = all(&mut dec).unwrap();
+        assert_eq!(frames.len(), 1);
+        assert_eq!((frames[0].ty, frames[0].session), (6, 1));
+        assert_eq!(dec.dropped(), 1);
     }
 }
