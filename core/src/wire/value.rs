@@ -6,6 +6,8 @@
 //! §1.3). Decoding takes `Bytes` and returns slices of it, so large strings
 //! are not copied.
 
+use std::fmt;
+
 use bytes::{BufMut, Bytes};
 
 use super::error::ValueError;
@@ -181,6 +183,69 @@ impl From<i64> for Value {
     }
 }
 
+/// Writes a byte string readably: quoted text when it is printable UTF-8,
+/// hex otherwise; long contents are cut with their length shown.
+pub fn fmt_bytes(f: &mut fmt::Formatter<'_>, b: &[u8]) -> fmt::Result {
+    const SHOWN: usize = 48;
+    let cut = &b[..b.len().min(SHOWN)];
+    match std::str::from_utf8(cut) {
+        Ok(s) if !s.chars().any(|c| c.is_control()) => write!(f, "{s:?}")?,
+        _ => {
+            f.write_str("0x")?;
+            for x in cut {
+                write!(f, "{x:02x}")?;
+            }
+        }
+    }
+    if b.len() > SHOWN {
+        write!(f, "…({} bytes)", b.len())?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for Value {
+    /// A compact one-line rendering, JSON-like; `bin:` marks the bin family.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Nil => f.write_str("nil"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Uint(v) => write!(f, "{v}"),
+            Value::Int(v) => write!(f, "{v}"),
+            Value::F32(v) => write!(f, "{v:?}"),
+            Value::F64(v) => write!(f, "{v:?}"),
+            Value::Str(b) => fmt_bytes(f, b),
+            Value::Bin(b) => {
+                f.write_str("bin:")?;
+                fmt_bytes(f, b)
+            }
+            Value::Array(items) => {
+                f.write_str("[")?;
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                f.write_str("]")
+            }
+            Value::Map(pairs) => {
+                f.write_str("{")?;
+                for (i, (k, v)) in pairs.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{k}: {v}")?;
+                }
+                f.write_str("}")
+            }
+            Value::Ext(t, b) => {
+                write!(f, "ext{t}:")?;
+                fmt_bytes(f, b)
+            }
+        }
+    }
+}
+
 fn take(buf: &Bytes, pos: &mut usize, n: u64) -> Result<Bytes, ValueError> {
     let end = (*pos as u64)
         .checked_add(n)
@@ -266,6 +331,14 @@ mod tests {
         let bytes = v.to_bytes(Profile::Compat);
         assert_eq!(&bytes[..], b"\xa2ab");
         assert_eq!(Value::decode_all(&bytes).unwrap(), Value::Str(Bytes::from_static(b"ab")));
+    }
+
+    #[test]
+    fn displays_readably() {
+        let v = Value::Array(vec![Value::from("ping"), Value::Bin(Bytes::from_static(b"\x00\xff")), Value::Int(-3)]);
+        assert_eq!(v.to_string(), r#"["ping", bin:0x00ff, -3]"#);
+        let long = Value::Str(Bytes::from(vec![b'a'; 100]));
+        assert!(long.to_string().ends_with("…(100 bytes)"));
     }
 
     #[test]

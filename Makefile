@@ -1,0 +1,37 @@
+# sluice — the commands a user runs. Each target installs what it needs.
+#   make demo   decode the captured engine → worker streams of both dialects
+#   make test   every test: unit, protocol vectors, property tests
+#   make bench  the decoder benchmark (criterion; prints a summary table)
+#   make fuzz   the fuzz targets, FUZZ_SECONDS each (default 60)
+
+CARGO ?= cargo
+export CARGO_INCREMENTAL ?= 0
+export CARGO_TERM_COLOR ?= never
+FUZZ_SECONDS ?= 60
+
+.PHONY: all demo test bench fuzz toolchain clean
+
+all: test
+
+toolchain:
+	@command -v $(CARGO) >/dev/null 2>&1 || { \
+	  echo "cargo not found: installing the stable Rust toolchain with rustup"; \
+	  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal; }
+
+demo: toolchain
+	$(CARGO) run --locked -q -p sluice-core --example dump -- --dialect v1 --role worker core/examples/captures/v1_engine_to_worker.bin
+	@echo
+	$(CARGO) run --locked -q -p sluice-core --example dump -- --dialect v0 --role worker core/examples/captures/v0_engine_to_worker.bin
+
+test: toolchain
+	$(CARGO) test --locked --workspace --lib --tests --examples
+	$(CARGO) test --locked --workspace --doc
+
+bench: toolchain
+	$(CARGO) bench --locked -p sluice-core --bench decode
+
+fuzz: toolchain
+	bash fuzz/run.sh $(FUZZ_SECONDS)
+
+clean:
+	$(CARGO) clean
