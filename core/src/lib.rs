@@ -7,3 +7,8 @@
 
 pub mod errno;
 pub mod wire;
+
+// The README's examples are compiled and run as doc tests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -121,7 +121,10 @@ impl ModelTable {
 
 /// Encodes the specs and returns the bytes with the frames the decoder must
 /// produce.
-fn encode(d: Dialect, p: Profile, specs: &[FrameSpec]) -> (Vec<u8>, Vec<(u64, u64, Vec<Value>, Vec<Header>)>) {
+/// What the decoder must produce for one frame: ids, args, resolved headers.
+type Expected = (u64, u64, Vec<Value>, Vec<Header>);
+
+fn encode(d: Dialect, p: Profile, specs: &[FrameSpec]) -> (Vec<u8>, Vec<Expected>) {
     let mut enc = Encoder::new(d, p);
     let mut table = ModelTable::default();
     let mut expected = Vec::new();

@@ -50,7 +50,7 @@ fn input(v: &Json) -> Vec<u8> {
     let g = &v["generator"];
     let mut out = unhex(g["frame_prefix_hex"].as_str().unwrap());
     let byte = unhex(g["payload_byte_hex"].as_str().unwrap())[0];
-    out.extend(std::iter::repeat_n(byte, g["payload_length"].as_u64().unwrap() as usize));
+    out.extend(vec![byte; g["payload_length"].as_u64().unwrap() as usize]);
     out.extend(unhex(g["frame_suffix_hex"].as_str().unwrap()));
     assert_eq!(out.len() as u64, g["total_length"].as_u64().unwrap());
     let digest: String = Sha256::digest(&out).iter().map(|b| format!("{b:02x}")).collect();

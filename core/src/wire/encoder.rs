@@ -12,7 +12,8 @@
 //! let mut enc = Encoder::new(Dialect::V1, Profile::Compat);
 //! enc.message(2, &Message::Chunk { data: Bytes::from_static(b"pong") }, &[]);
 //! enc.message(2, &Message::Choke, &[]);
-//! let out = enc.out().copy_to_bytes(enc.out().remaining());
+//! let n = enc.out().remaining();
+//! let out = enc.out().copy_to_bytes(n);
 //! assert_eq!(&out[..], b"\x93\x02\x00\x91\xa4pong\x93\x02\x02\x90");
 //! ```
 
