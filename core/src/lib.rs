@@ -1,11 +1,13 @@
 //! sluice-core: a native channel for the Cocaine RPC protocol.
 //!
 //! * [`wire`] — the sans-IO codec for both dialects (no sockets, no clock).
+//! * [`net`] — channels and servers over TCP and Unix sockets (tokio).
 //! * [`errno`] — the errno values channels report.
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod errno;
+pub mod net;
 pub mod wire;
 
 // The README's examples are compiled and run as doc tests.

@@ -39,6 +39,7 @@ pub const DEFAULT_COPY_MAX: usize = 1024;
 pub struct OutBuf {
     segs: VecDeque<Bytes>,
     tail: BytesMut,
+    /// Bytes in `segs` (the tail counts separately).
     len: usize,
 }
 
@@ -50,12 +51,12 @@ impl OutBuf {
 
     /// Total bytes queued.
     pub fn len(&self) -> usize {
-        self.len
+        self.len + self.tail.len()
     }
 
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Number of segments (a measure of write fragmentation).

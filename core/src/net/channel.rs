@@ -1,0 +1,584 @@
+//! The channel: one connection, its read loop, its bounded send queue and
+//! the delivery of its events.
+
+use std::io::IoSlice;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::{Buf, Bytes};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::{watch, Notify};
+
+use super::config::{ChannelConfig, Delivery, Endpoint};
+use super::poller::Poller;
+use super::{errno_of, runtime};
+use crate::errno;
+use crate::wire::{
+    Args, Decoder, DecoderConfig, Encoder, Frame, Header, Kind, Message, Session,
+};
+
+/// What a channel tells its handler. Within a channel, events arrive in
+/// wire order, one at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The connection is established (also delivered for accepted channels).
+    Connected,
+    /// A worker-protocol message (channels with a [`role`](ChannelConfig::role)).
+    Message {
+        /// The v0 session / v1 channel id.
+        session: u64,
+        /// The message.
+        message: Message,
+        /// Its v1 headers.
+        headers: Vec<Header>,
+    },
+    /// A frame that is not a worker-protocol message: every frame on a
+    /// channel without a role; on a channel with one, frames the protocol
+    /// drops (unknown type, unknown or finished session).
+    Frame(Frame),
+    /// The send queue fell to the low watermark after a send was refused.
+    Drain,
+    /// The connection ended with this errno (PROTOCOL.md §8.3): the last
+    /// event of the channel, delivered exactly once unless the owner closed
+    /// the channel first.
+    SocketError(i32),
+}
+
+impl Event {
+    /// Payload bytes the event holds (for poll-mode backpressure).
+    fn bytes(&self) -> usize {
+        match self {
+            Event::Message { message: Message::Chunk { data }, .. } => data.len(),
+            Event::Frame(f) => f.args.raw().len(),
+            _ => 0,
+        }
+    }
+}
+
+/// Receives a channel's events. Implemented for closures.
+pub trait Handler: Send + 'static {
+    /// Handles one event. In [`Delivery::Inline`] mode this runs on an I/O
+    /// thread and must not block; in [`Delivery::Poll`] mode it runs on the
+    /// thread that calls [`Channel::dispatch`]. It may send on and close any
+    /// channel, including `channel`.
+    fn on_event(&mut self, channel: &Channel, event: Event);
+}
+
+impl<F: FnMut(&Channel, Event) + Send + 'static> Handler for F {
+    fn on_event(&mut self, channel: &Channel, event: Event) {
+        self(channel, event)
+    }
+}
+
+/// Why a send was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The send queue is at its high watermark; wait for [`Event::Drain`].
+    #[error("the send queue is full (would block)")]
+    WouldBlock,
+    /// The channel is closed or its connection ended.
+    #[error("the channel is closed")]
+    Closed,
+}
+
+/// Errors of [`Channel::dispatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DispatchError {
+    /// The channel delivers inline, not by dispatch.
+    #[error("the channel does not use poll delivery")]
+    NotPolled,
+    /// Called from inside this channel's own handler.
+    #[error("dispatch called from the channel's own handler")]
+    Reentrant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxState {
+    Open,
+    /// Flush what is queued, then shut down.
+    Closing,
+    Closed,
+}
+
+struct Tx {
+    enc: Encoder,
+    /// Bytes taken by the writer and not yet written.
+    inflight: usize,
+    want_drain: bool,
+    /// The writer has been woken and not yet taken the queue.
+    woken: bool,
+    state: TxState,
+}
+
+impl Tx {
+    fn queued(&mut self) -> usize {
+        self.enc.out().remaining() + self.inflight
+    }
+}
+
+pub(crate) struct Inner {
+    config: ChannelConfig,
+    tx: Mutex<Tx>,
+    wake_writer: Notify,
+    session: Option<Mutex<Session>>,
+    handler: Mutex<Option<Box<dyn Handler>>>,
+    poller: Option<Poller<Event>>,
+    /// Set by close/abort: no event is delivered afterwards.
+    silenced: AtomicBool,
+    /// Tells the I/O task to stop at once.
+    abort: watch::Sender<bool>,
+    /// Set when the I/O task has ended.
+    finished: AtomicBool,
+}
+
+/// A connection carrying Cocaine frames. Cheap to clone: clones are handles
+/// to the same connection.
+///
+/// The connection lives until [`close`](Channel::close) or
+/// [`abort`](Channel::abort) is called or it fails; dropping the handles does
+/// not close it.
+#[derive(Clone)]
+pub struct Channel {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel").field("dialect", &self.inner.config.dialect).finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Channel {
+    fn build(config: ChannelConfig, handler: Box<dyn Handler>) -> std::io::Result<Channel> {
+        let poller = match config.delivery {
+            Delivery::Poll => Some(Poller::new(config.max_pending)?),
+            Delivery::Inline => None,
+        };
+        let (abort, _) = watch::channel(false);
+        let inner = Inner {
+            tx: Mutex::new(Tx {
+                enc: Encoder::new(config.dialect, config.profile),
+                inflight: 0,
+                want_drain: false,
+                woken: false,
+                state: TxState::Open,
+            }),
+            wake_writer: Notify::new(),
+            session: config.role.map(|r| Mutex::new(Session::new(config.dialect, r))),
+            handler: Mutex::new(Some(handler)),
+            poller,
+            silenced: AtomicBool::new(false),
+            abort,
+            finished: AtomicBool::new(false),
+            config,
+        };
+        Ok(Channel { inner: Arc::new(inner) })
+    }
+
+    /// Connects to `endpoint` in the background; `handler` gets
+    /// [`Event::Connected`] or [`Event::SocketError`] first. Sends made
+    /// before the connection is up are queued.
+    pub fn connect(endpoint: Endpoint, config: ChannelConfig, handler: impl Handler) -> std::io::Result<Channel> {
+        let rt = runtime::handle()?;
+        let ch = Channel::build(config, Box::new(handler))?;
+        let task = ch.clone();
+        rt.spawn(async move {
+            let timeout = task.inner.config.connect_timeout;
+            let dial = dial(&endpoint);
+            let res = match timeout {
+                Some(t) => tokio::time::timeout(t, dial).await.unwrap_or(Err(errno::ETIMEDOUT)),
+                None => dial.await,
+            };
+            match res {
+                Ok(stream) => task.run(stream).await,
+                Err(e) => task.finish(Some(e)),
+            }
+        });
+        Ok(ch)
+    }
+
+    /// Starts a channel over an accepted connection.
+    pub(crate) fn start(stream: Stream, config: ChannelConfig, handler: Box<dyn Handler>) -> std::io::Result<Channel> {
+        let rt = runtime::handle()?;
+        let ch = Channel::build(config, handler)?;
+        let task = ch.clone();
+        rt.spawn(async move { task.run(stream).await });
+        Ok(ch)
+    }
+
+    /// The channel's settings.
+    pub fn config(&self) -> &ChannelConfig {
+        &self.inner.config
+    }
+
+    async fn run(&self, stream: Stream) {
+        self.deliver(vec![Event::Connected]);
+        let mut abort = self.inner.abort.subscribe();
+        let end = match stream {
+            Stream::Tcp(s) => {
+                let (r, w) = s.into_split();
+                self.io(r, w, &mut abort).await
+            }
+            Stream::Unix(s) => {
+                let (r, w) = s.into_split();
+                self.io(r, w, &mut abort).await
+            }
+        };
+        self.finish(end);
+    }
+
+    async fn io<R, W>(&self, r: R, w: W, abort: &mut watch::Receiver<bool>) -> Option<i32>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        tokio::select! {
+            e = self.read_loop(r) => Some(e),
+            e = self.write_loop(w) => e,
+            _ = abort.wait_for(|a| *a) => None,
+        }
+    }
+
+    /// Reads and decodes until the connection fails; returns its errno.
+    async fn read_loop<R: AsyncRead + Unpin>(&self, mut r: R) -> i32 {
+        let c = &self.inner.config;
+        let mut dec = Decoder::new(DecoderConfig {
+            dialect: c.dialect,
+            max_frame_size: c.max_frame_size,
+            header_table_size: c.header_table_size,
+            lenient: c.lenient,
+        });
+        let read_size = c.read_size.max(4096);
+        let mut events = Vec::new();
+        loop {
+            let buf = dec.buffer_mut();
+            if buf.capacity() - buf.len() < read_size / 4 {
+                buf.reserve(read_size);
+            }
+            let n = match r.read_buf(buf).await {
+                Ok(n) => n,
+                Err(e) => return errno_of(&e),
+            };
+            let failed = self.decode_all(&mut dec, &mut events);
+            if !events.is_empty() {
+                let over = self.deliver(std::mem::take(&mut events));
+                if over {
+                    if let Some(p) = &self.inner.poller {
+                        p.wait_for_space().await;
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                return e;
+            }
+            if n == 0 {
+                return errno::ESHUTDOWN;
+            }
+        }
+    }
+
+    /// Turns every complete frame into an event; returns the errno if the
+    /// stream turned out to be bad.
+    fn decode_all(&self, dec: &mut Decoder, events: &mut Vec<Event>) -> Option<i32> {
+        let mut session = self.inner.session.as_ref().map(|s| lock(s));
+        loop {
+            match dec.decode() {
+                Ok(Some(frame)) => events.push(match session.as_deref_mut() {
+                    None => Event::Frame(frame),
+                    Some(s) => match s.receive(&frame) {
+                        Ok(message) => Event::Message { session: frame.session, message, headers: frame.headers },
+                        Err(_) => Event::Frame(frame),
+                    },
+                }),
+                Ok(None) => return None,
+                Err(e) => return Some(e.errno()),
+            }
+        }
+    }
+
+    /// Hands events to the handler (inline) or the poll queue. Returns
+    /// whether the poll queue is over its limit.
+    fn deliver(&self, events: Vec<Event>) -> bool {
+        if self.inner.silenced.load(Ordering::Acquire) {
+            return false;
+        }
+        match &self.inner.poller {
+            Some(p) => {
+                let bytes = events.iter().map(Event::bytes).sum();
+                p.push(events, bytes)
+            }
+            None => {
+                let mut h = lock(&self.inner.handler);
+                if let Some(h) = h.as_mut() {
+                    for ev in events {
+                        if self.inner.silenced.load(Ordering::Acquire) {
+                            break;
+                        }
+                        h.on_event(self, ev);
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Writes whatever is queued, until closed (`None`) or failed.
+    async fn write_loop<W: AsyncWrite + Unpin>(&self, mut w: W) -> Option<i32> {
+        loop {
+            enum Next {
+                Write(crate::wire::OutBuf),
+                Wait,
+                Shutdown,
+            }
+            let next = {
+                let mut tx = lock(&self.inner.tx);
+                tx.woken = false;
+                if !tx.enc.out().is_empty() {
+                    let out = std::mem::take(tx.enc.out());
+                    tx.inflight = out.remaining();
+                    Next::Write(out)
+                } else if tx.state == TxState::Closing {
+                    tx.state = TxState::Closed;
+                    Next::Shutdown
+                } else {
+                    Next::Wait
+                }
+            };
+            let mut out = match next {
+                Next::Write(out) => out,
+                Next::Wait => {
+                    self.inner.wake_writer.notified().await;
+                    continue;
+                }
+                Next::Shutdown => {
+                    let _ = w.shutdown().await;
+                    return None;
+                }
+            };
+            while out.has_remaining() {
+                let mut iov = [IoSlice::new(&[]); 64];
+                let k = out.chunks_vectored(&mut iov);
+                match w.write_vectored(&iov[..k]).await {
+                    Ok(0) => return Some(errno::EPIPE),
+                    Ok(n) => {
+                        out.advance(n);
+                        let drained = {
+                            let mut tx = lock(&self.inner.tx);
+                            tx.inflight -= n;
+                            let low = self.inner.config.low_watermark;
+                            if tx.want_drain && tx.queued() <= low {
+                                tx.want_drain = false;
+                                true
+                            } else {
+                                false
+                            }
+                        };
+                        if drained {
+                            self.deliver(vec![Event::Drain]);
+                        }
+                    }
+                    Err(e) => return Some(errno_of(&e)),
+                }
+            }
+        }
+    }
+
+    /// The end of the connection: the one final event, then the handler is
+    /// dropped (which breaks any cycle through a handle it holds).
+    fn finish(&self, errno: Option<i32>) {
+        lock(&self.inner.tx).state = TxState::Closed;
+        if let Some(e) = errno {
+            self.deliver(vec![Event::SocketError(e)]);
+        }
+        self.inner.finished.store(true, Ordering::Release);
+        if self.inner.poller.is_none() || self.inner.silenced.load(Ordering::Acquire) {
+            self.drop_handler();
+        }
+    }
+
+    fn drop_handler(&self) {
+        // Not while the handler runs on this thread (close from a callback):
+        // `try_lock` fails then, and the handler is dropped by whoever
+        // holds it when it returns... or at the latest with the channel.
+        if let Ok(mut h) = self.inner.handler.try_lock() {
+            h.take();
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Sending
+
+    fn with_tx(&self, f: impl FnOnce(&mut Encoder)) -> Result<(), SendError> {
+        let mut tx = lock(&self.inner.tx);
+        if tx.state != TxState::Open {
+            return Err(SendError::Closed);
+        }
+        if tx.queued() >= self.inner.config.high_watermark {
+            tx.want_drain = true;
+            return Err(SendError::WouldBlock);
+        }
+        f(&mut tx.enc);
+        let wake = !tx.woken;
+        tx.woken = true;
+        drop(tx);
+        if wake {
+            self.inner.wake_writer.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Queues pre-encoded bytes (whole frames) as they are.
+    pub fn send_raw(&self, bytes: Bytes) -> Result<(), SendError> {
+        self.with_tx(|e| e.raw(bytes))
+    }
+
+    /// Queues a typed worker-protocol message on `session`.
+    pub fn send(&self, session: u64, message: &Message) -> Result<(), SendError> {
+        self.send_with_headers(session, message, &[])
+    }
+
+    /// Queues a typed message with v1 headers.
+    pub fn send_with_headers(&self, session: u64, message: &Message, headers: &[Header]) -> Result<(), SendError> {
+        self.with_tx(|e| e.message(session, message, headers))?;
+        if let Some(s) = &self.inner.session {
+            lock(s).sent(session, message.kind());
+        }
+        Ok(())
+    }
+
+    /// Queues a chunk (v0 `chunk`, v1 `write`); large payloads are not copied.
+    pub fn send_chunk(&self, session: u64, data: &Bytes) -> Result<(), SendError> {
+        self.with_tx(|e| e.chunk(session, data, &[]))
+    }
+
+    /// Queues a generic frame.
+    pub fn send_frame(&self, session: u64, ty: u64, args: &Args, headers: &[Header]) -> Result<(), SendError> {
+        self.with_tx(|e| e.frame(session, ty, args, headers))
+    }
+
+    /// The id for a new session opened by this side (an engine's `invoke`,
+    /// a client's call): one above the highest id seen in either direction.
+    pub fn next_session(&self) -> u64 {
+        match &self.inner.session {
+            Some(s) => lock(s).next_session(),
+            None => 1,
+        }
+    }
+
+    /// Records that this side opens `session` with a message of `kind` sent
+    /// by [`send_raw`](Self::send_raw) (typed sends record it themselves).
+    pub fn note_sent(&self, session: u64, kind: Kind) {
+        if let Some(s) = &self.inner.session {
+            lock(s).sent(session, kind);
+        }
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued(&self) -> usize {
+        lock(&self.inner.tx).queued()
+    }
+
+    // ------------------------------------------------------------------
+    // Closing
+
+    /// Closes gracefully: no event is delivered after this call returns
+    /// (except one already running on another thread), sends are refused,
+    /// what is queued is written, then the connection is shut down.
+    pub fn close(&self) {
+        self.silence();
+        {
+            let mut tx = lock(&self.inner.tx);
+            if tx.state == TxState::Open {
+                tx.state = TxState::Closing;
+            }
+        }
+        self.inner.wake_writer.notify_one();
+    }
+
+    /// Closes at once, dropping whatever is queued.
+    pub fn abort(&self) {
+        self.silence();
+        lock(&self.inner.tx).state = TxState::Closed;
+        self.inner.abort.send_replace(true);
+    }
+
+    fn silence(&self) {
+        self.inner.silenced.store(true, Ordering::Release);
+        if let Some(p) = &self.inner.poller {
+            p.clear();
+        }
+        if self.inner.finished.load(Ordering::Acquire) {
+            self.drop_handler();
+        }
+    }
+
+    /// Whether the connection has ended (failed, or closed and flushed).
+    pub fn is_finished(&self) -> bool {
+        self.inner.finished.load(Ordering::Acquire)
+    }
+
+    // ------------------------------------------------------------------
+    // Poll mode
+
+    /// Poll mode: the descriptor that is readable while events wait.
+    pub fn fd(&self) -> Option<RawFd> {
+        self.inner.poller.as_ref().map(Poller::fd)
+    }
+
+    /// Poll mode: runs the handler on this thread for up to `max` waiting
+    /// events; returns how many ran.
+    pub fn dispatch(&self, max: usize) -> Result<usize, DispatchError> {
+        let p = self.inner.poller.as_ref().ok_or(DispatchError::NotPolled)?;
+        let mut h = match self.inner.handler.try_lock() {
+            Ok(h) => h,
+            Err(std::sync::TryLockError::WouldBlock) => return Err(DispatchError::Reentrant),
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+        };
+        let events = p.take(max, Event::bytes);
+        let mut n = 0;
+        if let Some(handler) = h.as_mut() {
+            for ev in events {
+                if self.inner.silenced.load(Ordering::Acquire) {
+                    break;
+                }
+                handler.on_event(self, ev);
+                n += 1;
+            }
+        }
+        if self.inner.finished.load(Ordering::Acquire) && p.is_empty() {
+            h.take();
+        }
+        Ok(n)
+    }
+}
+
+async fn dial(endpoint: &Endpoint) -> Result<Stream, i32> {
+    match endpoint {
+        Endpoint::Unix(path) => UnixStream::connect(path).await.map(Stream::Unix).map_err(|e| errno_of(&e)),
+        Endpoint::Tcp(host, port) => {
+            let addrs = tokio::net::lookup_host((host.as_str(), *port)).await.map_err(|_| errno::EBADF)?;
+            let mut last = errno::EBADF;
+            for a in addrs {
+                match TcpStream::connect(a).await {
+                    Ok(s) => {
+                        let _ = s.set_nodelay(true);
+                        return Ok(Stream::Tcp(s));
+                    }
+                    Err(e) => last = errno_of(&e),
+                }
+            }
+            Err(last)
+        }
+    }
+}

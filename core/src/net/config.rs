@@ -1,0 +1,131 @@
+//! Endpoints and channel settings.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::wire::{Dialect, Profile, Role, DEFAULT_MAX_FRAME_SIZE};
+
+/// Where a channel connects or a server listens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// A TCP host (name, IPv4 or IPv6 literal) and port.
+    Tcp(String, u16),
+    /// A Unix stream socket path.
+    Unix(PathBuf),
+}
+
+impl Endpoint {
+    /// Parses `host:port`, `[v6]:port`, `unix:PATH`, or a path (anything
+    /// starting with `/` or `.`).
+    pub fn parse(s: &str) -> Option<Endpoint> {
+        if let Some(p) = s.strip_prefix("unix:") {
+            return Some(Endpoint::Unix(p.into()));
+        }
+        if s.starts_with('/') || s.starts_with('.') {
+            return Some(Endpoint::Unix(s.into()));
+        }
+        let (host, port) = s.rsplit_once(':')?;
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+        Some(Endpoint::Tcp(host.to_string(), port.parse().ok()?))
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(h, p) if h.contains(':') => write!(f, "[{h}]:{p}"),
+            Endpoint::Tcp(h, p) => write!(f, "{h}:{p}"),
+            Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// How a channel's events reach its handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// The handler runs on an I/O thread of the runtime as events arrive:
+    /// the simplest and fastest mode for Rust and C. It must not block.
+    #[default]
+    Inline,
+    /// Events queue up and the channel's [`fd`](crate::net::Channel::fd)
+    /// becomes readable (level-triggered); the host calls
+    /// [`dispatch`](crate::net::Channel::dispatch) on its own thread, which
+    /// runs the handler for a batch of events. Reading pauses while more
+    /// than [`ChannelConfig::max_pending`] bytes wait to be dispatched.
+    Poll,
+}
+
+/// Settings of a channel (and of the channels a server accepts).
+#[derive(Debug, Clone)]
+pub struct ChannelConfig {
+    /// Protocol dialect.
+    pub dialect: Dialect,
+    /// Encoding profile for sends (v0 always uses compat).
+    pub profile: Profile,
+    /// Which side of the worker protocol this is: frames are typed as
+    /// [`Message`](crate::wire::Message)s for it. `None`: every frame is
+    /// delivered as a generic [`Frame`](crate::wire::Frame).
+    pub role: Option<Role>,
+    /// Largest frame accepted (`EMSGSIZE` beyond).
+    pub max_frame_size: usize,
+    /// v1 header table capacity.
+    pub header_table_size: usize,
+    /// Skip well-formed values that are not frames instead of failing.
+    pub lenient: bool,
+    /// Sends are refused with "would block" while this many bytes are queued.
+    pub high_watermark: usize,
+    /// After a refused send, `Drain` is delivered once the queue holds no
+    /// more than this many bytes.
+    pub low_watermark: usize,
+    /// Give up connecting after this long (`ETIMEDOUT`); `None`: the OS's.
+    pub connect_timeout: Option<Duration>,
+    /// Event delivery mode.
+    pub delivery: Delivery,
+    /// Poll mode: pause reading while this many payload bytes wait.
+    pub max_pending: usize,
+    /// Bytes asked of each read from the socket.
+    pub read_size: usize,
+}
+
+impl ChannelConfig {
+    /// The defaults for a dialect and role.
+    pub fn new(dialect: Dialect, role: Option<Role>) -> ChannelConfig {
+        ChannelConfig { dialect, role, ..ChannelConfig::default() }
+    }
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        ChannelConfig {
+            dialect: Dialect::V1,
+            profile: Profile::Compat,
+            role: Some(Role::Worker),
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            header_table_size: crate::wire::headers::DEFAULT_TABLE_SIZE,
+            lenient: false,
+            high_watermark: 8 << 20,
+            low_watermark: 2 << 20,
+            connect_timeout: Some(Duration::from_secs(30)),
+            delivery: Delivery::Inline,
+            max_pending: 16 << 20,
+            read_size: 256 << 10,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_endpoint_form() {
+        assert_eq!(Endpoint::parse("localhost:10053"), Some(Endpoint::Tcp("localhost".into(), 10053)));
+        assert_eq!(Endpoint::parse("[::1]:80"), Some(Endpoint::Tcp("::1".into(), 80)));
+        assert_eq!(Endpoint::parse("/run/app.sock"), Some(Endpoint::Unix("/run/app.sock".into())));
+        assert_eq!(Endpoint::parse("unix:rel.sock"), Some(Endpoint::Unix("rel.sock".into())));
+        assert_eq!(Endpoint::parse("nohost"), None);
+        assert_eq!(Endpoint::parse("h:99999"), None);
+        assert_eq!(Endpoint::Tcp("::1".into(), 80).to_string(), "[::1]:80");
+    }
+}
