@@ -296,9 +296,9 @@ impl Channel {
             match dec.decode() {
                 Ok(Some(frame)) => events.push(match session.as_deref_mut() {
                     None => Event::Frame(frame),
-                    Some(s) => match s.receive(&frame) {
-                        Ok(message) => Event::Message { session: frame.session, message, headers: frame.headers },
-                        Err(_) => Event::Frame(frame),
+                    Some(s) => match s.receive_owned(frame) {
+                        Ok((session, message, headers)) => Event::Message { session, message, headers },
+                        Err((frame, _)) => Event::Frame(frame),
                     },
                 }),
                 Ok(None) => return None,

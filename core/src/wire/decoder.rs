@@ -21,7 +21,7 @@
 
 use std::collections::VecDeque;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::error::{DecodeError, FrameError};
 use super::frame::{Args, Dialect, Frame};
@@ -75,6 +75,8 @@ impl Default for DecoderConfig {
 /// Where a complete frame lies in the frozen batch.
 #[derive(Debug, Clone, Copy)]
 struct Layout {
+    /// Offset just past the frame.
+    end: usize,
     first: u64,
     second: u64,
     args_start: usize,
@@ -227,9 +229,21 @@ impl Decoder {
     /// An error is final: the frames before the bad bytes have all been
     /// returned first, and every later call returns the same error.
     pub fn decode(&mut self) -> Result<Option<Frame>, DecodeError> {
+        // The common case, a whole frame in the usual encodings at the front
+        // of the buffer with nothing queued: cut it out on its own.
+        if self.ready.is_empty() && self.scan.stage == Stage::Start && self.scan.pos == 0 && self.error.is_none() && self.failed.is_none() {
+            if let Some(l) = fast_frame(&self.buf, &self.config, 0) {
+                let bytes = self.buf.split_to(l.end).freeze();
+                self.consumed += l.end as u64;
+                return self.build(bytes, l).map(Some);
+            }
+        }
         loop {
             match self.ready.pop_front() {
-                Some(Some(l)) => return self.build(l).map(Some),
+                Some(Some(l)) => {
+                    let bytes = self.batch.clone();
+                    return self.build(bytes, l).map(Some);
+                }
                 Some(None) => {
                     self.dropped += 1;
                     continue;
@@ -255,11 +269,14 @@ impl Decoder {
         e
     }
 
-    fn build(&mut self, l: Layout) -> Result<Frame, DecodeError> {
+    /// Makes the frame whose layout is `l` in `bytes` (which it consumes:
+    /// the args become `bytes` itself, narrowed, without another slice).
+    #[inline]
+    fn build(&mut self, mut bytes: Bytes, l: Layout) -> Result<Frame, DecodeError> {
         let headers = match l.headers {
             None => Vec::new(),
             Some((a, b)) => {
-                let list = self.batch.slice(a..b);
+                let list = bytes.slice(a..b);
                 match self.table.decode_list(&list) {
                     Ok(h) => h,
                     Err(e) => return Err(self.fail(e.into())),
@@ -270,12 +287,9 @@ impl Decoder {
             Dialect::V0 => (l.second, l.first),
             Dialect::V1 => (l.first, l.second),
         };
-        Ok(Frame {
-            session,
-            ty,
-            args: Args::new_unchecked(self.batch.slice(l.args_start..l.args_end), l.args_len),
-            headers,
-        })
+        bytes.truncate(l.args_end);
+        bytes.advance(l.args_start);
+        Ok(Frame { session, ty, args: Args::new_unchecked(bytes, l.args_len), headers })
     }
 
     /// Walks as many complete frames as the buffer holds (up to a batch),
@@ -395,6 +409,10 @@ impl Decoder {
             match self.scan.stage {
                 Stage::Start => {
                     self.scan.frame_start = self.scan.pos;
+                    if let Some(l) = fast_frame(&self.buf[self.scan.pos..], &self.config, self.scan.pos) {
+                        self.scan.pos = l.end;
+                        return Ok(Step::Frame(l));
+                    }
                     let Some(h) = self.head()? else { return Ok(Step::NeedMore) };
                     let Head::Array(n) = h else {
                         self.invalid(FrameError::NotArray, h, 0)?;
@@ -502,6 +520,7 @@ impl Decoder {
         let s = &mut self.scan;
         s.stage = Stage::Start;
         Step::Frame(Layout {
+            end: s.pos,
             first: s.first,
             second: s.second,
             args_start: s.args_start,
@@ -510,6 +529,77 @@ impl Decoder {
             headers: headers_end.map(|e| (s.headers_start, e)),
         })
     }
+}
+
+/// A non-negative integer id in its common encodings, or `None`.
+#[inline(always)]
+fn fast_id(b: &[u8], p: &mut usize) -> Option<u64> {
+    let m = *b.get(*p)?;
+    let (v, n) = match m {
+        0x00..=0x7f => (m as u64, 1),
+        0xcc => (*b.get(*p + 1)? as u64, 2),
+        0xcd => (u16::from_be_bytes(b.get(*p + 1..*p + 3)?.try_into().ok()?) as u64, 3),
+        0xce => (u32::from_be_bytes(b.get(*p + 1..*p + 5)?.try_into().ok()?) as u64, 5),
+        0xcf => (u64::from_be_bytes(b.get(*p + 1..*p + 9)?.try_into().ok()?), 9),
+        _ => return None,
+    };
+    *p += n;
+    Some(v)
+}
+
+/// The length of the complete value at `b[p..]` when it is a short scalar
+/// or byte string (the common argument), else the general walk.
+#[inline(always)]
+fn fast_skip(b: &[u8], p: usize) -> Option<usize> {
+    let m = *b.get(p)?;
+    let n = match m {
+        0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => 1,
+        0xa0..=0xbf => 1 + (m & 0x1f) as usize,
+        0xc4 | 0xd9 => 2 + *b.get(p + 1)? as usize,
+        0xc5 | 0xda => 3 + u16::from_be_bytes(b.get(p + 1..p + 3)?.try_into().ok()?) as usize,
+        0xc6 | 0xdb => 5 + u32::from_be_bytes(b.get(p + 1..p + 5)?.try_into().ok()?) as usize,
+        _ => super::frame::value_len(b.get(p..)?)?,
+    };
+    (p + n <= b.len()).then_some(p + n)
+}
+
+/// Decodes a frame that is entirely in `b` and uses the common encodings
+/// (a fixarray frame with 3 or 4 elements, a fixarray of args) in one
+/// straight pass. Anything else, including a frame not yet complete, is
+/// left to the resumable walk: the fast path never decides an error.
+#[inline]
+fn fast_frame(b: &[u8], config: &DecoderConfig, base: usize) -> Option<Layout> {
+    let arity = match *b.first()? {
+        0x93 => 3,
+        0x94 if config.dialect == Dialect::V1 => 4,
+        _ => return None,
+    };
+    let mut p = 1;
+    let first = fast_id(b, &mut p)?;
+    let second = fast_id(b, &mut p)?;
+    let args_start = p;
+    let args_len = match *b.get(p)? {
+        m @ 0x90..=0x9f => (m & 0x0f) as u32,
+        _ => return None,
+    };
+    p += 1;
+    for _ in 0..args_len {
+        p = fast_skip(b, p)?;
+    }
+    let args_end = p;
+    let headers = if arity == 4 {
+        if !matches!(*b.get(p)?, 0x90..=0x9f | 0xdc | 0xdd) {
+            return None;
+        }
+        p = p + super::frame::value_len(b.get(p..)?)?;
+        Some((base + args_end, base + p))
+    } else {
+        None
+    };
+    if p > config.max_frame_size {
+        return None;
+    }
+    Some(Layout { end: base + p, first, second, args_start: base + args_start, args_end: base + args_end, args_len, headers })
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ impl Args {
     /// Wraps the encoding of an array with `len` elements. The decoder has
     /// already checked the structure; [`Args::from_raw`] checks it for
     /// bytes from elsewhere.
+    #[inline]
     pub(crate) fn new_unchecked(raw: Bytes, len: u32) -> Args {
         Args { raw, len }
     }
@@ -83,6 +84,46 @@ impl Args {
     /// The msgpack encoding of the whole array.
     pub fn raw(&self) -> &Bytes {
         &self.raw
+    }
+
+    /// The arguments' bytes, consumed.
+    pub fn into_raw(self) -> Bytes {
+        self.raw
+    }
+
+    /// The first argument if it is a byte string, taking the arguments'
+    /// buffer instead of slicing it (the fast way to a chunk's payload).
+    /// Gives the arguments back untouched if it is not.
+    #[inline]
+    pub fn into_first_bytes(mut self) -> Result<Bytes, Args> {
+        let Some((start, len)) = self.first_bytes_range() else { return Err(self) };
+        self.raw.truncate(start + len);
+        bytes::Buf::advance(&mut self.raw, start);
+        Ok(self.raw)
+    }
+
+    #[inline]
+    fn first_bytes_range(&self) -> Option<(usize, usize)> {
+        if self.len == 0 {
+            return None;
+        }
+        // The args array header: a fixarray in every common encoding.
+        let a = match self.raw.first()? {
+            0x90..=0x9f => 1,
+            _ => match msgpack::read_head(&self.raw) {
+                Read::Done(_, k) => k,
+                _ => return None,
+            },
+        };
+        let (len, h) = match self.raw.get(a..)? {
+            [m @ 0xa0..=0xbf, ..] => ((m & 0x1f) as usize, 1),
+            [0xc4 | 0xd9, l, ..] => (*l as usize, 2),
+            rest => match msgpack::read_head(rest) {
+                Read::Done(h, k) if h.is_bytes() => (h.payload_len() as usize, k),
+                _ => return None,
+            },
+        };
+        (a + h + len <= self.raw.len()).then_some((a + h, len))
     }
 
     /// A cursor over the arguments, first to last.

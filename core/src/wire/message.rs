@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::error::ArgsError;
 use super::frame::{Args, Dialect, Frame};
+use super::headers::Header;
 
 /// The error category the frameworks use for worker-side errors (v1).
 pub const FRAMEWORK_CATEGORY: i64 = 42;
@@ -286,13 +287,15 @@ pub struct Session {
     role: Role,
     max_seen: u64,
     open: HashSet<u64>,
+    /// The channel of the last stream frame (0: none), known to be open.
+    last_open: u64,
     handshake: bool,
 }
 
 impl Session {
     /// A fresh connection's state.
     pub fn new(dialect: Dialect, role: Role) -> Session {
-        Session { dialect, role, max_seen: 0, open: HashSet::new(), handshake: false }
+        Session { dialect, role, max_seen: 0, open: HashSet::new(), last_open: 0, handshake: false }
     }
 
     /// The dialect.
@@ -322,21 +325,86 @@ impl Session {
         self.max_seen = self.max_seen.max(session);
         if self.dialect == Dialect::V1 && self.role == Role::Engine && kind == Kind::Invoke {
             self.open.insert(session);
+            self.last_open = session;
         }
     }
 
     /// Classifies a received frame.
     pub fn receive(&mut self, frame: &Frame) -> Result<Message, Dropped> {
-        let (s, ty) = (frame.session, frame.ty);
-        let kind = match self.dialect {
-            Dialect::V0 => Kind::from_v0(ty).ok_or(Dropped::UnknownType { session: s, ty })?,
-            Dialect::V1 => self.classify_v1(s, ty)?,
+        let kind = self.classify(frame.session, frame.ty)?;
+        let msg = Message::from_args(kind, self.dialect, &frame.args)
+            .map_err(|error| Dropped::BadArgs { session: frame.session, error })?;
+        self.received(frame.session, kind);
+        Ok(msg)
+    }
+
+    /// Classifies a received frame, consuming it: a chunk's payload takes the
+    /// frame's buffer without another reference count. A dropped frame is
+    /// given back with the reason.
+    #[inline]
+    pub fn receive_owned(&mut self, frame: Frame) -> Result<(u64, Message, Vec<Header>), (Frame, Dropped)> {
+        let kind = match self.classify(frame.session, frame.ty) {
+            Ok(k) => k,
+            Err(d) => return Err((frame, d)),
         };
-        let msg = Message::from_args(kind, self.dialect, &frame.args).map_err(|error| Dropped::BadArgs { session: s, error })?;
+        let Frame { session, ty, args, headers } = frame;
+        let msg = match kind {
+            Kind::Chunk | Kind::Invoke | Kind::Handshake => match args.into_first_bytes() {
+                Ok(b) => match kind {
+                    Kind::Chunk => Message::Chunk { data: b },
+                    Kind::Invoke => Message::Invoke { event: b },
+                    _ => Message::Handshake { uuid: b },
+                },
+                Err(args) => {
+                    let error = Message::from_args(kind, self.dialect, &args).err().unwrap_or(ArgsError {
+                        message: kind.name(self.dialect),
+                        expected: "[bytes]",
+                    });
+                    return Err((Frame { session, ty, args, headers }, Dropped::BadArgs { session, error }));
+                }
+            },
+            _ => match Message::from_args(kind, self.dialect, &args) {
+                Ok(m) => m,
+                Err(error) => return Err((Frame { session, ty, args, headers }, Dropped::BadArgs { session, error })),
+            },
+        };
+        self.received(session, kind);
+        Ok((session, msg, headers))
+    }
+
+    #[inline]
+    fn received(&mut self, s: u64, kind: Kind) {
         if self.dialect == Dialect::V1 && kind.is_terminal() {
             self.open.remove(&s);
+            if self.last_open == s {
+                self.last_open = 0;
+            }
         }
-        Ok(msg)
+    }
+
+    #[inline]
+    fn classify(&mut self, s: u64, ty: u64) -> Result<Kind, Dropped> {
+        match self.dialect {
+            Dialect::V0 => Kind::from_v0(ty).ok_or(Dropped::UnknownType { session: s, ty }),
+            Dialect::V1 => {
+                // Streams come in runs on one channel: the last open one is
+                // checked before the set.
+                if s == self.last_open && s != CONTROL_SESSION {
+                    return Self::stream_kind(s, ty);
+                }
+                self.classify_v1(s, ty)
+            }
+        }
+    }
+
+    #[inline]
+    fn stream_kind(s: u64, ty: u64) -> Result<Kind, Dropped> {
+        match ty {
+            0 => Ok(Kind::Chunk),
+            1 => Ok(Kind::Error),
+            2 => Ok(Kind::Choke),
+            _ => Err(Dropped::UnknownType { session: s, ty }),
+        }
     }
 
     fn classify_v1(&mut self, s: u64, ty: u64) -> Result<Kind, Dropped> {
@@ -362,18 +430,15 @@ impl Session {
             return Err(Dropped::BeforeHandshake { session: s });
         }
         if self.open.contains(&s) {
-            return match ty {
-                0 => Ok(Kind::Chunk),
-                1 => Ok(Kind::Error),
-                2 => Ok(Kind::Choke),
-                _ => Err(Dropped::UnknownType { session: s, ty }),
-            };
+            self.last_open = s;
+            return Self::stream_kind(s, ty);
         }
         if s > seen && self.role == Role::Worker {
             if ty != 0 {
                 return Err(Dropped::NotInvoke { session: s, ty });
             }
             self.open.insert(s);
+            self.last_open = s;
             return Ok(Kind::Invoke);
         }
         Err(Dropped::NoSession { session: s })
