@@ -115,7 +115,7 @@ fn sluice(data: &[u8]) -> Seen {
         // What a socket read does: one copy into the decoder's buffer.
         dec.buffer_mut().extend_from_slice(chunk);
         while let Some(f) = dec.decode().unwrap() {
-            let payload: Bytes = f.args.reader().bytes().unwrap();
+            let payload: Bytes = f.args.into_first_bytes().unwrap();
             n += 1;
             bytes += payload.len() as u64;
             black_box(payload);
