@@ -228,16 +228,55 @@ impl Decoder {
     ///
     /// An error is final: the frames before the bad bytes have all been
     /// returned first, and every later call returns the same error.
+    #[inline]
     pub fn decode(&mut self) -> Result<Option<Frame>, DecodeError> {
         // The common case, a whole frame in the usual encodings at the front
         // of the buffer with nothing queued: cut it out on its own.
         if self.ready.is_empty() && self.scan.stage == Stage::Start && self.scan.pos == 0 && self.error.is_none() && self.failed.is_none() {
+            if let Some(f) = self.fast_chunk() {
+                return Ok(Some(f));
+            }
             if let Some(l) = fast_frame(&self.buf, &self.config, 0) {
                 let bytes = self.buf.split_to(l.end).freeze();
                 self.consumed += l.end as u64;
                 return self.build(bytes, l).map(Some);
             }
         }
+        self.decode_slow()
+    }
+
+    /// The hottest shape of all: `[fixint, fixint, [byte string]]` with a
+    /// short string header, whole in the buffer.
+    #[inline(always)]
+    fn fast_chunk(&mut self) -> Option<Frame> {
+        let b = &self.buf[..];
+        let head: &[u8; 6] = b.get(..6)?.try_into().ok()?;
+        if head[0] != 0x93 || head[1] > 0x7f || head[2] > 0x7f || head[3] != 0x91 {
+            return None;
+        }
+        let (start, len) = match head[4] {
+            m @ 0xa0..=0xbf => (5, (m & 0x1f) as usize),
+            0xc4 | 0xd9 => (6, head[5] as usize),
+            0xc5 | 0xda => (7, u16::from_be_bytes([head[5], *b.get(6)?]) as usize),
+            _ => return None,
+        };
+        let end = start + len;
+        if end > b.len() || end > self.config.max_frame_size {
+            return None;
+        }
+        let (first, second) = (head[1] as u64, head[2] as u64);
+        let mut args = self.buf.split_to(end).freeze();
+        self.consumed += end as u64;
+        bytes::Buf::advance(&mut args, 3);
+        let (session, ty) = match self.config.dialect {
+            Dialect::V0 => (second, first),
+            Dialect::V1 => (first, second),
+        };
+        Some(Frame { session, ty, args: Args::new_unchecked(args, 1), headers: Vec::new() })
+    }
+
+    #[inline(never)]
+    fn decode_slow(&mut self) -> Result<Option<Frame>, DecodeError> {
         loop {
             match self.ready.pop_front() {
                 Some(Some(l)) => {

@@ -108,6 +108,13 @@ impl Args {
             return None;
         }
         // The args array header: a fixarray in every common encoding.
+        if let [0x91, m @ 0xa0..=0xbf, ..] = self.raw[..] {
+            let len = (m & 0x1f) as usize;
+            return (2 + len <= self.raw.len()).then_some((2, len));
+        }
+        if let [0x91, 0xc4 | 0xd9, len, ..] = self.raw[..] {
+            return (3 + len as usize <= self.raw.len()).then_some((3, len as usize));
+        }
         let a = match self.raw.first()? {
             0x90..=0x9f => 1,
             _ => match msgpack::read_head(&self.raw) {
