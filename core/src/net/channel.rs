@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Buf, Bytes};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::{watch, Notify};
 
@@ -109,6 +108,11 @@ struct Tx {
     want_drain: bool,
     /// The writer has been woken and not yet taken the queue.
     woken: bool,
+    /// Nothing was written directly since the loop last went round: a send
+    /// may write directly.
+    idle: bool,
+    /// The connected socket, for direct writes.
+    sock: Option<Arc<Sock>>,
     state: TxState,
 }
 
@@ -159,6 +163,61 @@ pub(crate) enum Stream {
     Unix(UnixStream),
 }
 
+/// A connected socket shared by the reader, the writer and direct sends.
+pub(crate) struct Sock(Stream);
+
+impl Sock {
+    async fn read_buf(&self, buf: &mut bytes::BytesMut) -> std::io::Result<usize> {
+        loop {
+            let r = match &self.0 {
+                Stream::Tcp(s) => {
+                    s.readable().await?;
+                    s.try_read_buf(buf)
+                }
+                Stream::Unix(s) => {
+                    s.readable().await?;
+                    s.try_read_buf(buf)
+                }
+            };
+            match r {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                r => return r,
+            }
+        }
+    }
+
+    fn try_write_vectored(&self, iov: &[IoSlice<'_>]) -> std::io::Result<usize> {
+        match &self.0 {
+            Stream::Tcp(s) => s.try_write_vectored(iov),
+            Stream::Unix(s) => s.try_write_vectored(iov),
+        }
+    }
+
+    async fn write_vectored(&self, iov: &[IoSlice<'_>]) -> std::io::Result<usize> {
+        loop {
+            match &self.0 {
+                Stream::Tcp(s) => s.writable().await?,
+                Stream::Unix(s) => s.writable().await?,
+            }
+            match self.try_write_vectored(iov) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                r => return r,
+            }
+        }
+    }
+
+    fn shutdown_write(&self) {
+        use std::os::fd::AsRawFd;
+        let fd = match &self.0 {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        };
+        // SAFETY: `fd` is this socket's open descriptor; shutdown(2) does not
+        // close it or touch memory.
+        unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+    }
+}
+
 impl Channel {
     fn build(config: ChannelConfig, handler: Box<dyn Handler>) -> std::io::Result<Channel> {
         let poller = match config.delivery {
@@ -172,6 +231,8 @@ impl Channel {
                 inflight: 0,
                 want_drain: false,
                 woken: false,
+                idle: false,
+                sock: None,
                 state: TxState::Open,
             }),
             wake_writer: Notify::new(),
@@ -223,35 +284,25 @@ impl Channel {
     }
 
     async fn run(&self, stream: Stream) {
-        self.deliver(vec![Event::Connected]);
+        let sock = Arc::new(Sock(stream));
+        {
+            let mut tx = lock(&self.inner.tx);
+            tx.sock = Some(sock.clone());
+            tx.idle = true;
+        }
+        self.deliver(&mut vec![Event::Connected]);
         let mut abort = self.inner.abort.subscribe();
-        let end = match stream {
-            Stream::Tcp(s) => {
-                let (r, w) = s.into_split();
-                self.io(r, w, &mut abort).await
-            }
-            Stream::Unix(s) => {
-                let (r, w) = s.into_split();
-                self.io(r, w, &mut abort).await
-            }
+        let end = tokio::select! {
+            e = self.read_loop(&sock) => Some(e),
+            e = self.write_loop(&sock) => e,
+            _ = abort.wait_for(|a| *a) => None,
         };
+        lock(&self.inner.tx).sock = None;
         self.finish(end);
     }
 
-    async fn io<R, W>(&self, r: R, w: W, abort: &mut watch::Receiver<bool>) -> Option<i32>
-    where
-        R: AsyncRead + Unpin,
-        W: AsyncWrite + Unpin,
-    {
-        tokio::select! {
-            e = self.read_loop(r) => Some(e),
-            e = self.write_loop(w) => e,
-            _ = abort.wait_for(|a| *a) => None,
-        }
-    }
-
     /// Reads and decodes until the connection fails; returns its errno.
-    async fn read_loop<R: AsyncRead + Unpin>(&self, mut r: R) -> i32 {
+    async fn read_loop(&self, sock: &Sock) -> i32 {
         let c = &self.inner.config;
         let mut dec = Decoder::new(DecoderConfig {
             dialect: c.dialect,
@@ -266,13 +317,15 @@ impl Channel {
             if buf.capacity() - buf.len() < read_size / 4 {
                 buf.reserve(read_size);
             }
-            let n = match r.read_buf(buf).await {
+            let n = match sock.read_buf(buf).await {
                 Ok(n) => n,
                 Err(e) => return errno_of(&e),
             };
             let failed = self.decode_all(&mut dec, &mut events);
             if !events.is_empty() {
-                let over = self.deliver(std::mem::take(&mut events));
+                let over = self.deliver(&mut events);
+                // A tick of the loop has passed: a send may write directly.
+                lock(&self.inner.tx).idle = true;
                 if over {
                     if let Some(p) = &self.inner.poller {
                         p.wait_for_space().await;
@@ -309,19 +362,20 @@ impl Channel {
 
     /// Hands events to the handler (inline) or the poll queue. Returns
     /// whether the poll queue is over its limit.
-    fn deliver(&self, events: Vec<Event>) -> bool {
+    fn deliver(&self, events: &mut Vec<Event>) -> bool {
         if self.inner.silenced.load(Ordering::Acquire) {
+            events.clear();
             return false;
         }
         match &self.inner.poller {
             Some(p) => {
                 let bytes = events.iter().map(Event::bytes).sum();
-                p.push(events, bytes)
+                p.push(events.drain(..), bytes)
             }
             None => {
                 let mut h = lock(&self.inner.handler);
                 if let Some(h) = h.as_mut() {
-                    for ev in events {
+                    for ev in events.drain(..) {
                         if self.inner.silenced.load(Ordering::Acquire) {
                             break;
                         }
@@ -334,7 +388,7 @@ impl Channel {
     }
 
     /// Writes whatever is queued, until closed (`None`) or failed.
-    async fn write_loop<W: AsyncWrite + Unpin>(&self, mut w: W) -> Option<i32> {
+    async fn write_loop(&self, sock: &Sock) -> Option<i32> {
         loop {
             enum Next {
                 Write(crate::wire::OutBuf),
@@ -352,6 +406,7 @@ impl Channel {
                     tx.state = TxState::Closed;
                     Next::Shutdown
                 } else {
+                    tx.idle = true;
                     Next::Wait
                 }
             };
@@ -362,30 +417,24 @@ impl Channel {
                     continue;
                 }
                 Next::Shutdown => {
-                    let _ = w.shutdown().await;
+                    sock.shutdown_write();
                     return None;
                 }
             };
             while out.has_remaining() {
                 let mut iov = [IoSlice::new(&[]); 64];
                 let k = out.chunks_vectored(&mut iov);
-                match w.write_vectored(&iov[..k]).await {
+                match sock.write_vectored(&iov[..k]).await {
                     Ok(0) => return Some(errno::EPIPE),
                     Ok(n) => {
                         out.advance(n);
                         let drained = {
                             let mut tx = lock(&self.inner.tx);
                             tx.inflight -= n;
-                            let low = self.inner.config.low_watermark;
-                            if tx.want_drain && tx.queued() <= low {
-                                tx.want_drain = false;
-                                true
-                            } else {
-                                false
-                            }
+                            self.drain_due(&mut tx)
                         };
                         if drained {
-                            self.deliver(vec![Event::Drain]);
+                            self.deliver(&mut vec![Event::Drain]);
                         }
                     }
                     Err(e) => return Some(errno_of(&e)),
@@ -394,12 +443,21 @@ impl Channel {
         }
     }
 
+    /// Whether a drain notice is due now (and marks it given).
+    fn drain_due(&self, tx: &mut Tx) -> bool {
+        if tx.want_drain && tx.queued() <= self.inner.config.low_watermark {
+            tx.want_drain = false;
+            return true;
+        }
+        false
+    }
+
     /// The end of the connection: the one final event, then the handler is
     /// dropped (which breaks any cycle through a handle it holds).
     fn finish(&self, errno: Option<i32>) {
         lock(&self.inner.tx).state = TxState::Closed;
         if let Some(e) = errno {
-            self.deliver(vec![Event::SocketError(e)]);
+            self.deliver(&mut vec![Event::SocketError(e)]);
         }
         self.inner.finished.store(true, Ordering::Release);
         if self.inner.poller.is_none() || self.inner.silenced.load(Ordering::Acquire) {
@@ -429,6 +487,24 @@ impl Channel {
             return Err(SendError::WouldBlock);
         }
         f(&mut tx.enc);
+        // A lone message on an idle connection is written at once from this
+        // thread: no hop to the I/O thread, which is what a round trip
+        // costs. Under load the writer is busy and messages coalesce.
+        if tx.idle && tx.inflight == 0 {
+            if let Some(sock) = tx.sock.clone() {
+                tx.idle = false;
+                let out = tx.enc.out();
+                let mut iov = [IoSlice::new(&[]); 64];
+                let k = out.chunks_vectored(&mut iov);
+                // An error is left for the writer to meet and report.
+                if let Ok(n) = sock.try_write_vectored(&iov[..k]) {
+                    out.advance(n);
+                }
+                if tx.enc.out().is_empty() {
+                    return Ok(());
+                }
+            }
+        }
         let wake = !tx.woken;
         tx.woken = true;
         drop(tx);
