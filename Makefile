@@ -24,8 +24,8 @@ demo: toolchain
 	$(CARGO) run --locked -q -p sluice-core --example dump -- --dialect v0 --role worker core/examples/captures/v0_engine_to_worker.bin
 
 test: toolchain
-	$(CARGO) test --locked --workspace --lib --tests --examples
-	$(CARGO) test --locked --workspace --doc
+	$(CARGO) test --locked --lib --tests --examples
+	$(CARGO) test --locked --doc
 
 bench: toolchain
 	$(CARGO) bench --locked -p sluice-core --bench decode
