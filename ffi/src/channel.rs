@@ -337,6 +337,7 @@ pub unsafe extern "C" fn sluice_channel_connect(
             .ok_or_else(|| Fail::invalid(format!("endpoint {text:?} is not host:port, [v6]:port, /path or unix:path")))?;
         let config = sluice_options::for_connect(opts);
         let cbs = unsafe { cbs.as_ref() }.copied().unwrap_or_default();
+        crate::runtime::ensure().map_err(|e| Fail::io("starting the runtime", &e))?;
         let ch = open(cbs, userdata, |h| Channel::connect(ep, config, h)).map_err(|e| Fail::io("connect", &e))?;
         unsafe { put(out, ch, "out") }
     })
