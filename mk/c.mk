@@ -78,15 +78,15 @@ install: c-lib
 	  > $(DESTDIR)$(PKGCONFIGDIR)/sluice.pc
 	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/sluice.pc
 
-# The tests build against the installed files only, as a user would.
-c-test:
-	rm -rf $(C_TEST_PREFIX)
-	$(MAKE) --no-print-directory install PREFIX=$(C_TEST_PREFIX) DESTDIR=
+# The tests and the demo build against the installed files only, as a user
+# would: `install` runs first with PREFIX set to a temporary prefix.
+c-test c-demo: PREFIX = $(C_TEST_PREFIX)
+c-test c-demo: DESTDIR =
+
+c-test: install
 	bash tests/c/run.sh $(C_TEST_PREFIX) $(C_WORK)/tests
 
-c-demo:
-	rm -rf $(C_TEST_PREFIX)
-	$(MAKE) --no-print-directory install PREFIX=$(C_TEST_PREFIX) DESTDIR=
+c-demo: install
 	mkdir -p $(C_WORK)
 	PKG_CONFIG_PATH=$(C_TEST_PREFIX)/lib/pkgconfig; export PKG_CONFIG_PATH; \
 	  $${CC:-cc} -std=c11 -Wall -Wextra -Werror -O2 -o $(C_WORK)/echo examples/c/echo.c \

@@ -172,6 +172,8 @@ typedef struct rec {
     int close_on_connect;
     int dispatch_rc; /* rc of a dispatch tried from inside on_connect, -1 if not tried */
     int try_dispatch;
+    int echo;         /* send every chunk (forwarded payload) and choke back */
+    int free_on_chunk;
     int chunk_bytes;  /* total chunk bytes, for big streams */
     sluice_payload *kept; /* first chunk payload, retained */
 } rec;
@@ -328,11 +330,15 @@ HELPER void cb_chunk(void *ud, sluice_channel *ch, uint64_t session, const uint8
     r->chunk_bytes += (int)len;
     pthread_mutex_unlock(&r->mu);
     rec_add(r, "chunk %llu %s", (unsigned long long)session, s);
+    if (r->echo) CHECK_OK(sluice_channel_send_chunk_payload(ch, session, p));
+    if (r->free_on_chunk) sluice_channel_free(ch);
 }
 
 HELPER void cb_choke(void *ud, sluice_channel *ch, uint64_t session) {
-    rec_seen(ud, ch);
-    rec_add(ud, "choke %llu", (unsigned long long)session);
+    rec *r = ud;
+    rec_seen(r, ch);
+    rec_add(r, "choke %llu", (unsigned long long)session);
+    if (r->echo) CHECK_OK(sluice_channel_send_choke(ch, session));
 }
 
 HELPER void cb_error(void *ud, sluice_channel *ch, uint64_t session, int has_category, int64_t category, int64_t code,

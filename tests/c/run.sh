@@ -83,7 +83,7 @@ if [ "${SLUICE_TEST_VALGRIND:-1}" != 0 ]; then
     # count ran natively above).
     run_all valgrind env SLUICE_TEST_VALGRIND=1 SLUICE_TEST_TIMEOUT_MS=120000 \
       valgrind --quiet --error-exitcode=1 --errors-for-leak-kinds=definite --leak-check=full \
-      --show-leak-kinds=definite --track-fds=no
+      --show-leak-kinds=definite --suppressions="$here/valgrind.supp"
   else
     note "valgrind is not available: the valgrind pass is skipped"
     if [ "${CI:-}" = true ]; then
