@@ -304,6 +304,8 @@ impl Decoder {
 
     fn fail(&mut self, e: DecodeError) -> DecodeError {
         self.ready.clear();
+        // A later error found by the same scan is moot: this one is final.
+        self.error = None;
         self.failed = Some(e.clone());
         e
     }
@@ -730,6 +732,16 @@ mod tests {
         assert_eq!(e, DecodeError::Msgpack { offset: 4 });
         assert_eq!(dec.decode().unwrap_err(), e);
         dec.feed(&[0x93, 0x01, 0x00, 0x90]);
+        assert_eq!(dec.decode().unwrap_err(), e);
+    }
+
+    #[test]
+    fn a_header_error_stays_the_error_when_worse_follows() {
+        // [2, 0, [], [0], 0] (header index 0), then a byte that is no frame.
+        let mut dec = Decoder::new(DecoderConfig::new(Dialect::V1));
+        dec.feed(&[0x95, 0x02, 0x00, 0x90, 0x91, 0x00, 0x00, 0x05]);
+        let e = dec.decode().unwrap_err();
+        assert_eq!(e, DecodeError::Headers(crate::wire::HeaderError::BadIndex(0)));
         assert_eq!(dec.decode().unwrap_err(), e);
     }
 

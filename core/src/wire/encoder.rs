@@ -66,6 +66,10 @@ impl OutBuf {
 
     /// Appends pre-encoded bytes: copied if short, chained if not.
     pub fn push(&mut self, b: Bytes, copy_max: usize) {
+        if b.is_empty() {
+            // An empty segment would make `chunk()` empty with bytes left.
+            return;
+        }
         if b.len() < copy_max {
             self.tail.extend_from_slice(&b);
         } else {
@@ -357,6 +361,17 @@ mod tests {
         assert_eq!(take(&mut enc), b"\x93\x01\x01\x91\x92\x07\x05");
         enc.message(2, &Message::Error { category: None, code: 200, message: Some(Bytes::from_static(b"x")) }, &[]);
         assert_eq!(take(&mut enc), b"\x93\x02\x01\x92\x92\x2a\xcc\xc8\xa1x");
+    }
+
+    #[test]
+    fn empty_payloads_never_leave_an_empty_segment() {
+        let mut enc = Encoder::new(Dialect::V1, Profile::Compat);
+        enc.set_copy_max(0);
+        enc.message(1, &Message::Handshake { uuid: Bytes::new() }, &[]);
+        enc.message(1, &Message::Heartbeat, &[]);
+        let out = enc.out();
+        assert!(!out.chunk().is_empty());
+        assert_eq!(take(&mut enc), b"\x93\x01\x00\x91\xa0\x93\x01\x00\x90");
     }
 
     #[test]
