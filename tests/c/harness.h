@@ -464,7 +464,8 @@ HELPER int unix_connect(const char *path) {
     struct sockaddr_un a;
     memset(&a, 0, sizeof a);
     a.sun_family = AF_UNIX;
-    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    CHECK(strlen(path) < sizeof a.sun_path);
+    memcpy(a.sun_path, path, strlen(path) + 1);
     CHECK(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
     return fd;
 }

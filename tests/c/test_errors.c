@@ -6,6 +6,8 @@
  */
 #include "harness.h"
 
+#include <signal.h>
+
 static rec by_engine, by_worker;
 static acceptor by_acceptor;
 static sluice_server *by_server;
@@ -251,6 +253,63 @@ static void test_no_error_after_close(void) {
     bystanders_check();
 }
 
+/* A C program does not ignore SIGPIPE: a send (which may write from the
+ * caller's thread, on an idle connection) to a peer that has just gone
+ * must fail, not kill the program. Unix sockets report EPIPE at once, so
+ * each round races the library's reader for the end of stream. */
+static int unix_listen(const char *path) {
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    CHECK(strlen(path) < sizeof a.sun_path);
+    memcpy(a.sun_path, path, strlen(path) + 1);
+    unlink(path);
+    CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(listen(fd, 8) == 0);
+    return fd;
+}
+
+static void test_no_sigpipe_for_the_host(void) {
+    signal(SIGPIPE, SIG_DFL);
+    sigset_t before, after;
+    pthread_sigmask(SIG_BLOCK, NULL, &before);
+    char path[200];
+    tmp_sock_path(path, sizeof path, "sigpipe");
+    int l = unix_listen(path);
+    int rounds = under_valgrind() ? 20 : 100;
+    for (int i = 0; i < rounds; i++) {
+        rec r;
+        sluice_channel *ch = connect_rec(path, &r, NULL);
+        if (!wait_readable(l, timeout_ms())) FAILF("no connection");
+        int peer = accept(l, NULL, NULL);
+        CHECK(peer >= 0);
+        const char *c[] = {"connect"};
+        rec_expect_from(&r, 0, c, 1);
+        close(peer);
+        int rc = SLUICE_OK;
+        for (int k = 0; k < 1000 && rc == SLUICE_OK; k++) {
+            rc = sluice_channel_send_chunk(ch, 2, (const uint8_t *)"after the peer left", 19);
+            if (k > 2) usleep(100);
+        }
+        CHECK_RC(rc, SLUICE_E_CLOSED);
+        rec_wait_int(&r, &r.socket_errors, 1, "socket errors");
+        CHECK(r.last_errno == SLUICE_EPIPE || r.last_errno == SLUICE_ECONNRESET || r.last_errno == SLUICE_ESHUTDOWN);
+        sluice_channel_free(ch);
+        rec_wait_released(&r);
+        rec_destroy(&r);
+    }
+    pthread_sigmask(SIG_BLOCK, NULL, &after);
+    CHECK(sigismember(&before, SIGPIPE) == sigismember(&after, SIGPIPE)); /* our mask is ours again */
+    sigset_t pending;
+    sigpending(&pending);
+    CHECK(!sigismember(&pending, SIGPIPE));
+    close(l);
+    unlink(path);
+    bystanders_check();
+}
+
 int main(void) {
     bystanders_start();
     RUN(test_refused);
@@ -261,6 +320,7 @@ int main(void) {
     RUN(test_oversize);
     RUN(test_connect_timeout);
     RUN(test_no_error_after_close);
+    RUN(test_no_sigpipe_for_the_host);
     bystanders_stop();
     return 0;
 }

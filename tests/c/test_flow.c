@@ -86,7 +86,10 @@ static void test_would_block_then_drain(void) {
     size_t queued2 = 0;
     CHECK_OK(sluice_channel_queued(ch, &queued2));
     CHECK(queued2 == queued);
-    if (after - before > 16 * 1024) FAILF("RSS grew by %ld KiB while sends were refused", after - before);
+    /* Unbounded, 5000 refused 64 KiB sends would be 320 MiB. Valgrind holds
+     * freed blocks back for a while (--freelist-vol, 20 MB): allow for it. */
+    long limit = under_valgrind() ? 64 * 1024 : 16 * 1024;
+    if (after - before > limit) FAILF("RSS grew by %ld KiB while sends were refused", after - before);
     sleep_ms(50);
     CHECK(r.drains == drains); /* no drain before the peer reads */
 
