@@ -397,3 +397,23 @@ fn many_channels_at_once_and_churn() {
     }
     server.close();
 }
+
+#[test]
+fn writing_to_a_gone_peer_gives_epipe_not_sigpipe() {
+    // As in a C host: SIGPIPE's default action kills the process. (This
+    // binary's other tests run with it too, which only makes them stricter.)
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let Endpoint::Unix(path) = temp_sock("pipe") else { unreachable!() };
+    let _ = std::fs::remove_file(&path);
+    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let (ch, events) = connect_worker(Endpoint::Unix(path.clone()), ChannelConfig::default());
+    let (peer, _) = l.accept().unwrap();
+    assert_eq!(next(&events), Event::Connected);
+    // The peer stops reading for good, but does not close: our reads see no
+    // end of stream, our next write fails with EPIPE.
+    peer.shutdown(std::net::Shutdown::Read).unwrap();
+    ch.send_chunk(2, &b("x")).unwrap();
+    assert_eq!(next(&events), Event::SocketError(errno::EPIPE));
+    drop(peer);
+    let _ = std::fs::remove_file(&path);
+}

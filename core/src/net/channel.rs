@@ -163,6 +163,23 @@ pub(crate) enum Stream {
     Unix(UnixStream),
 }
 
+/// `sendmsg(2)` with `MSG_NOSIGNAL`.
+fn send_nosignal(fd: RawFd, iov: &[IoSlice<'_>]) -> std::io::Result<usize> {
+    // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix; the message
+    // header only points at `iov`, which outlives the call; `fd` is open.
+    let n = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = iov.len() as _;
+        libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL)
+    };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 /// A connected socket shared by the reader, the writer and direct sends.
 pub(crate) struct Sock(Stream);
 
@@ -186,10 +203,15 @@ impl Sock {
         }
     }
 
+    /// A non-blocking vectored write that never raises SIGPIPE: a peer
+    /// that has gone gives `EPIPE`, whatever the host does with the signal
+    /// (a C program's default is to die of it).
     fn try_write_vectored(&self, iov: &[IoSlice<'_>]) -> std::io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        use tokio::io::Interest;
         match &self.0 {
-            Stream::Tcp(s) => s.try_write_vectored(iov),
-            Stream::Unix(s) => s.try_write_vectored(iov),
+            Stream::Tcp(s) => s.try_io(Interest::WRITABLE, || send_nosignal(s.as_raw_fd(), iov)),
+            Stream::Unix(s) => s.try_io(Interest::WRITABLE, || send_nosignal(s.as_raw_fd(), iov)),
         }
     }
 
