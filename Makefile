@@ -1,7 +1,7 @@
 # sluice — the commands a user runs. Each target installs what it needs.
 #   make demo   decode the captured engine → worker streams of both dialects
 #   make test   every test: unit, protocol vectors, property tests
-#   make bench  the decoder benchmark (criterion; prints a summary table)
+#   make bench  channel throughput/latency against plain sockets, and the decoder
 #   make fuzz   the fuzz targets, FUZZ_SECONDS each (default 60)
 
 CARGO ?= cargo
@@ -28,6 +28,7 @@ test: toolchain
 	$(CARGO) test --locked --doc
 
 bench: toolchain
+	$(CARGO) bench --locked -p sluice-core --bench channel
 	$(CARGO) bench --locked -p sluice-core --bench decode
 
 fuzz: toolchain
