@@ -1,5 +1,5 @@
 # The C library: libsluice, include/sluice.h, the C tests and the C demo.
-# Included by the top-level Makefile (after its default target).
+# Included by the top-level Makefile, which provides `toolchain`.
 #
 #   make c-lib         release build of libsluice.so (soname libsluice.so.0) and libsluice.a
 #   make header        regenerate include/sluice.h with the pinned cbindgen
@@ -8,6 +8,9 @@
 #   make c-test        install into a temporary prefix, build the C tests against it
 #                      with pkg-config, run them, then run them under valgrind
 #   make c-demo        build examples/c/echo.c against the installed library and run it
+
+# Wherever this file is included, it does not change the default goal.
+C_MK_SAVED_GOAL := $(.DEFAULT_GOAL)
 
 CARGO ?= cargo
 PREFIX ?= /usr/local
@@ -95,3 +98,5 @@ c-demo: install
 
 c-clean:
 	rm -rf $(C_WORK)
+
+.DEFAULT_GOAL := $(C_MK_SAVED_GOAL)
