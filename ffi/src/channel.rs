@@ -288,14 +288,11 @@ fn control_session(ch: &Channel) -> u64 {
     }
 }
 
-/// Runs a send (or another call) on a channel handle. The core may write
-/// to the socket from this thread: SIGPIPE is kept from the host.
+/// Runs a send (or another call) on a channel handle. (The core may write
+/// to the socket from this thread; its writes never raise SIGPIPE.)
 fn send_on(ch: *const sluice_channel, f: impl FnOnce(&Channel) -> Res) -> c_int {
     // SAFETY: NULL or a live handle, per the C contract.
-    guard(|| {
-        let c = unsafe { channel(ch) }?;
-        crate::sigpipe::quietly(|| f(c))
-    })
+    guard(|| f(unsafe { channel(ch) }?))
 }
 
 /// Copies (pointer, length) bytes into an owned buffer.
@@ -341,7 +338,6 @@ pub unsafe extern "C" fn sluice_channel_connect(
             .ok_or_else(|| Fail::invalid(format!("endpoint {text:?} is not host:port, [v6]:port, /path or unix:path")))?;
         let config = sluice_options::for_connect(opts);
         let cbs = unsafe { cbs.as_ref() }.copied().unwrap_or_default();
-        crate::sigpipe::ensure_runtime().map_err(|e| Fail::io("starting the runtime", &e))?;
         let ch = open(cbs, userdata, |h| Channel::connect(ep, config, h)).map_err(|e| Fail::io("connect", &e))?;
         unsafe { put(out, ch, "out") }
     })

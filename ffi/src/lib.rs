@@ -4,9 +4,8 @@
 //!
 //! One module per C object — [`channel`], [`server`], [`options`],
 //! [`payload`] — plus the boundary machinery: [`guard`] (result codes, the
-//! panic guard, the last error, argument helpers), `release` (the
-//! `on_release` promise) and `sigpipe` (writes never raise SIGPIPE in the
-//! host).
+//! panic guard, the last error, argument helpers) and `release` (the
+//! `on_release` promise).
 //!
 //! Every exported function is `unsafe extern "C"`: its safety contract is
 //! the C documentation (pointers are NULL or valid as it says). NULL where a
@@ -23,7 +22,6 @@ pub mod guard;
 pub mod options;
 pub mod payload;
 mod release;
-mod sigpipe;
 pub mod server;
 
 /// The major version of this header (`SLUICE_VERSION_MAJOR.MINOR.PATCH`

@@ -128,7 +128,6 @@ pub unsafe extern "C" fn sluice_server_bind(
             .ok_or_else(|| Fail::invalid(format!("endpoint {text:?} is not host:port, [v6]:port, /path or unix:path")))?;
         let config = sluice_options::for_accept(opts);
         let cbs = unsafe { cbs.as_ref() }.copied().unwrap_or_default();
-        crate::sigpipe::ensure_runtime().map_err(|e| Fail::io("starting the runtime", &e))?;
 
         let shared = Arc::new(sluice_server { server: OnceLock::new() });
         let (release, arming) = Release::new(cbs.on_release, Ud(userdata));
