@@ -1,0 +1,65 @@
+"""sluice: a native channel for the Cocaine RPC protocol.
+
+A Rust core does the socket work and all decoding and encoding of both
+dialects (v0: Cocaine 0.10/0.11, v1: 0.12); this package delivers its
+events to Python on your thread, in batches:
+
+* :class:`Channel` — ``Channel(path)`` / ``Channel(host, port)``, ``on_*``
+  callbacks, ``send_*`` methods; ``dispatch()``/``run()``/``fileno()``.
+* :class:`Server` — listen and accept channels (an engine or a service).
+* :func:`poll` — wait on several channels and servers, dispatch them.
+* :mod:`sluice.aio` — the asyncio API (``await sluice.aio.connect(...)``).
+* :mod:`sluice.events` — event objects for pull-style delivery.
+* :mod:`sluice.errors` — exceptions, rooted at :class:`Error`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import errors, events
+from ._sluice import (
+    DEFAULT_BATCH,
+    DEFAULT_COPY_THRESHOLD,
+    Channel,
+    Payload,
+    Server,
+    __version__,
+    poll,
+    set_io_threads,
+)
+from .errors import Closed, ConnectionError, Error, ProtocolError, WouldBlock
+from .events import Event
+
+if TYPE_CHECKING:
+    from . import aio
+
+__all__ = [
+    "Channel",
+    "Server",
+    "Payload",
+    "poll",
+    "set_io_threads",
+    "Event",
+    "Error",
+    "ProtocolError",
+    "WouldBlock",
+    "Closed",
+    "errors",
+    "events",
+    "aio",
+    "DEFAULT_COPY_THRESHOLD",
+    "DEFAULT_BATCH",
+    "__version__",
+]
+# sluice.ConnectionError is exported but left out of __all__: a star import
+# would shadow the builtin of the same name.
+
+
+def __getattr__(name: str) -> object:
+    # sluice.aio imports asyncio: load it on first use only.
+    if name == "aio":
+        import importlib
+
+        return importlib.import_module(".aio", __name__)
+    raise AttributeError(f"module 'sluice' has no attribute {name!r}")

@@ -1,0 +1,62 @@
+//! The exceptions the native module raises. The classes are defined in
+//! Python (`sluice/errors.py`: some derive from both `sluice.Error` and an
+//! `OSError` subclass, which pyo3's exception macros cannot express) and
+//! looked up once.
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+
+use sluice_core::net::SendError;
+
+fn class<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyType>>, name: &str) -> PyResult<Bound<'py, PyType>> {
+    cell.import(py, "sluice.errors", name).map(|c| c.clone())
+}
+
+macro_rules! classes {
+    ($($f:ident => $name:literal),* $(,)?) => {
+        $(
+            pub(crate) fn $f(py: Python<'_>) -> PyResult<Bound<'_, PyType>> {
+                static CELL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+                class(py, &CELL, $name)
+            }
+        )*
+    };
+}
+
+classes! {
+    error_class => "Error",
+    would_block_class => "WouldBlock",
+    closed_class => "Closed",
+}
+
+fn make<'py>(cls: PyResult<Bound<'py, PyType>>, args: impl pyo3::call::PyCallArgs<'py>) -> PyErr {
+    match cls {
+        Ok(c) => match c.call1(args) {
+            Ok(v) => PyErr::from_value(v),
+            Err(e) => e,
+        },
+        Err(e) => e,
+    }
+}
+
+/// `sluice.Error(message)`.
+pub(crate) fn error(py: Python<'_>, message: &str) -> PyErr {
+    make(error_class(py), (message.to_string(),))
+}
+
+/// `sluice.WouldBlock` or `sluice.Closed` for a refused send.
+pub(crate) fn send_error(py: Python<'_>, e: SendError) -> PyErr {
+    match e {
+        SendError::WouldBlock => make(
+            would_block_class(py),
+            (libc::EAGAIN, "the send queue is at its high watermark (would block): wait for on_drain".to_string()),
+        ),
+        SendError::Closed => make(closed_class(py), ("the channel is closed".to_string(),)),
+    }
+}
+
+/// Maps a send's result.
+pub(crate) fn sent(py: Python<'_>, r: Result<(), SendError>) -> PyResult<()> {
+    r.map_err(|e| send_error(py, e))
+}
