@@ -417,3 +417,61 @@ fn writing_to_a_gone_peer_gives_epipe_not_sigpipe() {
     drop(peer);
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn graceful_close_delivers_everything_while_the_peer_keeps_sending() {
+    for round in 0..5 {
+        let (l, ep) = raw_peer();
+        let (ch, rx) = connect_worker(ep, ChannelConfig::default());
+        let (peer, _) = l.accept().unwrap();
+        assert_eq!(next(&rx), Event::Connected);
+        // The peer sends heartbeats all along and reads to the end.
+        let mut writer = peer.try_clone().unwrap();
+        let chatter = std::thread::spawn(move || while writer.write_all(b"\x93\x01\x00\x90").is_ok() {
+            std::thread::sleep(Duration::from_micros(50));
+        });
+        let reader = std::thread::spawn(move || {
+            let mut peer = peer;
+            let mut all = Vec::new();
+            let r = peer.read_to_end(&mut all);
+            // Done: close both ways (which also stops the chatter).
+            let _ = peer.shutdown(std::net::Shutdown::Both);
+            (r.map(|_| ()).map_err(|e| e.kind()), all.len())
+        });
+        let chunk = Bytes::from(vec![3u8; 256 << 10]);
+        ch.send_chunk(2, &chunk).unwrap();
+        ch.close();
+        let (res, len) = reader.join().unwrap();
+        assert_eq!(res, Ok(()), "round {round}: the peer saw a clean end of stream, not a reset");
+        assert_eq!(len, chunk.len() + 9, "round {round}: every byte arrived");
+        chatter.join().unwrap();
+        // Our side saw the peer's end and let go well before the linger.
+        let t = std::time::Instant::now();
+        while !ch.is_finished() {
+            assert!(t.elapsed() < Duration::from_secs(5), "round {round}: still lingering");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+#[test]
+fn close_to_a_peer_that_never_reads_ends_after_the_linger() {
+    let (l, ep) = raw_peer();
+    let mut config = ChannelConfig::default();
+    config.close_linger = Duration::from_millis(300);
+    config.high_watermark = 64 << 20;
+    let (ch, rx) = connect_worker(ep, config);
+    let (_peer, _) = l.accept().unwrap();
+    assert_eq!(next(&rx), Event::Connected);
+    let chunk = Bytes::from(vec![3u8; 1 << 20]);
+    for _ in 0..32 {
+        ch.send_chunk(2, &chunk).unwrap();
+    }
+    ch.close();
+    let t = std::time::Instant::now();
+    while !ch.is_finished() {
+        assert!(t.elapsed() < WAIT, "the close never ended");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(t.elapsed() >= Duration::from_millis(250));
+}

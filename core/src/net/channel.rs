@@ -163,6 +163,11 @@ pub(crate) enum Stream {
     Unix(UnixStream),
 }
 
+/// Resolves once the abort flag is set.
+async fn aborted(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|a| *a).await;
+}
+
 /// `sendmsg(2)` with `MSG_NOSIGNAL`.
 fn send_nosignal(fd: RawFd, iov: &[IoSlice<'_>]) -> std::io::Result<usize> {
     // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix; the message
@@ -315,12 +320,45 @@ impl Channel {
         self.deliver(&mut vec![Event::Connected]);
         let mut abort = self.inner.abort.subscribe();
         let end = tokio::select! {
-            e = self.read_loop(&sock) => Some(e),
+            e = self.read_loop(&sock) => match self.closing() {
+                // The peer ended its side while we flush: go on flushing.
+                true => {
+                    let mut abort = self.inner.abort.subscribe();
+                    tokio::select! {
+                        e = self.write_loop(&sock) => e,
+                        _ = aborted(&mut abort) => None,
+                    }
+                }
+                false => Some(e),
+            },
             e = self.write_loop(&sock) => e,
-            _ = abort.wait_for(|a| *a) => None,
+            _ = aborted(&mut abort) => None,
         };
+        let cut = *abort.borrow();
+        if end.is_none() && !cut {
+            // Flushed and shut down: read what the peer still sends until it
+            // closes (or the linger runs out). Closing a socket with unread
+            // input makes the kernel reset the connection, and the peer
+            // would lose what we just flushed.
+            let mut sink = bytes::BytesMut::with_capacity(64 << 10);
+            tokio::select! {
+                _ = async {
+                    loop {
+                        sink.clear();
+                        if !matches!(sock.read_buf(&mut sink).await, Ok(n) if n > 0) {
+                            break;
+                        }
+                    }
+                } => {}
+                _ = aborted(&mut abort) => {}
+            }
+        }
         lock(&self.inner.tx).sock = None;
         self.finish(end);
+    }
+
+    fn closing(&self) -> bool {
+        lock(&self.inner.tx).state != TxState::Open
     }
 
     /// Reads and decodes until the connection fails; returns its errno.
@@ -593,15 +631,32 @@ impl Channel {
     /// Closes gracefully: no event is delivered after this call returns
     /// (except one already running on another thread), sends are refused,
     /// what is queued is written, then the connection is shut down.
+    ///
+    /// A peer that does not read what is queued, or does not close its side
+    /// after ours, is cut off after [`ChannelConfig::close_linger`].
     pub fn close(&self) {
         self.silence();
-        {
+        let started = {
             let mut tx = lock(&self.inner.tx);
-            if tx.state == TxState::Open {
+            let open = tx.state == TxState::Open;
+            if open {
                 tx.state = TxState::Closing;
             }
-        }
+            open
+        };
         self.inner.wake_writer.notify_one();
+        if started && !self.is_finished() {
+            if let Ok(rt) = runtime::handle() {
+                let linger = self.inner.config.close_linger;
+                let inner = Arc::downgrade(&self.inner);
+                rt.spawn(async move {
+                    tokio::time::sleep(linger).await;
+                    if let Some(inner) = inner.upgrade() {
+                        inner.abort.send_replace(true);
+                    }
+                });
+            }
+        }
     }
 
     /// Closes at once, dropping whatever is queued.

@@ -80,6 +80,10 @@ pub struct ChannelConfig {
     pub low_watermark: usize,
     /// Give up connecting after this long (`ETIMEDOUT`); `None`: the OS's.
     pub connect_timeout: Option<Duration>,
+    /// After [`close`](crate::net::Channel::close): how long the queue may
+    /// take to flush and the peer to close its side before the connection
+    /// is cut.
+    pub close_linger: Duration,
     /// Event delivery mode.
     pub delivery: Delivery,
     /// Poll mode: pause reading while this many payload bytes wait.
@@ -107,6 +111,7 @@ impl Default for ChannelConfig {
             high_watermark: 8 << 20,
             low_watermark: 2 << 20,
             connect_timeout: Some(Duration::from_secs(30)),
+            close_linger: Duration::from_secs(10),
             delivery: Delivery::Inline,
             max_pending: 16 << 20,
             read_size: 256 << 10,
