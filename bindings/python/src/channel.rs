@@ -130,6 +130,9 @@ macro_rules! channel_class {
 pub struct Channel {
     core: CoreChannel,
     sink: Arc<Mutex<Vec<Event>>>,
+    /// The batch vector of the last dispatch, emptied, for the next one:
+    /// no regrowing (and no fresh pages) per batch.
+    spare: Mutex<Vec<Event>>,
     cbs: Mutex<Callbacks>,
     /// Bumped when a callback is set: a dispatch in progress re-reads them.
     gen: AtomicU64,
@@ -164,6 +167,7 @@ impl Channel {
         Channel {
             core,
             sink,
+            spare: Mutex::new(Vec::new()),
             cbs: Mutex::new(cbs),
             gen: AtomicU64::new(0),
             pending: Mutex::new(VecDeque::new()),
@@ -221,8 +225,19 @@ impl Channel {
         if self.is_closed() {
             return Ok(Vec::new());
         }
+        let mut batch = std::mem::take(&mut *lock(&self.spare));
         self.core.dispatch(max).map_err(|e| errors::error(py, &e.to_string()))?;
-        Ok(std::mem::take(&mut *lock(&self.sink)))
+        std::mem::swap(&mut *lock(&self.sink), &mut batch);
+        Ok(batch)
+    }
+
+    /// Keeps an emptied batch vector's allocation for the next take.
+    fn give_back(&self, mut batch: Vec<Event>) {
+        batch.clear();
+        let mut spare = lock(&self.spare);
+        if batch.capacity() > spare.capacity() {
+            *spare = batch;
+        }
     }
 
     /// Puts events that were taken but not delivered back in front.
@@ -249,21 +264,23 @@ impl Channel {
     /// One batch through the callbacks; returns the number of events.
     pub(crate) fn dispatch_once(&self, py: Python<'_>) -> PyResult<usize> {
         let _guard = self.enter(py)?;
-        let events = self.take(py, self.batch)?;
+        let mut events = self.take(py, self.batch)?;
         if events.is_empty() {
             return Ok(0);
         }
-        self.deliver(py, events)
+        let r = self.deliver(py, &mut events);
+        self.give_back(events);
+        r
     }
 
-    fn deliver(&self, py: Python<'_>, events: Vec<Event>) -> PyResult<usize> {
+    fn deliver(&self, py: Python<'_>, events: &mut Vec<Event>) -> PyResult<usize> {
         let mut gen = self.gen.load(Ordering::Acquire);
         let mut cbs = lock(&self.cbs).clone_ref(py);
         let threshold = self.copy_threshold.load(Ordering::Relaxed);
         let mut n = 0usize;
         let mut run: Vec<Bound<'_, PyAny>> = Vec::new();
         let mut run_session = 0u64;
-        let mut it = events.into_iter();
+        let mut it = events.drain(..);
         while let Some(event) = it.next() {
             if self.is_closed() {
                 return Ok(n);
@@ -619,19 +636,21 @@ channel_class! {
                 wait::wait_until(py, &[self.raw_fd()], deadline, || self.is_done())?;
             }
             let _guard = self.enter(py)?;
-            let events = self.take(py, max.unwrap_or(self.batch).max(1))?;
+            let mut events = self.take(py, max.unwrap_or(self.batch).max(1))?;
             let threshold = self.copy_threshold.load(Ordering::Relaxed);
             let list = PyList::empty(py);
-            let mut it = events.into_iter();
+            let mut it = events.drain(..);
             while let Some(e) = it.next() {
-                match self.event_object(py, e, threshold) {
-                    Ok(o) => list.append(o)?,
+                match self.event_object(py, e, threshold).and_then(|o| list.append(o)) {
+                    Ok(()) => {}
                     Err(err) => {
                         self.requeue(it);
                         return Err(err);
                     }
                 }
             }
+            drop(it);
+            self.give_back(events);
             Ok(list)
         }
 
