@@ -530,6 +530,7 @@ channel_class! {
             on_connect=None, on_socket_error=None, on_handshake=None, on_heartbeat=None, on_terminate=None,
             on_invoke=None, on_chunk=None, on_chunks=None, on_choke=None, on_error=None, on_frame=None, on_drain=None,
         ))]
+        #[pyo3(text_signature = "(host, port=None, *, dialect=1, role='worker', profile='compat', max_frame_size=None, high_watermark=None, low_watermark=None, connect_timeout=30.0, max_pending=None, copy_threshold=None, batch=None, on_connect=None, on_socket_error=None, on_handshake=None, on_heartbeat=None, on_terminate=None, on_invoke=None, on_chunk=None, on_chunks=None, on_choke=None, on_error=None, on_frame=None, on_drain=None)")]
         #[allow(clippy::too_many_arguments)]
         fn py_new(
             host: &Bound<'_, PyAny>,
@@ -590,7 +591,7 @@ channel_class! {
         /// ``on_chunks``: the whole run), the events after it stay queued
         /// in order and the next ``dispatch()`` delivers them first (the
         /// descriptor does not signal them: see ``pending``).
-        #[pyo3(signature = (timeout=Some(0.0)))]
+        #[pyo3(signature = (timeout=Some(0.0)), text_signature = "($self, timeout=0.0)")]
         fn dispatch(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<usize> {
             if timeout != Some(0.0) && !self.has_pending() && !self.is_done() {
                 let deadline = wait::deadline(timeout)?;
@@ -629,7 +630,7 @@ channel_class! {
         /// default ``batch``) as event objects (``sluice.events``) instead
         /// of running callbacks. ``timeout`` as for ``dispatch``. Returns
         /// an empty list when none came.
-        #[pyo3(signature = (timeout=Some(0.0), max=None))]
+        #[pyo3(signature = (timeout=Some(0.0), max=None), text_signature = "($self, timeout=0.0, max=None)")]
         fn events<'py>(&self, py: Python<'py>, timeout: Option<f64>, max: Option<usize>) -> PyResult<Bound<'py, PyList>> {
             if timeout != Some(0.0) && !self.has_pending() && !self.is_done() {
                 let deadline = wait::deadline(timeout)?;

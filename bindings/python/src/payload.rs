@@ -184,13 +184,13 @@ pub(crate) fn init_type(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
             ml_name: c"tobytes".as_ptr(),
             ml_meth: ffi::PyMethodDefPointer { PyCFunction: tobytes },
             ml_flags: ffi::METH_NOARGS,
-            ml_doc: c"tobytes()\n--\n\nA copy of the bytes as a ``bytes`` object.".as_ptr(),
+            ml_doc: c"tobytes($self, /)\n--\n\nA copy of the bytes as a ``bytes`` object.".as_ptr(),
         },
         ffi::PyMethodDef {
             ml_name: c"__bytes__".as_ptr(),
             ml_meth: ffi::PyMethodDefPointer { PyCFunction: tobytes },
             ml_flags: ffi::METH_NOARGS,
-            ml_doc: c"A copy of the bytes as a ``bytes`` object.".as_ptr(),
+            ml_doc: c"__bytes__($self, /)\n--\n\nA copy of the bytes as a ``bytes`` object.".as_ptr(),
         },
         ffi::PyMethodDef::zeroed(),
     ]));

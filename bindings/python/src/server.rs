@@ -127,6 +127,7 @@ impl Server {
         profile="compat", max_frame_size=None, high_watermark=None, low_watermark=None,
         max_pending=None, copy_threshold=None, batch=None, on_accept=None,
     ))]
+    #[pyo3(text_signature = "(host, port=None, *, dialect=1, role='engine', profile='compat', max_frame_size=None, high_watermark=None, low_watermark=None, max_pending=None, copy_threshold=None, batch=None, on_accept=None)")]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         host: &Bound<'_, PyAny>,
@@ -196,7 +197,7 @@ impl Server {
     /// ``on_accept`` if set (else it waits for ``accept()``). Returns the
     /// number accepted. An exception from ``on_accept`` propagates; the
     /// channels after it are handed over by the next dispatch.
-    #[pyo3(signature = (timeout=Some(0.0)))]
+    #[pyo3(signature = (timeout=Some(0.0)), text_signature = "($self, timeout=0.0)")]
     fn dispatch(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<usize> {
         if timeout != Some(0.0) && !self.has_pending() && !self.is_closed() {
             let deadline = wait::deadline(timeout)?;

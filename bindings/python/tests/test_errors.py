@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import time
 
 import pytest
 
@@ -184,6 +185,7 @@ def test_a_raising_callback_propagates_and_the_rest_stays_queued(sock_path, batc
                 raise Boom("in on_chunk")
 
         worker.on_chunk = on_chunk
+        time.sleep(0.3)  # let every event reach the queue: one batch takes them all
         with pytest.raises(Boom, match="in on_chunk"):
             worker.run(timeout=10)
         assert seen == [b"0", b"1"]

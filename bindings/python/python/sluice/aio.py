@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
-from typing import Any, AsyncIterator, Deque, Iterable, List, Optional, Union
+from typing import Any, AsyncIterator, Deque, Dict, Iterable, List, Optional, Union
 
 from . import _sluice, errors
 from .events import Drain, Event, SocketError
@@ -38,7 +38,7 @@ __all__ = ["Channel", "Server", "connect", "serve"]
 PathOrHost = Union[str, bytes, "os.PathLike[str]"]
 
 
-def _no_callbacks(kwargs: dict) -> None:
+def _no_callbacks(kwargs: Dict[str, Any]) -> None:
     bad = [k for k in kwargs if k.startswith("on_")]
     if bad:
         raise TypeError(f"the asyncio API delivers events by iteration, not callbacks: {', '.join(sorted(bad))}")
@@ -58,7 +58,7 @@ class Channel:
         self.channel = channel
         """The underlying :class:`sluice.Channel` (its ``on_*`` callbacks are not used)."""
         self._loop = loop or asyncio.get_running_loop()
-        self._events: Deque[Any] = collections.deque()
+        self._events: Deque[Event] = collections.deque()
         self._waiter: Optional[asyncio.Future[None]] = None
         self._drainers: List[asyncio.Future[None]] = []
         self._error: Optional[BaseException] = None
