@@ -1,0 +1,257 @@
+//! Small helpers over the raw N-API for what napi-rs's typed layer does not
+//! cover the way this binding needs: errors with a `code` (and `errno`),
+//! reading loosely typed arguments, and defining own data properties.
+//!
+//! Every function here runs on the JavaScript thread.
+
+use std::ffi::CString;
+use std::ptr;
+
+use napi::{sys, Error, Result, Status};
+
+/// The error the generated glue skips: a JS exception is already pending.
+pub(crate) fn pending() -> Error {
+    Error::from_status(Status::PendingException)
+}
+
+/// The symbolic name of an errno (Linux numbering, PROTOCOL.md §8.3 and the
+/// usual socket errors), as Node's own `err.code` would spell it.
+pub(crate) fn errno_name(errno: i32) -> &'static str {
+    match errno {
+        1 => "EPERM",
+        2 => "ENOENT",
+        9 => "EBADF",
+        11 => "EAGAIN",
+        12 => "ENOMEM",
+        13 => "EACCES",
+        22 => "EINVAL",
+        24 => "EMFILE",
+        32 => "EPIPE",
+        74 => "EBADMSG",
+        90 => "EMSGSIZE",
+        97 => "EAFNOSUPPORT",
+        98 => "EADDRINUSE",
+        99 => "EADDRNOTAVAIL",
+        101 => "ENETUNREACH",
+        103 => "ECONNABORTED",
+        104 => "ECONNRESET",
+        106 => "EISCONN",
+        107 => "ENOTCONN",
+        108 => "ESHUTDOWN",
+        110 => "ETIMEDOUT",
+        111 => "ECONNREFUSED",
+        113 => "EHOSTUNREACH",
+        _ => "EUNKNOWN",
+    }
+}
+
+/// What an errno means, for error messages.
+pub(crate) fn errno_text(errno: i32) -> String {
+    match errno {
+        74 => "bad message: the peer sent bytes that are not a valid frame".into(),
+        90 => "message too long: a frame larger than the limit".into(),
+        108 => "the peer closed the connection".into(),
+        103 => "the channel was closed before it connected".into(),
+        _ => std::io::Error::from_raw_os_error(errno).to_string(),
+    }
+}
+
+/// Which constructor an error is made with.
+#[derive(Clone, Copy)]
+pub(crate) enum Kind {
+    Error,
+    TypeError,
+    RangeError,
+}
+
+unsafe fn string(env: sys::napi_env, s: &str) -> sys::napi_value {
+    let mut v = ptr::null_mut();
+    unsafe { sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut v) };
+    v
+}
+
+/// A new `Error` (or subclass) whose `code` property is `code`.
+pub(crate) unsafe fn make_error(env: sys::napi_env, kind: Kind, code: &str, message: &str) -> sys::napi_value {
+    let (c, m) = unsafe { (string(env, code), string(env, message)) };
+    let mut e = ptr::null_mut();
+    unsafe {
+        match kind {
+            Kind::Error => sys::napi_create_error(env, c, m, &mut e),
+            Kind::TypeError => sys::napi_create_type_error(env, c, m, &mut e),
+            Kind::RangeError => sys::napi_create_range_error(env, c, m, &mut e),
+        }
+    };
+    e
+}
+
+/// An `Error` for a socket failure: `code` is the symbolic name, `errno`
+/// the Linux number (PROTOCOL.md §8.3).
+pub(crate) unsafe fn errno_error(env: sys::napi_env, errno: i32) -> sys::napi_value {
+    let name = errno_name(errno);
+    let e = unsafe { make_error(env, Kind::Error, name, &format!("{name}: {}", errno_text(errno))) };
+    let mut n = ptr::null_mut();
+    unsafe {
+        sys::napi_create_int32(env, errno, &mut n);
+        sys::napi_set_named_property(env, e, c"errno".as_ptr(), n);
+    }
+    e
+}
+
+/// Throws an error with a `code`; returns the error napi-rs then skips.
+pub(crate) fn throw(env: sys::napi_env, kind: Kind, code: &str, message: &str) -> Error {
+    unsafe {
+        let e = make_error(env, kind, code, message);
+        sys::napi_throw(env, e);
+    }
+    pending()
+}
+
+/// Throws a `TypeError` with code `ERR_INVALID_ARG_TYPE`.
+pub(crate) fn type_error(env: sys::napi_env, message: &str) -> Error {
+    throw(env, Kind::TypeError, "ERR_INVALID_ARG_TYPE", message)
+}
+
+/// Throws the error of an errno.
+pub(crate) fn throw_errno(env: sys::napi_env, errno: i32) -> Error {
+    unsafe {
+        let e = errno_error(env, errno);
+        sys::napi_throw(env, e);
+    }
+    pending()
+}
+
+/// Throws the error for a send on a closed channel.
+pub(crate) fn closed_error(env: sys::napi_env) -> Error {
+    throw(env, Kind::Error, "ERR_CHANNEL_CLOSED", "the channel is closed")
+}
+
+pub(crate) fn type_of(env: sys::napi_env, v: sys::napi_value) -> sys::napi_valuetype {
+    let mut t = 0;
+    unsafe { sys::napi_typeof(env, v, &mut t) };
+    t
+}
+
+pub(crate) fn is_nullish(env: sys::napi_env, v: sys::napi_value) -> bool {
+    v.is_null() || matches!(type_of(env, v), sys::ValueType::napi_undefined | sys::ValueType::napi_null)
+}
+
+/// The value as a UTF-8 string if it is a string.
+pub(crate) fn get_string(env: sys::napi_env, v: sys::napi_value) -> Option<String> {
+    if type_of(env, v) != sys::ValueType::napi_string {
+        return None;
+    }
+    let mut len = 0usize;
+    unsafe { sys::napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut len) };
+    let mut buf = vec![0u8; len + 1];
+    let mut written = 0usize;
+    unsafe { sys::napi_get_value_string_utf8(env, v, buf.as_mut_ptr().cast(), len + 1, &mut written) };
+    buf.truncate(written);
+    String::from_utf8(buf).ok()
+}
+
+/// The value as a number if it is a number.
+pub(crate) fn get_number(env: sys::napi_env, v: sys::napi_value) -> Option<f64> {
+    if type_of(env, v) != sys::ValueType::napi_number {
+        return None;
+    }
+    let mut n = 0.0;
+    unsafe { sys::napi_get_value_double(env, v, &mut n) };
+    Some(n)
+}
+
+/// An id argument: a non-negative integer number (exact up to 2^53) or a
+/// BigInt (any u64).
+pub(crate) fn get_id(env: sys::napi_env, v: sys::napi_value) -> Option<u64> {
+    match type_of(env, v) {
+        sys::ValueType::napi_number => {
+            let n = get_number(env, v)?;
+            (n >= 0.0 && n.fract() == 0.0 && n <= 18_446_744_073_709_549_568.0).then_some(n as u64)
+        }
+        sys::ValueType::napi_bigint => {
+            let mut x = 0u64;
+            let mut lossless = false;
+            unsafe { sys::napi_get_value_bigint_uint64(env, v, &mut x, &mut lossless) };
+            lossless.then_some(x)
+        }
+        _ => None,
+    }
+}
+
+/// An integer argument (error and terminate codes, categories).
+pub(crate) fn get_int(env: sys::napi_env, v: sys::napi_value) -> Option<i64> {
+    match type_of(env, v) {
+        sys::ValueType::napi_number => {
+            let n = get_number(env, v)?;
+            (n.fract() == 0.0 && n.abs() <= 9.2e18).then_some(n as i64)
+        }
+        sys::ValueType::napi_bigint => {
+            let mut x = 0i64;
+            let mut lossless = false;
+            unsafe { sys::napi_get_value_bigint_int64(env, v, &mut x, &mut lossless) };
+            lossless.then_some(x)
+        }
+        _ => None,
+    }
+}
+
+/// The bytes of a Buffer / Uint8Array argument, borrowed for the call.
+pub(crate) fn get_bytes<'a>(env: sys::napi_env, v: sys::napi_value) -> Option<&'a [u8]> {
+    let mut is = false;
+    unsafe { sys::napi_is_typedarray(env, v, &mut is) };
+    if !is {
+        return None;
+    }
+    let mut ty = 0;
+    let mut len = 0usize;
+    let mut data = ptr::null_mut();
+    let mut ab = ptr::null_mut();
+    let mut off = 0usize;
+    unsafe { sys::napi_get_typedarray_info(env, v, &mut ty, &mut len, &mut data, &mut ab, &mut off) };
+    if ty != sys::TypedarrayType::uint8_array {
+        return None;
+    }
+    Some(if len == 0 { &[] } else { unsafe { std::slice::from_raw_parts(data as *const u8, len) } })
+}
+
+/// Bytes from a Buffer / Uint8Array, or a string's UTF-8.
+pub(crate) fn get_bytes_or_string(env: sys::napi_env, v: sys::napi_value) -> Option<bytes::Bytes> {
+    if let Some(b) = get_bytes(env, v) {
+        return Some(bytes::Bytes::copy_from_slice(b));
+    }
+    get_string(env, v).map(bytes::Bytes::from)
+}
+
+/// A named property of an object (undefined when absent).
+pub(crate) fn get_prop(env: sys::napi_env, obj: sys::napi_value, name: &str) -> sys::napi_value {
+    let key = CString::new(name).unwrap_or_default();
+    let mut v = ptr::null_mut();
+    unsafe { sys::napi_get_named_property(env, obj, key.as_ptr(), &mut v) };
+    v
+}
+
+/// Defines (or redefines) an own, writable, enumerable, configurable data
+/// property: what a plain assignment makes, so later reads and writes are
+/// ordinary JavaScript property accesses and `delete` removes it.
+pub(crate) fn define_own(env: sys::napi_env, obj: sys::napi_value, name: &'static std::ffi::CStr, value: sys::napi_value) -> Result<()> {
+    let desc = sys::napi_property_descriptor {
+        utf8name: name.as_ptr(),
+        name: ptr::null_mut(),
+        method: None,
+        getter: None,
+        setter: None,
+        value,
+        attributes: sys::PropertyAttributes::writable | sys::PropertyAttributes::enumerable | sys::PropertyAttributes::configurable,
+        data: ptr::null_mut(),
+    };
+    let s = unsafe { sys::napi_define_properties(env, obj, 1, &desc) };
+    if s != sys::Status::napi_ok {
+        return Err(Error::new(Status::GenericFailure, "defining a property failed"));
+    }
+    Ok(())
+}
+
+pub(crate) fn undefined(env: sys::napi_env) -> sys::napi_value {
+    let mut v = ptr::null_mut();
+    unsafe { sys::napi_get_undefined(env, &mut v) };
+    v
+}

@@ -1,0 +1,48 @@
+//! sluice for Node.js: a napi-rs addon over `sluice-core`.
+//!
+//! * [`compat::CompatChannel`] (`Channel` in JavaScript) — the drop-in
+//!   replacement for the Cocaine Node.js framework's channel object.
+//! * [`modern`] — `connect()` → `Connection`, `listen()` → `Server`:
+//!   EventEmitters with promises and Node-stream backpressure.
+//! * [`hub`] — how events reach JavaScript: batches built on the I/O
+//!   threads, one threadsafe-function call per batch of ready channels, one
+//!   JavaScript call per channel batch (`lib/dispatch.js` runs the owner's
+//!   callbacks).
+//!
+//! The package's `index.js` loads this addon, hands it the dispatcher
+//! (`_init`) and makes `Connection` and `Server` EventEmitters.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod compat;
+mod hub;
+mod js;
+mod modern;
+mod options;
+mod outbox;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+/// Internal: `index.js` calls it once with the batch dispatcher of
+/// `lib/dispatch.js` before anything else of the addon is used.
+#[napi(js_name = "_init", ts_args_type = "dispatch: (...args: any[]) => unknown")]
+pub fn init(env: Env, dispatch: Unknown<'_>) -> Result<()> {
+    if js::type_of(env.raw(), dispatch.raw()) != sys::ValueType::napi_function {
+        return Err(js::type_error(env.raw(), "_init takes the dispatcher function"));
+    }
+    hub::init(env.raw(), dispatch.raw())
+}
+
+/// The version of the sluice addon (the workspace version).
+#[napi]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// Sets how many I/O threads the shared runtime gets (default 2, or the
+/// `SLUICE_THREADS` environment variable). Takes effect only before the
+/// first channel or server is made; returns whether it did.
+#[napi]
+pub fn set_io_threads(n: u32) -> bool {
+    sluice_core::net::runtime::set_threads(n as usize)
+}

@@ -1,0 +1,134 @@
+//! Sends with the contract of Node streams: a send is always taken (unless
+//! the channel is closed); it returns `false` once the channel's queue is at
+//! its high watermark, and `'drain'` follows when it has emptied to the low
+//! one.
+//!
+//! The core refuses a send at the high watermark (and then delivers
+//! `Event::Drain`); the refused message waits here, in order, with every
+//! later one, until the drain lets them through.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+
+use bytes::Bytes;
+use sluice_core::net::{Channel, SendError};
+use sluice_core::wire::Message;
+
+/// A message waiting for room.
+pub(crate) enum Pending {
+    Raw(Bytes),
+    Chunk(u64, Bytes),
+    Message(u64, Message),
+}
+
+impl Pending {
+    fn send(&self, ch: &Channel) -> Result<(), SendError> {
+        match self {
+            Pending::Raw(b) => ch.send_raw(b.clone()),
+            Pending::Chunk(s, b) => ch.send_chunk(*s, b),
+            Pending::Message(s, m) => ch.send(*s, m),
+        }
+    }
+}
+
+/// Why a send was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Closed;
+
+#[derive(Default)]
+struct State {
+    waiting: VecDeque<Pending>,
+    /// A graceful close waits for `waiting` to empty.
+    close_after: bool,
+}
+
+/// The overflow list of one channel.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    state: Mutex<State>,
+}
+
+impl Outbox {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends or queues `p`; `Ok(false)` when it had to wait.
+    pub(crate) fn send(&self, ch: &Channel, p: Pending) -> Result<bool, Closed> {
+        let mut st = self.lock();
+        if st.close_after {
+            return Err(Closed);
+        }
+        if st.waiting.is_empty() {
+            match p.send(ch) {
+                Ok(()) => return Ok(true),
+                Err(SendError::Closed) => return Err(Closed),
+                Err(SendError::WouldBlock) => {}
+            }
+        } else if ch.is_finished() {
+            return Err(Closed);
+        }
+        // A typed message that opens a session counts as sent now, so that
+        // `next_session` does not hand out its id again.
+        if let Pending::Message(s, m) = &p {
+            ch.note_sent(*s, m.kind());
+        }
+        st.waiting.push_back(p);
+        Ok(false)
+    }
+
+    /// After `Event::Drain`: lets waiting messages through. Returns whether
+    /// all of them went (then the owner's `'drain'` is due).
+    pub(crate) fn flush(&self, ch: &Channel) -> bool {
+        let mut st = self.lock();
+        while let Some(p) = st.waiting.front() {
+            match p.send(ch) {
+                Ok(()) => {
+                    st.waiting.pop_front();
+                }
+                Err(SendError::WouldBlock) => return false,
+                Err(SendError::Closed) => {
+                    st.waiting.clear();
+                    break;
+                }
+            }
+        }
+        if st.close_after {
+            st.close_after = false;
+            ch.close();
+        }
+        true
+    }
+
+    /// Closes gracefully: at once if nothing waits here, else once the
+    /// waiting messages are through.
+    pub(crate) fn close(&self, ch: &Channel) {
+        let mut st = self.lock();
+        if st.waiting.is_empty() || ch.is_finished() {
+            st.waiting.clear();
+            drop(st);
+            ch.close();
+        } else {
+            st.close_after = true;
+        }
+    }
+
+    /// Forgets what waits (an abort).
+    pub(crate) fn clear(&self) {
+        let mut st = self.lock();
+        st.waiting.clear();
+        st.close_after = false;
+    }
+
+    /// Bytes waiting here (approximate for typed messages).
+    pub(crate) fn bytes(&self) -> usize {
+        self.lock()
+            .waiting
+            .iter()
+            .map(|p| match p {
+                Pending::Raw(b) | Pending::Chunk(_, b) => b.len() + 16,
+                Pending::Message(..) => 32,
+            })
+            .sum()
+    }
+}
