@@ -336,6 +336,10 @@ impl Channel {
         };
         let cut = *abort.borrow();
         if end.is_none() && !cut {
+            // Closed by the owner: no event will be delivered any more, so
+            // the handler (and whatever it holds) goes now, not after the
+            // linger below.
+            self.drop_handler();
             // Flushed and shut down: read what the peer still sends until it
             // closes (or the linger runs out). Closing a socket with unread
             // input makes the kernel reset the connection, and the peer
