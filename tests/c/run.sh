@@ -52,6 +52,14 @@ build test_static $CC $cflags -o "$out/test_static" "$here/test_static.c" \
 build test_cxx $CXX -std=c++11 -Wall -Wextra -Werror -O1 $(pkg-config --cflags sluice) -o "$out/test_cxx" \
   "$here/test_cxx.cpp" $libs && programs+=(test_cxx)
 
+# The README's C quick start compiles as written (it is not run: it needs an
+# engine to talk to).
+readme_c="$out/readme_worker.c"
+sed -n '/^```c$/,/^```$/p' "$here/../../README.md" | sed '1d;$d' >"$readme_c"
+if [ -s "$readme_c" ]; then
+  build readme_worker $CC $cflags -o "$out/readme_worker" "$readme_c" $libs
+fi
+
 run_all() { # label, prefix command...
   local label=$1
   shift
