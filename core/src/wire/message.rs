@@ -308,10 +308,15 @@ impl Session {
         self.max_seen
     }
 
-    /// The id for a new session opened by this side (one above the highest
-    /// seen; v1 channel ids are never reused).
+    /// The id for a new session opened by this side: one above the highest
+    /// seen (v1 channel ids are never reused, and channel 1 is the control
+    /// channel; v0 engines number sessions from 1, session 0 being control).
     pub fn next_session(&self) -> u64 {
-        self.max_seen.saturating_add(1).max(2)
+        let first = match self.dialect {
+            Dialect::V0 => 1,
+            Dialect::V1 => 2,
+        };
+        self.max_seen.saturating_add(1).max(first)
     }
 
     /// Sessions whose peer direction is still open (v1).
