@@ -297,6 +297,9 @@ impl Decoder {
                 return Err(e.clone());
             }
             if !self.scan_batch() {
+                // Let go of the last batch: while it is held the receive
+                // buffer is shared, and the next read could not reuse it.
+                self.batch = Bytes::new();
                 return Ok(None);
             }
         }
