@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Optional
 
 SMALL = 64
 LARGE = 64 << 10
@@ -166,7 +167,7 @@ def recv_baseline(port: int, call: bool) -> tuple:
     return n - 1, nbytes - 5, dt
 
 
-def recv_sluice(port: int, mode: str) -> tuple:
+def recv_sluice(port: int, mode: str, copy_threshold: Optional[int] = None) -> tuple:
     import sluice
 
     n = nbytes = 0
@@ -204,12 +205,18 @@ def recv_sluice(port: int, mode: str) -> tuple:
         ch.close()
         return n, nbytes, dt
     kw = {"on_chunks": on_chunks} if mode == "on_chunks" else {"on_chunk": on_chunk}
-    ch = sluice.Channel("127.0.0.1", port, dialect=1, on_connect=on_connect, **kw)
+    ch = sluice.Channel("127.0.0.1", port, dialect=1, on_connect=on_connect, copy_threshold=copy_threshold, **kw)
     t0 = time.perf_counter()
+    c0 = time.thread_time()
     ch.run()
     t1 = time.perf_counter()
+    LAST_CPU[0] = time.thread_time() - c0
     ch.close()
     return n, nbytes, t1 - (start[0] or t0)
+
+
+#: CPU seconds of the Python thread in the last sluice run (delivery cost).
+LAST_CPU = [0.0]
 
 
 VARIANTS = {
@@ -233,6 +240,29 @@ def measure(snd: Sender, variant: str, count: int, size: int, runs: int) -> list
     return rates
 
 
+def threshold_sweep(snd: Sender, runs: int, total: int) -> None:
+    """on_chunks throughput per chunk size with every chunk delivered as
+    bytes (a copy) against every chunk as a zero-copy Payload: where the
+    Payload starts to pay is the copy_threshold."""
+    print(f"copy threshold: on_chunks, bytes (copied) vs Payload (zero-copy); {total >> 20} MiB per run, median of {runs}")
+    print(f"{'chunk':>8}{'bytes GB/s':>12}{'Payload GB/s':>14}{'ratio':>8}{'bytes ns/chunk':>16}{'Payload ns/chunk':>18}")
+    for size in (512, 1 << 10, 2 << 10, 4 << 10, 8 << 10, 16 << 10, 32 << 10, 64 << 10, 256 << 10):
+        count = max(1000, total // size)
+        res = {"bytes": [], "payload": []}
+        cpu = {"bytes": [], "payload": []}
+        for _ in range(runs):
+            for kind, thr in (("bytes", 1 << 40), ("payload", 0)):
+                snd.arm(count, size)
+                n, nbytes, dt = recv_sluice(snd.port, "on_chunks", copy_threshold=thr)
+                snd.done()
+                assert n == count and nbytes == count * size
+                res[kind].append(nbytes / dt)
+                cpu[kind].append(LAST_CPU[0] / count * 1e9)
+        b, p = statistics.median(res["bytes"]), statistics.median(res["payload"])
+        cb, cp = statistics.median(cpu["bytes"]), statistics.median(cpu["payload"])
+        print(f"{size:>8}{b / 1e9:>12.2f}{p / 1e9:>14.2f}{p / b:>7.2f}x{cb:>16,.0f}{cp:>18,.0f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
@@ -240,6 +270,7 @@ def main() -> None:
     ap.add_argument("--large", type=int, default=20_000, help="64 KiB chunks per run")
     ap.add_argument("--quick", action="store_true", help="3 runs of a tenth of the messages")
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--threshold-sweep", action="store_true", help="measure bytes vs Payload per chunk size instead")
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.serve:
@@ -251,6 +282,13 @@ def main() -> None:
 
     import sluice
 
+    if a.threshold_sweep:
+        snd = Sender()
+        try:
+            threshold_sweep(snd, a.runs, 256 << 20 if not a.quick else 32 << 20)
+        finally:
+            snd.stop()
+        return
     variants = a.variants.split(",")
     print(f"sluice {sluice.__version__}, msgpack {msgpack.version}, Python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs; copy_threshold {sluice.DEFAULT_COPY_THRESHOLD}, batch {sluice.DEFAULT_BATCH}")

@@ -280,6 +280,7 @@ impl Channel {
         let mut n = 0usize;
         let mut run: Vec<Bound<'_, PyAny>> = Vec::new();
         let mut run_session = 0u64;
+        let mut run_bytes = 0usize;
         let mut it = events.drain(..);
         while let Some(event) = it.next() {
             if self.is_closed() {
@@ -289,8 +290,10 @@ impl Channel {
                 Event::Message { session, message: Message::Chunk { .. }, .. } => Some(*session),
                 _ => None,
             };
-            // A run of chunks ends at another session or another event.
-            if !run.is_empty() && (chunk_session != Some(run_session) || cbs.on_chunks.is_none()) {
+            // A run of chunks ends at another session or another event, and
+            // at RUN_BYTES: payloads held by a run keep receive buffers alive.
+            if !run.is_empty() && (chunk_session != Some(run_session) || cbs.on_chunks.is_none() || run_bytes >= RUN_BYTES) {
+                run_bytes = 0;
                 if let Err(e) = flush(py, &cbs, run_session, &mut run) {
                     self.requeue(std::iter::once(event).chain(it));
                     return Err(e);
@@ -303,6 +306,7 @@ impl Channel {
             n += 1;
             if let (Some(session), Some(_)) = (chunk_session, &cbs.on_chunks) {
                 let Event::Message { message: Message::Chunk { data }, .. } = event else { unreachable!() };
+                run_bytes += data.len();
                 match convert::chunk(py, data, threshold) {
                     Ok(obj) => run.push(obj),
                     Err(e) => {
@@ -456,6 +460,9 @@ impl Channel {
         errors::sent(py, self.core.send(session, message))
     }
 }
+
+/// A run given to `on_chunks` is cut once it holds this many payload bytes.
+const RUN_BYTES: usize = 1 << 20;
 
 /// Calls `on_chunks(session, [chunks])` with the run and empties it.
 fn flush(py: Python<'_>, cbs: &Callbacks, session: u64, run: &mut Vec<Bound<'_, PyAny>>) -> PyResult<()> {

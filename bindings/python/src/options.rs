@@ -10,14 +10,21 @@ use sluice_core::net::{ChannelConfig, Delivery, Endpoint};
 use sluice_core::wire::{Dialect, Profile, Role};
 
 /// Chunks of at least this many bytes arrive as a zero-copy `Payload`,
-/// smaller ones as `bytes`. Measured with bench.py (see the package
-/// README): below a few KiB, copying into a new `bytes` costs less than
-/// the `Payload` object and keeps no receive buffer alive.
-pub(crate) const DEFAULT_COPY_THRESHOLD: usize = 8 << 10;
+/// smaller ones as `bytes`. Measured with `bench.py --threshold-sweep` (the
+/// package README has the table): making a `Payload` costs the delivering
+/// thread less than copying from about 512 bytes on (the copy adds about
+/// 60 ns + 0.07 ns a byte), but a `Payload` keeps its whole receive buffer
+/// (up to 256 KiB) alive for as long as it lives, and most code wants
+/// `bytes`. From 16 KiB the copy costs more than a Python call (1.5 µs and
+/// up) while a kept chunk pins at most 16 times its size.
+pub(crate) const DEFAULT_COPY_THRESHOLD: usize = 16 << 10;
 
 /// Events run per `dispatch` call: enough to amortise the crossing into
-/// Python, few enough to keep one call short and the batch list small.
-pub(crate) const DEFAULT_BATCH: usize = 4096;
+/// Python, few enough to keep one call short. At about 100 bytes an event,
+/// 1024 keeps the vectors a dispatch moves events through (the core's and
+/// ours) under glibc's mmap threshold, so they are not mapped and faulted in
+/// afresh for every batch (measured with bench.py: 4096 and more lose).
+pub(crate) const DEFAULT_BATCH: usize = 1024;
 
 /// What a channel needs besides the core's config.
 #[derive(Debug, Clone)]
