@@ -201,7 +201,7 @@ impl Channel {
     }
 
     /// Nothing more will ever be delivered.
-    fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.is_closed() || (self.core.is_finished() && !self.has_pending() && !wait::readable_now(self.raw_fd()))
     }
 

@@ -301,7 +301,7 @@ impl Server {
 
     /// Whether ``close()`` was called.
     #[getter]
-    fn closed(&self) -> bool {
+    pub(crate) fn closed(&self) -> bool {
         self.is_closed()
     }
 

@@ -69,7 +69,8 @@ pub(crate) fn readable_now(fd: RawFd) -> bool {
 /// events (``timeout`` seconds at most; None waits forever, 0 does not
 /// wait), then runs the callbacks of every one that has (one batch each,
 /// as its ``dispatch()``), and returns the number of events run. The GIL is
-/// released while waiting. Servers accept here too.
+/// released while waiting. Servers accept here too. Returns 0 at once when
+/// every object is done (channels ended or closed, servers closed).
 ///
 /// An exception raised by a callback propagates at once; objects not yet
 /// dispatched keep their events for the next call.
@@ -102,8 +103,19 @@ pub(crate) fn poll(py: Python<'_>, objects: &Bound<'_, PyTuple>, timeout: Option
             Obj::Sv(s) => s.get().raw_fd(),
         })
         .collect();
-    let deadline = if ready_now { Some(Instant::now()) } else { deadline(timeout)? };
-    let readable = wait(py, &fds, deadline)?;
+    // Nothing will ever come: do not wait (forever).
+    let all_done = objs.iter().all(|o| match o {
+        Obj::Ch(c) => c.get().is_done(),
+        Obj::Sv(s) => s.get().closed(),
+    });
+    let deadline = if ready_now || all_done { Some(Instant::now()) } else { deadline(timeout)? };
+    let done = || {
+        objs.iter().all(|o| match o {
+            Obj::Ch(c) => c.get().is_done(),
+            Obj::Sv(s) => s.get().closed(),
+        })
+    };
+    let readable = wait_until(py, &fds, deadline, done)?;
     let mut n = 0;
     for (o, r) in objs.iter().zip(readable) {
         n += match o {

@@ -175,3 +175,17 @@ def test_no_leaks_over_100k_messages(sock_path, mode):
     worker.close()
     engine.close()
     server.close()
+
+
+def test_poll_returns_at_once_when_everything_is_done(sock_path):
+    import time
+
+    server = sluice.Server(sock_path)
+    ch = sluice.Channel(sock_path)
+    ch.close()
+    server.close()
+    t0 = time.monotonic()
+    assert sluice.poll(ch, server) == 0  # no timeout: would wait forever otherwise
+    assert time.monotonic() - t0 < 1
+    with pytest.raises(TypeError):
+        sluice.poll(ch, object())
