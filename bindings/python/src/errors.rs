@@ -10,7 +10,7 @@ use pyo3::types::PyType;
 use sluice_core::net::SendError;
 
 fn class<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyType>>, name: &str) -> PyResult<Bound<'py, PyType>> {
-    cell.import(py, "sluice.errors", name).map(|c| c.clone())
+    cell.import(py, "sluice.errors", name).cloned()
 }
 
 macro_rules! classes {

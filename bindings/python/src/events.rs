@@ -8,11 +8,12 @@ use pyo3::IntoPyObjectExt;
 use pyo3::types::{PyModule, PyTuple};
 
 macro_rules! event_class {
-    ($name:ident, $pyname:literal, $doc:literal, { $($field:ident : $ty:ty),* $(,)? }) => {
+    ($name:ident, $pyname:literal, $doc:literal, { $($fdoc:literal $field:ident : $ty:ty),* $(,)? }) => {
         #[doc = $doc]
         #[pyclass(frozen, module = "sluice.events", name = $pyname)]
         pub struct $name {
             $(
+                #[doc = $fdoc]
                 #[pyo3(get)]
                 pub $field: $ty,
             )*
@@ -51,23 +52,31 @@ macro_rules! event_class {
 }
 
 event_class!(Connected, "Connected", "The connection is established (the first event of a channel, also of an accepted one).", {});
-event_class!(SocketError, "SocketError", "The connection ended with ``errno`` (PROTOCOL.md §8.3): the last event of a channel.", { errno: i32 });
+event_class!(SocketError, "SocketError", "The connection ended with ``errno`` (PROTOCOL.md §8.3): the last event of a channel.", { "The errno (Linux numbering, PROTOCOL.md §8.3)." errno: i32 });
 event_class!(Drain, "Drain", "After a send raised ``WouldBlock``: the send queue is down to the low watermark.", {});
-event_class!(Handshake, "Handshake", "Engine role: the worker's handshake with its ``uuid`` (str).", { uuid: Py<PyAny> });
+event_class!(Handshake, "Handshake", "Engine role: the worker's handshake with its ``uuid`` (str).", { "The worker's uuid (str)." uuid: Py<PyAny> });
 event_class!(Heartbeat, "Heartbeat", "A heartbeat (worker role: also the engine's heartbeat reply).", {});
 event_class!(Terminate, "Terminate", "``terminate(code, reason)`` on the control ``session`` (0 in v0, 1 in v1).", {
-    session: u64, code: i64, reason: Py<PyAny>,
+    "The control session (0 in v0, 1 in v1)." session: u64,
+    "The terminate code (v0: 1 normal, 2 abnormal; v1: the engine's own codes)." code: i64,
+    "Why (str)." reason: Py<PyAny>,
 });
-event_class!(Invoke, "Invoke", "Worker role: the engine opens ``session`` for ``event`` (str).", { session: u64, event: Py<PyAny> });
+event_class!(Invoke, "Invoke", "Worker role: the engine opens ``session`` for ``event`` (str).", { "The new session." session: u64, "The event name (str)." event: Py<PyAny> });
 event_class!(Chunk, "Chunk", "A chunk of ``session``'s data: ``bytes``, or a zero-copy ``Payload`` from the channel's ``copy_threshold``.", {
-    session: u64, data: Py<PyAny>,
+    "The session." session: u64,
+    "The bytes: ``bytes``, or a zero-copy ``Payload``." data: Py<PyAny>,
 });
-event_class!(Choke, "Choke", "The peer's direction of ``session`` ends (v0 ``choke``, v1 ``close``).", { session: u64 });
+event_class!(Choke, "Choke", "The peer's direction of ``session`` ends (v0 ``choke``, v1 ``close``).", { "The session." session: u64 });
 event_class!(ErrorEvent, "Error", "``session`` failed: ``category`` (v1; None in v0), ``code``, ``message`` (str, or None when a v1 error has none).", {
-    session: u64, category: Option<i64>, code: i64, message: Py<PyAny>,
+    "The session." session: u64,
+    "The v1 error category (None in v0)." category: Option<i64>,
+    "The error code." code: i64,
+    "The message (str), or None when a v1 error has none." message: Py<PyAny>,
 });
 event_class!(Frame, "Frame", "A frame that is not a worker-protocol message (every frame when ``role`` is None; with a role, frames the protocol drops): ``type_id`` and ``args`` (a list of decoded msgpack values).", {
-    session: u64, type_id: u64, args: Py<PyAny>,
+    "The v0 session / v1 channel id." session: u64,
+    "The type id." type_id: u64,
+    "The arguments, decoded (a list)." args: Py<PyAny>,
 });
 
 /// Adds the submodule `events` to the native module.

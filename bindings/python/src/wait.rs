@@ -24,14 +24,9 @@ pub(crate) fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
     }
 }
 
-/// Waits until one of `fds` is readable or `deadline` passes (None:
-/// forever); returns which are readable. The GIL is released while waiting.
-pub(crate) fn wait(py: Python<'_>, fds: &[RawFd], deadline: Option<Instant>) -> PyResult<Vec<bool>> {
-    wait_until(py, fds, deadline, || false)
-}
-
-/// As [`wait`], and also stops (nothing readable) once `done()` holds,
-/// checked between slices.
+/// Waits until one of `fds` is readable, `deadline` passes (None: never)
+/// or `done()` holds (checked between slices); returns which are readable.
+/// The GIL is released while waiting.
 pub(crate) fn wait_until(py: Python<'_>, fds: &[RawFd], deadline: Option<Instant>, done: impl Fn() -> bool) -> PyResult<Vec<bool>> {
     let mut pfds: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
     loop {

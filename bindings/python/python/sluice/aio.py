@@ -35,7 +35,7 @@ from .events import Drain, Event, SocketError
 
 __all__ = ["Channel", "Server", "connect", "serve"]
 
-PathOrHost = Union[str, bytes, "os.PathLike[str]"]
+_PathOrHost = Union[str, bytes, "os.PathLike[str]"]
 
 
 def _no_callbacks(kwargs: Dict[str, Any]) -> None:
@@ -243,7 +243,7 @@ class Channel:
         return f"<sluice.aio.Channel {self.channel!r}>"
 
 
-async def connect(host: PathOrHost, port: Optional[int] = None, **options: Any) -> Channel:
+async def connect(host: _PathOrHost, port: Optional[int] = None, **options: Any) -> Channel:
     """Connects (``connect(path)`` for a Unix socket, ``connect(host,
     port)`` for TCP) and returns the :class:`Channel` once the connection
     is up. ``options`` are :class:`sluice.Channel`'s keywords (``dialect``,
@@ -349,7 +349,7 @@ class Server:
         return f"<sluice.aio.Server {self.server!r}>"
 
 
-async def serve(host: PathOrHost, port: Optional[int] = None, **options: Any) -> Server:
+async def serve(host: _PathOrHost, port: Optional[int] = None, **options: Any) -> Server:
     """Listens (``serve(path)`` or ``serve(host, port)``; port 0 picks one)
     and returns the :class:`Server`. ``options`` are
     :class:`sluice.Server`'s keywords (``dialect``, ``role``...; no
