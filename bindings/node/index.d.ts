@@ -137,12 +137,14 @@ export type CompatChannel = Channel
  *   message (every frame with role `'none'`; frames the protocol drops
  *   otherwise): `args` is the msgpack encoding of the arguments array.
  * * `'drain'` — a send returned `false` earlier and the queue has drained.
+ * * `'end'` — the peer closed the connection (after every complete frame
+ *   it sent was delivered).
  * * `'error' (err)` — the connection failed: `err.code` is the errno name
- *   (`'ECONNREFUSED'`, `'ESHUTDOWN'` when the peer closed, `'EBADMSG'`, …)
- *   and `err.errno` its Linux number. Emitted when there is an `'error'`
+ *   (`'ECONNREFUSED'`, `'ECONNRESET'`, `'EBADMSG'`, `'EMSGSIZE'`, …) and
+ *   `err.errno` its Linux number. Emitted when there is an `'error'`
  *   listener or no one is waiting on `ready` (which is rejected instead).
- * * `'close' (err?)` — the channel is finished (after `'error'`, or when
- *   `close()` has flushed); nothing follows.
+ * * `'close' (err?)` — the channel is finished (after `'end'` or
+ *   `'error'`, or when `close()` has flushed); nothing follows.
  *
  * Session ids are numbers (BigInt above 2^53 − 1).
  */

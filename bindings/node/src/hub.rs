@@ -700,17 +700,36 @@ unsafe extern "C" fn call_js(env: sys::napi_env, js_cb: sys::napi_value, context
     // SAFETY: `context` is the `Arc<Hub>` leaked in `init`, alive until
     // `finalize` (which runs after the last call).
     let hub = unsafe { &*(context as *const Hub) };
-    let list = {
-        let mut r = lock(&hub.ready);
-        r.scheduled = false;
-        std::mem::take(&mut r.list)
-    };
+    // While this runs, `scheduled` stays set: ports that get events meanwhile
+    // only join the list (no wake-up call from the I/O thread) and are taken
+    // in the next round here. The rounds end when the list is empty, or
+    // after a while, to let the rest of the event loop run: then one more
+    // call is queued.
+    let start = std::time::Instant::now();
     let mut errors = Vec::new();
-    for port in list {
-        let mut scope = ptr::null_mut();
-        unsafe { sys::napi_open_handle_scope(env, &mut scope) };
-        unsafe { port.dispatch(env, js_cb, &mut errors) };
-        unsafe { sys::napi_close_handle_scope(env, scope) };
+    let mut spare = Vec::new();
+    loop {
+        let mut list = {
+            let mut r = lock(&hub.ready);
+            if r.list.is_empty() {
+                r.scheduled = false;
+                break;
+            }
+            if start.elapsed() > Duration::from_millis(2) {
+                if !r.tsfn.is_null() {
+                    unsafe { sys::napi_call_threadsafe_function(r.tsfn, ptr::null_mut(), sys::ThreadsafeFunctionCallMode::nonblocking) };
+                }
+                break;
+            }
+            std::mem::replace(&mut r.list, std::mem::take(&mut spare))
+        };
+        for port in list.drain(..) {
+            let mut scope = ptr::null_mut();
+            unsafe { sys::napi_open_handle_scope(env, &mut scope) };
+            unsafe { port.dispatch(env, js_cb, &mut errors) };
+            unsafe { sys::napi_close_handle_scope(env, scope) };
+        }
+        spare = list;
     }
     // Only the dispatcher's own failure lands here (it reports the owner's
     // exceptions itself): rethrow the first, as an uncaught exception.
