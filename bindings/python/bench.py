@@ -57,10 +57,11 @@ CLOSE = b"\x93\x02\x02\x90"  # [2, 2, []]
 
 
 def sender(port_file: str) -> None:
-    """Listens; for each connection reads a request line "COUNT SIZE\\n"?
-    No: the receiver cannot speak first (sluice channels only read), so the
-    parameters come from a control connection: "COUNT SIZE\\n", then the
-    next data connection gets that stream."""
+    """The sender process. A sluice channel only reads, so each run is
+    announced on a control connection ("COUNT SIZE\\n", answered "ok");
+    the next data connection then gets that stream: the invoke, COUNT
+    chunks of SIZE bytes written with sendall in blocks of about 256 KiB,
+    the close, end of stream. "quit" ends the process."""
     lst = socket.socket()
     lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lst.bind(("127.0.0.1", 0))

@@ -11,12 +11,11 @@ use sluice_core::wire::{Dialect, Profile, Role};
 
 /// Chunks of at least this many bytes arrive as a zero-copy `Payload`,
 /// smaller ones as `bytes`. Measured with `bench.py --threshold-sweep` (the
-/// package README has the table): making a `Payload` costs the delivering
-/// thread less than copying from about 512 bytes on (the copy adds about
-/// 60 ns + 0.07 ns a byte), but a `Payload` keeps its whole receive buffer
-/// (up to 256 KiB) alive for as long as it lives, and most code wants
-/// `bytes`. From 16 KiB the copy costs more than a Python call (1.5 µs and
-/// up) while a kept chunk pins at most 16 times its size.
+/// package README has the table): a `Payload` costs the Python thread less
+/// than a copy at every size, but from about 8 KiB the rates do not follow
+/// (a live `Payload` keeps its whole receive buffer, up to 256 KiB, so the
+/// I/O thread allocates fresh ones), and most code wants `bytes`. 16 KiB:
+/// a copy costs under 3 µs, and a kept chunk pins at most 16 times its size.
 pub(crate) const DEFAULT_COPY_THRESHOLD: usize = 16 << 10;
 
 /// Events run per `dispatch` call: enough to amortise the crossing into
