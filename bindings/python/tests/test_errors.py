@@ -161,10 +161,13 @@ def test_a_raising_callback_propagates_and_the_rest_stays_queued(sock_path, batc
     server, worker, w, engine, e = engine_and_worker("unix", sock_path, "v1")
     pump(worker, engine, until=lambda: w.log == [("connect",)])
     w.take()
-    s = engine.send_invoke("x")
-    for i in range(5):
-        engine.send_chunk(s, b"%d" % i)
-    engine.send_choke(s)
+    # One write, so that the worker reads and queues it all at once.
+    s = engine.next_session()
+    engine.send(
+        bytes([0x93, s, 0x00, 0x91, 0xA1]) + b"x"
+        + b"".join(bytes([0x93, s, 0x00, 0x91, 0xA1]) + b"%d" % i for i in range(5))
+        + bytes([0x93, s, 0x02, 0x90])
+    )
     seen = []
     if batch_callback:
         # on_chunks raises on its first call: the run counts as delivered,
