@@ -27,6 +27,7 @@ use sluice_core::net::{Channel as CoreChannel, Event, Handler, Incoming};
 use sluice_core::wire::message::CONTROL_SESSION;
 use sluice_core::wire::{Args, Dialect, Frame, Message, Profile, Value};
 
+use crate::call;
 use crate::convert::{self, text, text_arg};
 use crate::errors;
 use crate::events as ev;
@@ -389,12 +390,13 @@ impl Channel {
                 }
                 Message::Chunk { data } => {
                     if let Some(f) = bind(py, &cbs.on_chunk) {
-                        f.call1((session, convert::chunk(py, data, threshold)?))?;
+                        let s = session.into_pyobject(py)?.into_any();
+                        call::call(py, f, &[s, convert::chunk(py, data, threshold)?])?;
                     }
                 }
                 Message::Choke => {
                     if let Some(f) = bind(py, &cbs.on_choke) {
-                        f.call1((session,))?;
+                        call::call(py, f, &[session.into_pyobject(py)?.into_any()])?;
                     }
                 }
                 Message::Error { category, code, message } => {
@@ -468,7 +470,7 @@ const RUN_BYTES: usize = 1 << 20;
 fn flush(py: Python<'_>, cbs: &Callbacks, session: u64, run: &mut Vec<Bound<'_, PyAny>>) -> PyResult<()> {
     let list = PyList::new(py, run.drain(..))?;
     match &cbs.on_chunks {
-        Some(f) => f.bind(py).call1((session, list)).map(drop),
+        Some(f) => call::call(py, f.bind(py), &[session.into_pyobject(py)?.into_any(), list.into_any()]),
         None => Ok(()),
     }
 }

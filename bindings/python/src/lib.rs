@@ -7,7 +7,7 @@
 //! ever waits for the GIL and one crossing into Python carries many
 //! messages.
 //!
-//! Modules: [`channel`] and [`server`] (the classes), [`events`] (event
+//! Modules: [`call`] (calling callbacks), [`channel`] and [`server`] (the classes), [`events`] (event
 //! objects for pull-style delivery), [`payload`] (the zero-copy chunk
 //! buffer), [`options`] (keyword arguments into a `ChannelConfig`),
 //! [`convert`] (strings, byte strings and msgpack values), [`errors`] (the
@@ -15,6 +15,7 @@
 
 use pyo3::prelude::*;
 
+mod call;
 mod channel;
 mod convert;
 mod errors;
