@@ -2,9 +2,10 @@
 //! the interpreter offers it.
 //!
 //! Under the stable ABI for 3.9 pyo3 calls through `PyObject_Call` with a
-//! new argument tuple. `PyObject_Vectorcall` skips the tuple; it is an
-//! exported function from CPython 3.10 on (a static inline before), so it is
-//! looked up at run time and used when present. This is the per-message
+//! new argument tuple. `PyObject_Vectorcall` skips the tuple, but it is not
+//! in that ABI and only CPython 3.11 and newer export it (before, a static
+//! inline), so it is looked up at run time and used when present. This is
+//! the per-message
 //! path of `on_chunk`.
 
 use std::ffi::c_void;
