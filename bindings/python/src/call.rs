@@ -5,8 +5,7 @@
 //! new argument tuple. `PyObject_Vectorcall` skips the tuple, but it is not
 //! in that ABI and only CPython 3.11 and newer export it (before, a static
 //! inline), so it is looked up at run time and used when present. This is
-//! the per-message
-//! path of `on_chunk`.
+//! the per-message path of `on_chunk`.
 
 use std::ffi::c_void;
 use std::sync::OnceLock;
