@@ -535,11 +535,11 @@ channel_class! {
         #[pyo3(signature = (
             host, port=None, *, dialect=DialectArg(Dialect::V1), role=RoleArg(Some(sluice_core::wire::Role::Worker)),
             profile="compat", max_frame_size=None, high_watermark=None, low_watermark=None,
-            connect_timeout=Some(30.0), max_pending=None, copy_threshold=None, batch=None,
+            connect_timeout=Some(30.0), max_pending=None, copy_threshold=None, batch=None, read_size=None,
             on_connect=None, on_socket_error=None, on_handshake=None, on_heartbeat=None, on_terminate=None,
             on_invoke=None, on_chunk=None, on_chunks=None, on_choke=None, on_error=None, on_frame=None, on_drain=None,
         ))]
-        #[pyo3(text_signature = "(host, port=None, *, dialect=1, role='worker', profile='compat', max_frame_size=None, high_watermark=None, low_watermark=None, connect_timeout=30.0, max_pending=None, copy_threshold=None, batch=None, on_connect=None, on_socket_error=None, on_handshake=None, on_heartbeat=None, on_terminate=None, on_invoke=None, on_chunk=None, on_chunks=None, on_choke=None, on_error=None, on_frame=None, on_drain=None)")]
+        #[pyo3(text_signature = "(host, port=None, *, dialect=1, role='worker', profile='compat', max_frame_size=None, high_watermark=None, low_watermark=None, connect_timeout=30.0, max_pending=None, copy_threshold=None, batch=None, read_size=None, on_connect=None, on_socket_error=None, on_handshake=None, on_heartbeat=None, on_terminate=None, on_invoke=None, on_chunk=None, on_chunks=None, on_choke=None, on_error=None, on_frame=None, on_drain=None)")]
         #[allow(clippy::too_many_arguments)]
         fn py_new(
             host: &Bound<'_, PyAny>,
@@ -554,6 +554,7 @@ channel_class! {
             max_pending: Option<usize>,
             copy_threshold: Option<usize>,
             batch: Option<usize>,
+            read_size: Option<usize>,
             on_connect: Option<Bound<'_, PyAny>>,
             on_socket_error: Option<Bound<'_, PyAny>>,
             on_handshake: Option<Bound<'_, PyAny>>,
@@ -570,7 +571,7 @@ channel_class! {
             let endpoint = options::endpoint(host, port)?;
             let opts = options::build(
                 dialect, role, profile, max_frame_size, high_watermark, low_watermark, connect_timeout, max_pending,
-                copy_threshold, batch,
+                copy_threshold, batch, read_size,
             )?;
             let cbs = Callbacks::from_kwargs([
                 on_connect, on_socket_error, on_handshake, on_heartbeat, on_terminate, on_invoke, on_chunk, on_chunks,

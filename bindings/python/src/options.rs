@@ -136,6 +136,7 @@ pub(crate) fn build(
     max_pending: Option<usize>,
     copy_threshold: Option<usize>,
     batch: Option<usize>,
+    read_size: Option<usize>,
 ) -> PyResult<Opts> {
     let mut config = ChannelConfig::new(dialect_arg.0, role_arg.0);
     config.profile = profile(profile_arg)?;
@@ -159,6 +160,9 @@ pub(crate) fn build(
     };
     if let Some(n) = max_pending {
         config.max_pending = n;
+    }
+    if let Some(n) = read_size {
+        config.read_size = n;
     }
     let batch = batch.unwrap_or(DEFAULT_BATCH);
     if batch == 0 {

@@ -125,9 +125,9 @@ impl Server {
     #[pyo3(signature = (
         host, port=None, *, dialect=DialectArg(Dialect::V1), role=RoleArg(Some(Role::Engine)),
         profile="compat", max_frame_size=None, high_watermark=None, low_watermark=None,
-        max_pending=None, copy_threshold=None, batch=None, on_accept=None,
+        max_pending=None, copy_threshold=None, batch=None, read_size=None, on_accept=None,
     ))]
-    #[pyo3(text_signature = "(host, port=None, *, dialect=1, role='engine', profile='compat', max_frame_size=None, high_watermark=None, low_watermark=None, max_pending=None, copy_threshold=None, batch=None, on_accept=None)")]
+    #[pyo3(text_signature = "(host, port=None, *, dialect=1, role='engine', profile='compat', max_frame_size=None, high_watermark=None, low_watermark=None, max_pending=None, copy_threshold=None, batch=None, read_size=None, on_accept=None)")]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         host: &Bound<'_, PyAny>,
@@ -141,6 +141,7 @@ impl Server {
         max_pending: Option<usize>,
         copy_threshold: Option<usize>,
         batch: Option<usize>,
+        read_size: Option<usize>,
         on_accept: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Server> {
         let endpoint = options::endpoint(host, port)?;
@@ -155,6 +156,7 @@ impl Server {
             max_pending,
             copy_threshold,
             batch,
+            read_size,
         )?;
         let on_accept = check_callable(on_accept)?;
         let sink = Arc::new(Mutex::new(Vec::new()));

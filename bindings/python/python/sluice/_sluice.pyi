@@ -64,6 +64,7 @@ class Channel:
         max_pending: Optional[int] = None,
         copy_threshold: Optional[int] = None,
         batch: Optional[int] = None,
+        read_size: Optional[int] = None,
         on_connect: Optional[Callable[[], Any]] = None,
         on_socket_error: Optional[Callable[[int], Any]] = None,
         on_handshake: Optional[Callable[[str], Any]] = None,
@@ -189,6 +190,7 @@ class Server:
         max_pending: Optional[int] = None,
         copy_threshold: Optional[int] = None,
         batch: Optional[int] = None,
+        read_size: Optional[int] = None,
         on_accept: Optional[Callable[[Channel], Any]] = None,
     ) -> Self: ...
 
