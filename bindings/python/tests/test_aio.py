@@ -201,3 +201,25 @@ def test_many_channels_on_one_loop(sock_path):
         server.close()
 
     run(main())
+
+
+def test_async_server_iteration_ends_on_close(sock_path):
+    async def main():
+        server = await sluice.aio.serve(sock_path)
+        clients = [await sluice.aio.connect(sock_path) for _ in range(2)]
+        got = []
+
+        async def collect():
+            async for ch in server:
+                got.append(ch)
+
+        task = asyncio.create_task(collect())
+        while len(got) < 2:
+            await asyncio.sleep(0.01)
+        server.close()
+        await task  # iteration ended
+        assert [await ch.__anext__() for ch in got] == [Connected(), Connected()]
+        for c in clients + got:
+            c.close()
+
+    run(main())

@@ -189,3 +189,52 @@ def test_poll_returns_at_once_when_everything_is_done(sock_path):
     assert time.monotonic() - t0 < 1
     with pytest.raises(TypeError):
         sluice.poll(ch, object())
+
+
+def test_a_raising_on_accept_propagates_and_the_rest_follow(sock_path):
+    import time
+
+    got = []
+
+    def on_accept(ch):
+        got.append(ch)
+        if len(got) == 1:
+            raise RuntimeError("first")
+
+    server = sluice.Server(sock_path, on_accept=on_accept)
+    clients = [sluice.Channel(sock_path) for _ in range(3)]
+    time.sleep(0.3)  # all three wait to be accepted
+    with pytest.raises(RuntimeError, match="first"):
+        pump(server, until=lambda: False)
+    pump(server, until=lambda: len(got) == 3)
+    for c in clients + got:
+        c.close()
+    server.close()
+
+
+def test_send_chunks_and_abort(sock_path):
+    server, worker, w, engine, e = engine_and_worker("unix", sock_path, "v1")
+    s = engine.send_invoke("x")
+    assert engine.send_chunks(s, [b"a", bytearray(b"b"), memoryview(b"c")]) == 3
+    pump(worker, engine, until=lambda: sum(1 for x in w.log if x[0] == "chunk") == 3)
+    assert [x[2] for x in w.log if x[0] == "chunk"] == [b"a", b"b", b"c"]
+    engine.abort()
+    assert engine.closed
+    worker.run(timeout=10)
+    assert w.log[-1][0] == "socket_error"
+    with pytest.raises(sluice.Closed):
+        engine.send_chunks(s, [b"x"])
+    server.close()
+
+
+def test_generic_frames_as_events(raw_peer):
+    from sluice.events import Connected, Frame
+
+    ch = sluice.Channel("127.0.0.1", raw_peer.port, role=None)
+    raw_peer.accept()
+    raw_peer.send(b"\x93\x05\x01\x92\xa2ok\x2a")
+    got = []
+    while len(got) < 2:
+        got += ch.events(timeout=10)
+    assert got == [Connected(), Frame(5, 1, ["ok", 42])]
+    ch.close()
