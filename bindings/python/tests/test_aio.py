@@ -223,3 +223,25 @@ def test_async_server_iteration_ends_on_close(sock_path):
             c.close()
 
     run(main())
+
+
+def test_a_slow_consumer_bounds_what_is_taken(sock_path):
+    async def main():
+        server = await sluice.aio.serve(sock_path)
+        worker = await sluice.aio.connect(sock_path, batch=100, max_pending=64 << 10)
+        engine = await server.accept()
+        s = engine.send_invoke("flood")
+        n = 30_000
+        for i in range(n):  # 30,000 small chunks; the worker does not consume yet
+            engine.send_chunk(s, b"%05d" % i)
+        await asyncio.sleep(0.3)
+        assert len(worker._events) <= 4 * 100 + 100, "events taken and not consumed stay bounded"
+        chunks = []
+        while len(chunks) < n:  # consuming lets the rest flow
+            chunks += [ev.data for ev in await worker.next_batch() if isinstance(ev, Chunk)]
+        assert chunks == [b"%05d" % i for i in range(n)]
+        for c in (worker, engine):
+            c.close()
+        server.close()
+
+    run(main())

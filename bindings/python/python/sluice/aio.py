@@ -52,6 +52,11 @@ class Channel:
     for many small messages). Sends are the channel's own (``send_chunk``,
     ``send_choke``...) and raise :class:`sluice.WouldBlock` past the high
     watermark: ``await drain()`` then, or use :meth:`write`.
+
+    Reading follows consumption: once 4 batches of events wait unconsumed,
+    the channel stops taking more until they are consumed, and the core
+    pauses reading the socket once ``max_pending`` bytes wait; memory stays
+    bounded whatever the peer sends.
     """
 
     def __init__(self, channel: _sluice.Channel, loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
@@ -63,6 +68,11 @@ class Channel:
         self._drainers: List[asyncio.Future[None]] = []
         self._error: Optional[BaseException] = None
         self._ended = False  # the last event (SocketError) was taken, or closed
+        # Backpressure: past _high events taken and not yet consumed, stop
+        # taking more (the core then pauses reading at its max_pending).
+        self._high = 4 * channel.batch
+        self._low = channel.batch
+        self._paused = False
         self._fd = channel.fileno()
         self._loop.add_reader(self._fd, self._on_readable)
         self._reading = True
@@ -73,6 +83,17 @@ class Channel:
         if self._reading:
             self._reading = False
             self._loop.remove_reader(self._fd)
+
+    def _pause(self) -> None:
+        if self._reading:
+            self._stop_reading()
+            self._paused = True
+
+    def _resume(self) -> None:
+        if self._paused and not self._ended:
+            self._paused = False
+            self._reading = True
+            self._loop.add_reader(self._fd, self._on_readable)
 
     def _wake(self) -> None:
         w = self._waiter
@@ -94,6 +115,8 @@ class Channel:
                 self._stop_reading()
                 self._release_drainers(errors.from_errno(ev.errno))
         self._events.extend(batch)
+        if len(self._events) >= self._high:
+            self._pause()
         if self.channel.closed and not self._events and not self.channel.pending:
             # Closed with nothing left: nothing more will come.
             self._ended = True
@@ -114,8 +137,9 @@ class Channel:
             if self._error is not None:
                 e, self._error = self._error, None
                 raise e
-            if self._ended or self.channel.closed and not self._reading:
+            if self._ended or self.channel.closed and not self._reading and not self._paused:
                 return
+            self._resume()
             if self.channel.pending:
                 # Left by a failed conversion: the descriptor does not signal them.
                 self._on_readable()
@@ -136,7 +160,10 @@ class Channel:
             await self._wait()
             if not self._events:
                 raise StopAsyncIteration
-        return self._events.popleft()
+        event = self._events.popleft()
+        if self._paused and len(self._events) <= self._low:
+            self._resume()
+        return event
 
     async def next_batch(self) -> List[Event]:
         """Every event waiting (at least one), in order; an empty list once
@@ -145,6 +172,7 @@ class Channel:
             await self._wait()
         batch = list(self._events)
         self._events.clear()
+        self._resume()
         return batch
 
     # -- flow control ------------------------------------------------------
