@@ -14,8 +14,8 @@ and 64 KiB chunks, v1 frames ``[2, 0, [<bin payload>]]`` after an invoke):
 A separate sender process listens, accepts one connection per run and
 writes the pre-encoded stream with ``sendall``; each receiver connects and
 counts chunks and payload bytes until end of stream (the counts are
-checked). Figures are medians of ``--runs`` runs; ratios are against the
-inline baseline.
+checked). The receivers take turns, round after round; figures are
+medians of ``--runs`` rounds and ratios are against the inline baseline.
 
     python bench.py [--runs 5] [--small 1000000] [--large 20000] [--quick]
 """
@@ -152,11 +152,11 @@ def recv_baseline(port: int, call: bool) -> tuple:
             break
         unpacker.feed(view[:k])
         if call:
-            for channel, ty, args, *_ in unpacker:
+            for channel, ty, args in unpacker:
                 if ty == 0 and channel == 2:
                     on_chunk(channel, args[0])
         else:
-            for channel, ty, args, *_ in unpacker:
+            for channel, ty, args in unpacker:
                 if ty == 0 and channel == 2:
                     n += 1
                     nbytes += len(args[0])
@@ -229,16 +229,13 @@ VARIANTS = {
 }
 
 
-def measure(snd: Sender, variant: str, count: int, size: int, runs: int) -> list:
-    rates = []
-    for _ in range(runs):
-        snd.arm(count, size)
-        n, nbytes, dt = VARIANTS[variant](snd.port)
-        snd.done()
-        if n != count or nbytes != count * size:
-            raise AssertionError(f"{variant}: got {n} chunks / {nbytes} bytes, expected {count} / {count * size}")
-        rates.append((count / dt, count * size / dt))
-    return rates
+def measure_once(snd: Sender, variant: str, count: int, size: int) -> tuple:
+    snd.arm(count, size)
+    n, nbytes, dt = VARIANTS[variant](snd.port)
+    snd.done()
+    if n != count or nbytes != count * size:
+        raise AssertionError(f"{variant}: got {n} chunks / {nbytes} bytes, expected {count} / {count * size}")
+    return count / dt, count * size / dt
 
 
 def threshold_sweep(snd: Sender, runs: int, total: int) -> None:
@@ -298,9 +295,14 @@ def main() -> None:
     results = {}
     try:
         for label, count, size in (("64 B chunks", a.small, SMALL), ("64 KiB chunks", a.large, LARGE)):
+            # Round-robin: every round runs each receiver once, so a change
+            # in the machine's load affects all of them alike.
+            rates: dict = {v: [] for v in variants}
+            for _ in range(a.runs):
+                for v in variants:
+                    rates[v].append(measure_once(snd, v, count, size))
             for v in variants:
-                rates = measure(snd, v, count, size, a.runs)
-                results[(label, v)] = (statistics.median(r[0] for r in rates), statistics.median(r[1] for r in rates))
+                results[(label, v)] = (statistics.median(r[0] for r in rates[v]), statistics.median(r[1] for r in rates[v]))
     finally:
         snd.stop()
     print(f"{'stream':<15}{'receiver':<15}{'msgs/s':>14}{'GB/s':>9}{'vs baseline':>13}")
