@@ -197,11 +197,8 @@ fn send_sluice(net: Net, n: usize, size: usize) -> f64 {
     let mut cfg = ChannelConfig::new(Dialect::V1, Some(Role::Worker));
     cfg.profile = Profile::Modern; // [7, 0, [<bin>]], byte for byte the plain stream
     let ch = Channel::connect(ep, cfg, move |_: &Channel, ev: Event| {
-        match ev {
-            Event::Drain => {
-                let _ = drain_tx.send(());
-            }
-            _ => {}
+        if ev == Event::Drain {
+            let _ = drain_tx.send(());
         }
     })
     .unwrap();

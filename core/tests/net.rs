@@ -1,6 +1,7 @@
 //! Channels and servers over real sockets: a worker and an engine built on
 //! sluice talk over TCP and Unix sockets; raw peers feed vector bytes at
 //! random splits; every connection failure gives its one errno.
+#![allow(clippy::field_reassign_with_default)] // configs read best as default + the one setting under test
 
 use std::io::{Read, Write};
 use std::sync::mpsc;
