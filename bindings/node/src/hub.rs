@@ -432,7 +432,8 @@ impl Port {
         let (mut batch, connected, failed, released) = self.take();
         let obj = {
             let mut js = self.js.0.borrow_mut();
-            js.connected |= connected;
+            // A connection the owner closed before hearing of it never was.
+            js.connected |= connected && !self.is_closed();
             if js.failed.is_none() {
                 js.failed = failed;
             }
