@@ -306,6 +306,12 @@ export interface ChannelOptions {
    * channel with `EBADMSG`. Default `false`.
    */
   lenient?: boolean
+  /**
+   * Bytes asked of each read from the socket. Default 1 MiB (fewer reads
+   * and buffer moves per byte than the core's 256 KiB, measured faster
+   * for both small and 64 KiB chunks).
+   */
+  readSize?: number
 }
 
 /**

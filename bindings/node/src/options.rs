@@ -56,6 +56,10 @@ pub struct ChannelOptions {
     /// Skip well-formed values that are not frames instead of failing the
     /// channel with `EBADMSG`. Default `false`.
     pub lenient: Option<bool>,
+    /// Bytes asked of each read from the socket. Default 1 MiB (fewer reads
+    /// and buffer moves per byte than the core's 256 KiB, measured faster
+    /// for both small and 64 KiB chunks).
+    pub read_size: Option<f64>,
 }
 
 /// A channel's settings, resolved.
@@ -107,6 +111,7 @@ impl ChannelOptions {
             Some(r) => return Err(js::throw(env, js::Kind::TypeError, "ERR_INVALID_ARG_VALUE", &format!("options.role must be 'worker', 'engine' or 'none', got {r:?}"))),
         };
         let mut c = ChannelConfig::new(dialect, role);
+        c.read_size = 1 << 20;
         c.profile = match self.profile.as_deref() {
             None | Some("compat") => Profile::Compat,
             Some("modern") => Profile::Modern,
@@ -127,6 +132,9 @@ impl ChannelOptions {
         }
         if let Some(n) = size(env, self.max_pending, "maxPending", 1.0)? {
             c.max_pending = n;
+        }
+        if let Some(n) = size(env, self.read_size, "readSize", 4096.0)? {
+            c.read_size = n;
         }
         if let Some(l) = self.lenient {
             c.lenient = l;
