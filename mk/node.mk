@@ -18,12 +18,13 @@ NODE_TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),$(CURDIR)/target
 
 .PHONY: node-build node-test node-bench node-clean
 
-# npm ci runs the package's install script, which builds the addon; the
-# explicit build after it is then a no-op for cargo but rewrites index.d.ts
-# from the doc comments as they are now.
+# npm ci installs the exact tools of package-lock.json without running
+# install scripts (the package's own would build the addon a first time;
+# msgpackr's optional accelerator is not wanted for the pure-JS baseline);
+# then one release build writes sluice.node and index.d.ts.
 node-build: toolchain
 	@command -v $(NODE) >/dev/null 2>&1 || { echo "node (>= 20) and npm are needed for the Node binding"; exit 1; }
-	cd $(NODE_DIR) && CARGO_TARGET_DIR=$(NODE_TARGET_DIR) $(NPM) ci --no-audit --no-fund
+	cd $(NODE_DIR) && $(NPM) ci --no-audit --no-fund --ignore-scripts
 	cd $(NODE_DIR) && CARGO_TARGET_DIR=$(NODE_TARGET_DIR) $(NPM) run --silent build
 
 node-test: node-build
