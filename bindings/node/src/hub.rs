@@ -371,12 +371,9 @@ impl Port {
     fn take(&self) -> (Batch, bool, Option<i32>, bool) {
         let mut st = lock(&self.state);
         st.queued = false;
-        let cap = st.batch.recs.capacity();
-        let arena_cap = st.batch.arena.capacity();
-        let batch = std::mem::replace(
-            &mut st.batch,
-            Batch { recs: Vec::with_capacity(cap.min(1 << 16)), arena: Vec::with_capacity(arena_cap.min(1 << 20)), ..Batch::default() },
-        );
+        // The next batch starts empty; `recycle` gives it this one's
+        // buffers back once they are dispatched.
+        let batch = std::mem::take(&mut st.batch);
         let was_over = st.pending > self.max_pending / 2;
         st.pending = 0;
         let out = (batch, std::mem::take(&mut st.connected), st.failed.take(), std::mem::take(&mut st.released));
@@ -457,7 +454,11 @@ impl Port {
         let und = js::undefined(env);
         if !batch.is_empty() || released {
             let recs = if batch.is_empty() { und } else { unsafe { float64_array(env, &batch.recs) } };
-            let arena = if batch.arena.is_empty() { und } else { unsafe { external_vec(env, std::mem::take(&mut batch.arena)) } };
+            // The arena is copied into a Buffer Node allocates (a memcpy of a
+            // few bytes per message): its Vec goes back to the port for the
+            // next batch, so the I/O thread does not allocate a new one each
+            // time, and no memory allocated there is freed here.
+            let arena = if batch.arena.is_empty() { und } else { unsafe { buffer_copy(env, &batch.arena) } };
             let bigs = if !batch.incoming.is_empty() {
                 unsafe { crate::modern::accept_all(env, self, std::mem::take(&mut batch.incoming)) }
             } else if batch.bigs.is_empty() {
@@ -486,7 +487,22 @@ impl Port {
                 errors.push(e);
             }
         }
+        self.recycle(batch);
         unsafe { self.settle(env, released) };
+    }
+
+    /// Hands a dispatched batch's buffers back for the next one.
+    fn recycle(&self, mut batch: Batch) {
+        batch.recs.clear();
+        batch.arena.clear();
+        let mut st = lock(&self.state);
+        let b = &mut st.batch;
+        if b.recs.is_empty() && b.recs.capacity() < batch.recs.capacity() && batch.recs.capacity() <= 1 << 18 {
+            std::mem::swap(&mut b.recs, &mut batch.recs);
+        }
+        if b.arena.is_empty() && b.arena.capacity() < batch.arena.capacity() && batch.arena.capacity() <= 4 << 20 {
+            std::mem::swap(&mut b.arena, &mut batch.arena);
+        }
     }
 
     /// Settles promises and, on release, lets go of the owner object.
@@ -563,28 +579,15 @@ unsafe fn float64_array(env: sys::napi_env, v: &[f64]) -> sys::napi_value {
     ta
 }
 
-unsafe extern "C" fn free_vec(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    drop(unsafe { Box::from_raw(hint.cast::<Vec<u8>>()) });
-}
-
 unsafe extern "C" fn free_bytes(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
     drop(unsafe { Box::from_raw(hint.cast::<Bytes>()) });
 }
 
-/// A Buffer over a Vec's bytes, freed when the Buffer is collected.
-unsafe fn external_vec(env: sys::napi_env, v: Vec<u8>) -> sys::napi_value {
-    let len = v.len();
-    let b = Box::new(v);
-    let data = b.as_ptr() as *mut c_void;
-    let hint = Box::into_raw(b);
+/// A Buffer with a copy of `v`.
+unsafe fn buffer_copy(env: sys::napi_env, v: &[u8]) -> sys::napi_value {
+    let mut d = ptr::null_mut();
     let mut out = ptr::null_mut();
-    let s = unsafe { sys::napi_create_external_buffer(env, len, data, Some(free_vec), hint.cast(), &mut out) };
-    if s != sys::Status::napi_ok {
-        // Runtimes without external buffers: copy.
-        let b = unsafe { Box::from_raw(hint) };
-        let mut d = ptr::null_mut();
-        unsafe { sys::napi_create_buffer_copy(env, len, b.as_ptr().cast(), &mut d, &mut out) };
-    }
+    unsafe { sys::napi_create_buffer_copy(env, v.len(), v.as_ptr().cast(), &mut d, &mut out) };
     out
 }
 

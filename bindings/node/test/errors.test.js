@@ -203,3 +203,31 @@ test('listen on a busy port throws EADDRINUSE with errno', async () => {
   assert.throws(() => connect('nonsense'), { code: 'ERR_INVALID_ARG_VALUE' })
   assert.throws(() => connect('127.0.0.1:1', { role: 'boss' }), { code: 'ERR_INVALID_ARG_VALUE' })
 })
+
+test('a slow consumer pauses reading (maxPending): everything arrives, in order, memory bounded', async () => {
+  const peer = await rawPeer('tcp')
+  const ch = new Channel(peer.host, peer.port, { dialect: 'v0', maxPending: 256 << 10 })
+  const sock = await peer.accepted
+  const N = 2000
+  const frames = []
+  for (let i = 0; i < N; i++) frames.push(pack([4, 1, [Buffer.alloc(16 << 10, i & 0xff)]]))
+  let n = 0
+  let bad = 0
+  let maxRss = 0
+  const done = new Promise((resolve) => {
+    ch.on_chunk = (sid, buf) => {
+      if (buf.length !== 16 << 10 || buf[0] !== (n & 0xff) || buf[buf.length - 1] !== (n & 0xff)) bad++
+      n++
+      const until = process.hrtime.bigint() + 100000n // 0.1 ms of work per chunk
+      while (process.hrtime.bigint() < until);
+      if (n % 200 === 0) maxRss = Math.max(maxRss, process.memoryUsage().rss)
+      if (n === N) resolve()
+    }
+  })
+  sock.end(Buffer.concat(frames))
+  await done
+  assert.equal(bad, 0)
+  assert.ok(maxRss < 512 << 20, `rss ${maxRss}`)
+  ch.close()
+  peer.server.close()
+})

@@ -38,7 +38,7 @@ async function measure (size, count) {
   const server = await sender(size, count)
   const p = spawn(process.execPath, ['--expose-gc', '-e', `
     const { Channel } = require(${PKG})
-    const ch = new Channel('127.0.0.1', ${server.address().port}, { dialect: 'v1' })
+    const ch = new Channel('127.0.0.1', ${server.address().port}, { dialect: 'v1', maxPending: 4 << 20 })
     ch.owner = { __sid: 1 }
     let n = 0
     const marks = []
