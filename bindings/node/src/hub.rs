@@ -8,8 +8,9 @@
 //! * A port with new records is put on the [`Hub`]'s ready list; the hub
 //!   calls its one threadsafe function only when no call is pending. On the
 //!   JavaScript thread that call takes the whole ready list and, per port,
-//!   makes one `Float64Array` of records, one Buffer over the arena and one
-//!   Buffer per large chunk, and calls the JavaScript dispatcher once
+//!   makes one `Float64Array` of records, one Buffer holding the arena (a
+//!   copy; the vectors go back to the port for its next batch) and one
+//!   external Buffer per large chunk, and calls the JavaScript dispatcher once
 //!   (`lib/dispatch.js`), which runs the owner's callbacks for the batch,
 //!   slicing small payloads out of the arena with `subarray`.
 //! * Flow control: while more than `max_pending` bytes of a port wait for
