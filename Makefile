@@ -20,6 +20,9 @@ include mk/c.mk
 TESTS := rust-test c-test
 DEMOS := c-demo
 -include mk/python.mk mk/node.mk
+ifneq ($(wildcard mk/node.mk),)
+TESTS += node-test
+endif
 
 toolchain:
 	@command -v $(CARGO) >/dev/null 2>&1 || { \
