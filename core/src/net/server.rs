@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::channel::{Channel, Handler, Stream};
 use super::config::{ChannelConfig, Delivery, Endpoint};
 use super::poller::Poller;
-use super::{errno_of, runtime};
+use super::runtime;
 
 /// An accepted connection, not yet read from. Start it with a handler, or
 /// drop it to close the connection.
@@ -135,10 +135,7 @@ impl Server {
                 match accepted {
                     Ok((stream, peer)) => task.deliver(Incoming { stream, peer, config: config.clone() }),
                     // Out of descriptors and the like: wait a little, go on.
-                    Err(e) => {
-                        let _ = errno_of(&e);
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    }
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
                 }
             }
         });
