@@ -186,6 +186,8 @@ struct State {
     generation: u64,
     /// Failed attempts since the last good connection.
     attempt: u32,
+    /// No dial has failed or succeeded yet.
+    initial: bool,
     endpoint: usize,
     replay: Option<Replay>,
     enc: Encoder,
@@ -241,6 +243,7 @@ impl Session {
             connected: false,
             generation: 0,
             attempt: 0,
+            initial: true,
             endpoint: 0,
             replay: opts.resume.clone().map(Replay::new),
             enc: Encoder::new(opts.channel.dialect, Profile::Compat),
@@ -415,6 +418,10 @@ impl Session {
             if was_connected {
                 st.attempt = 0;
                 st.endpoint = 0;
+            } else if std::mem::replace(&mut st.initial, false) {
+                // The first dial failed: its retry is the first attempt.
+                st.attempt = 0;
+                st.endpoint = (st.endpoint + 1) % n;
             } else {
                 st.attempt += 1;
                 st.endpoint = (st.endpoint + 1) % n;
@@ -432,10 +439,9 @@ impl Session {
         let s = self.clone();
         rt.spawn(async move {
             tokio::time::sleep(delay).await;
-            if lock(&s.inner.state).generation == generation {
-                if s.dial().is_err() {
-                    s.reconnect(false);
-                }
+            let current = lock(&s.inner.state).generation == generation;
+            if current && s.dial().is_err() {
+                s.reconnect(false);
             }
         });
     }
@@ -493,7 +499,10 @@ impl Handler for Glue {
         match event {
             Event::Connected => {
                 let hello = self.current(|st| {
+                    // (dial stores it too, maybe after this event)
+                    st.channel = Some(ch.clone());
                     st.connected = true;
+                    st.initial = false;
                     st.last_rx = Instant::now();
                     match st.replay.as_mut() {
                         Some(r) => {
