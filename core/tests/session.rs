@@ -286,7 +286,7 @@ fn resume_loses_and_duplicates_nothing_across_100_cuts() {
     assert!(resumed >= CUTS, "{resumed} resumed connections");
     // The server may have answered a hello whose connection was cut before
     // the client read the answer: at least one peer connection per resume.
-    assert!(peer_rx.try_iter().count() as u64 >= resumed + 1);
+    assert!(peer_rx.try_iter().count() as u64 > resumed);
     s.stop();
     srv.close();
 }
