@@ -811,3 +811,22 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+
+    /// The bytes docs/RESUME.md shows.
+    #[test]
+    fn extension_frames_are_the_documented_bytes() {
+        let mut enc = Encoder::new(crate::wire::Dialect::V1, Profile::Compat);
+        let token = Bytes::from_static(&[0xab; 16]);
+        let hello = Control::Hello { token, received: 1_000_000, known: true }.encode(&mut enc);
+        let mut want = b"\x93\x00\xcd\xff\x00\x93\xb0".to_vec();
+        want.extend_from_slice(&[0xab; 16]);
+        want.extend_from_slice(b"\xce\x00\x0f\x42\x40\xc3");
+        assert_eq!(&hello[..], &want[..]);
+        assert_eq!(&Control::Ack(512).encode(&mut enc)[..], b"\x93\x00\xcd\xff\x01\x91\xcd\x02\x00");
+        assert_eq!(&Control::Ping.encode(&mut enc)[..], b"\x93\x00\xcd\xff\x02\x90");
+    }
+}
