@@ -13,6 +13,10 @@ use super::headers::Header;
 /// The error category the frameworks use for worker-side errors (v1).
 pub const FRAMEWORK_CATEGORY: i64 = 42;
 
+/// How many sessions the peer may have open at once by default
+/// ([`Session::set_max_sessions`]).
+pub const DEFAULT_MAX_SESSIONS: usize = 1 << 16;
+
 /// The control session (v0) / channel (v1).
 pub const CONTROL_SESSION: u64 = 1;
 
@@ -242,6 +246,15 @@ pub enum Dropped {
         /// The channel.
         session: u64,
     },
+    /// A new session past the limit of sessions open at once
+    /// ([`Session::set_max_sessions`]); it is not opened.
+    #[error("new session {session} refused: {limit} sessions are open")]
+    SessionLimit {
+        /// The session.
+        session: u64,
+        /// The limit.
+        limit: usize,
+    },
     /// Arguments that do not match the message.
     #[error("session {session}: {error}")]
     BadArgs {
@@ -260,6 +273,7 @@ impl Dropped {
             Dropped::NotInvoke { .. } => "new_channel_not_opened_by_invoke",
             Dropped::NoSession { .. } => "no_session",
             Dropped::BeforeHandshake { .. } => "before_handshake",
+            Dropped::SessionLimit { .. } => "session_limit",
             Dropped::BadArgs { .. } => "bad_args",
         }
     }
@@ -290,12 +304,36 @@ pub struct Session {
     /// The channel of the last stream frame (0: none), known to be open.
     last_open: u64,
     handshake: bool,
+    max_open: usize,
 }
 
 impl Session {
     /// A fresh connection's state.
     pub fn new(dialect: Dialect, role: Role) -> Session {
-        Session { dialect, role, max_seen: 0, open: HashSet::new(), last_open: 0, handshake: false }
+        Session {
+            dialect,
+            role,
+            max_seen: 0,
+            open: HashSet::new(),
+            last_open: 0,
+            handshake: false,
+            max_open: DEFAULT_MAX_SESSIONS,
+        }
+    }
+
+    /// Limits the sessions the peer may have open at once (v1; default
+    /// [`DEFAULT_MAX_SESSIONS`]): a frame that would open one more is
+    /// dropped as [`Dropped::SessionLimit`] and the session stays closed,
+    /// so a peer that opens sessions without end cannot grow this state
+    /// without bound. Sessions this side opens ([`sent`](Self::sent)) are
+    /// not limited.
+    pub fn set_max_sessions(&mut self, limit: usize) {
+        self.max_open = limit;
+    }
+
+    /// The limit of [`set_max_sessions`](Self::set_max_sessions).
+    pub fn max_sessions(&self) -> usize {
+        self.max_open
     }
 
     /// The dialect.
@@ -444,6 +482,9 @@ impl Session {
         if s > seen && self.role == Role::Worker {
             if ty != 0 {
                 return Err(Dropped::NotInvoke { session: s, ty });
+            }
+            if self.open.len() >= self.max_open {
+                return Err(Dropped::SessionLimit { session: s, limit: self.max_open });
             }
             self.open.insert(s);
             self.last_open = s;
