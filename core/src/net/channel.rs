@@ -46,13 +46,27 @@ pub enum Event {
 }
 
 impl Event {
-    /// Payload bytes the event holds (for poll-mode backpressure).
+    /// The memory the event holds, counted for poll-mode backpressure: its
+    /// byte strings and headers plus the event itself, so that a flood of
+    /// empty messages (heartbeats, invokes) is bounded like one of chunks.
     fn bytes(&self) -> usize {
-        match self {
-            Event::Message { message: Message::Chunk { data }, .. } => data.len(),
-            Event::Frame(f) => f.args.raw().len(),
-            _ => 0,
-        }
+        let headers = |h: &[Header]| h.iter().map(|h| h.name.len() + h.value.len()).sum::<usize>();
+        std::mem::size_of::<Event>()
+            + match self {
+                Event::Message { message, headers: h, .. } => {
+                    headers(h)
+                        + match message {
+                            Message::Chunk { data } => data.len(),
+                            Message::Invoke { event } => event.len(),
+                            Message::Handshake { uuid } => uuid.len(),
+                            Message::Terminate { reason, .. } => reason.len(),
+                            Message::Error { message, .. } => message.as_ref().map_or(0, |m| m.len()),
+                            Message::Heartbeat | Message::Choke => 0,
+                        }
+                }
+                Event::Frame(f) => f.args.raw().len() + headers(&f.headers),
+                _ => 0,
+            }
     }
 }
 
