@@ -435,7 +435,9 @@ impl Session {
             Dialect::V1 => {
                 // Streams come in runs on one channel: the last open one is
                 // checked before the set.
-                if s == self.last_open && s != CONTROL_SESSION {
+                // (`last_open` 0 means none: channel 0 takes the slow path,
+                // and so does an engine before the handshake.)
+                if s == self.last_open && s != CONTROL_SESSION && s != 0 && (self.handshake || self.role == Role::Worker) {
                     return Self::stream_kind(s, ty);
                 }
                 self.classify_v1(s, ty)
@@ -491,5 +493,53 @@ impl Session {
             return Ok(Kind::Invoke);
         }
         Err(Dropped::NoSession { session: s })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(session: u64, ty: u64, arg: &'static [u8]) -> Frame {
+        let mut raw = vec![0x91, 0xc4, arg.len() as u8];
+        raw.extend_from_slice(arg);
+        Frame { session, ty, args: Args::from_raw(raw.into()).unwrap(), headers: vec![] }
+    }
+
+    #[test]
+    fn channel_zero_is_never_an_open_session() {
+        // "No last open channel" is 0: a frame on channel 0 is dropped, not
+        // taken for a chunk of an open session.
+        let mut w = Session::new(Dialect::V1, Role::Worker);
+        assert_eq!(w.receive(&frame(0, 0, b"x")), Err(Dropped::NoSession { session: 0 }));
+        assert_eq!(w.receive(&frame(2, 0, b"ev")), Ok(Message::Invoke { event: Bytes::from_static(b"ev") }));
+        let mut w = Session::new(Dialect::V1, Role::Worker);
+        assert!(w.receive(&frame(2, 0, b"ev")).is_ok());
+        assert_eq!(w.receive_owned(Frame { args: Args::empty(), ..frame(2, 2, b"") }).map(|m| m.1), Ok(Message::Choke));
+        assert_eq!(w.receive(&frame(0, 0, b"x")), Err(Dropped::NoSession { session: 0 }));
+    }
+
+    #[test]
+    fn an_engine_drops_frames_before_the_handshake_even_on_its_own_sessions() {
+        let mut e = Session::new(Dialect::V1, Role::Engine);
+        e.sent(4, Kind::Invoke);
+        assert_eq!(e.receive(&frame(4, 0, b"x")), Err(Dropped::BeforeHandshake { session: 4 }));
+        assert!(e.receive(&frame(1, 0, b"uuid")).is_ok());
+        assert_eq!(e.receive(&frame(4, 0, b"x")), Ok(Message::Chunk { data: Bytes::from_static(b"x") }));
+    }
+
+    #[test]
+    fn the_session_limit_refuses_new_sessions_until_one_closes() {
+        let mut w = Session::new(Dialect::V1, Role::Worker);
+        w.set_max_sessions(2);
+        assert!(w.receive(&frame(2, 0, b"a")).is_ok());
+        assert!(w.receive(&frame(3, 0, b"b")).is_ok());
+        assert_eq!(w.receive(&frame(4, 0, b"c")), Err(Dropped::SessionLimit { session: 4, limit: 2 }));
+        // The refused session stays closed.
+        assert_eq!(w.receive(&frame(4, 0, b"more")), Err(Dropped::NoSession { session: 4 }));
+        assert_eq!(w.open_sessions(), 2);
+        assert!(w.receive(&Frame { args: Args::empty(), ..frame(2, 2, b"") }).is_ok());
+        assert!(w.receive(&frame(5, 0, b"d")).is_ok());
+        assert_eq!(w.open_sessions(), 2);
     }
 }
