@@ -59,6 +59,7 @@ CONTENDERS = {
     "sluice-rust": ("rust", "sluice-rust", "sluice Rust/C"),
     "sluice-py": ("python", "sluice-py", "sluice Python"),
     "pure-py": ("python", "sluice-py", "socket + msgpack.Unpacker"),
+    "zmq-c": ("native", "sluice-rust", "ZeroMQ (libzmq, C)"),
     "zmq": ("python", "sluice-py", "ZeroMQ (pyzmq)"),
     "sluice-node": ("node", "sluice-node", "sluice Node"),
     "pure-js": ("node", "sluice-node", "net.Socket + msgpackr"),
@@ -71,30 +72,38 @@ COUNTS = {
 }
 # pyzmq moves a few hundred thousand small messages a second here.
 ZMQ_COUNTS = {"recv64": 300_000, "recv64k": 10_000, "send64": 300_000, "rtt64": 5_000}
+ZMQ_C_COUNTS = {"recv64": 1_000_000, "recv64k": 10_000, "send64": 1_000_000, "rtt64": 5_000}
 QUICK_DIVISOR = 20
 
 
 def applies(contender: str, workload: str) -> bool:
     """ZeroMQ has no sessions: no worker load."""
-    return not (contender == "zmq" and workload == "mixed")
+    return not (contender in ("zmq", "zmq-c") and workload == "mixed")
 
 
 def count_for(contender: str, workload: str, quick: bool) -> int:
     lang = CONTENDERS[contender][0]
-    n = ZMQ_COUNTS[workload] if contender == "zmq" else COUNTS[lang][workload]
+    if contender == "zmq":
+        n = ZMQ_COUNTS[workload]
+    elif contender == "zmq-c":
+        n = ZMQ_C_COUNTS[workload]
+    else:
+        n = COUNTS[lang][workload]
     if quick:
         n = max(1, n // QUICK_DIVISOR) if workload == "mixed" else max(200, n // QUICK_DIVISOR)
     return n
 
 
 class Tools:
-    def __init__(self, peer: str, python: str, node: str) -> None:
-        self.peer, self.python, self.node = peer, python, node
+    def __init__(self, peer: str, python: str, node: str, zmq_native: str) -> None:
+        self.peer, self.python, self.node, self.zmq_native = peer, python, node, zmq_native
 
     def argv(self, contender: str, workload: str, net: str, n: int) -> List[str]:
         lang = CONTENDERS[contender][0]
         if lang == "rust":
             return [self.peer, "run", "--workloads", workload, "--nets", net, "--contenders", contender, "--count", str(n)]
+        if lang == "native":
+            return [self.zmq_native, workload, net, str(n)]
         if lang == "python":
             return [self.python, os.path.join(HERE, "contenders.py"), contender, workload, net, str(n), "--peer", self.peer]
         return [self.node, os.path.join(HERE, "contenders.js"), contender, workload, net, str(n), "--peer", self.peer]
@@ -151,6 +160,7 @@ def versions(tools: Tools) -> dict:
              " 'pyzmq': zmq.__version__, 'libzmq': zmq.zmq_version()}\n"
              "try:\n import matplotlib; d['matplotlib'] = matplotlib.__version__\n"
              "except ImportError: pass\nprint(json.dumps(d))")
+    v["libzmq_c"] = cmd_version([tools.zmq_native, "--version"])
     try:
         v.update(json.loads(subprocess.run([tools.python, "-c", probe], capture_output=True, text=True, timeout=60).stdout))
     except (ValueError, subprocess.TimeoutExpired):
@@ -274,7 +284,8 @@ def goals(samples: List[dict], summ: Dict[tuple, dict]) -> List[dict]:
         ratio_goal("sluice Rust/C small messages ≥ 0.7× plain sockets", "sluice-rust", "plain", "recv64", "msgs_per_s", 0.7)
         ratio_goal("sluice Rust/C bulk ≥ 0.95× plain sockets", "sluice-rust", "plain", "recv64k", "gb_per_s", 0.95)
         ratio_goal("sluice Rust/C p50 round trip ≤ 1.3× plain sockets", "sluice-rust", "plain", "rtt64", "p50_us", 1.3, higher=False)
-        ratio_goal("sluice Rust/C small messages ≥ 10× ZeroMQ", "sluice-rust", "zmq", "recv64", "msgs_per_s", 10)
+        zmq = "zmq-c" if any(k[0] == "zmq-c" for k in summ) else "zmq"
+        ratio_goal("sluice Rust/C small messages ≥ 10× ZeroMQ", "sluice-rust", zmq, "recv64", "msgs_per_s", 10)
         ratio_goal("sluice Node small messages ≥ 2.5× net.Socket + msgpackr", "sluice-node", "pure-js", "recv64", "msgs_per_s", 2.5)
         abs_goal("sluice Node bulk ≥ 2 GB/s", "sluice-node", "recv64k", "gb_per_s", 2.0)
         ratio_goal("sluice Python small messages ≥ 2× msgpack.Unpacker channel", "sluice-py", "pure-py", "recv64", "msgs_per_s", 2)
@@ -295,7 +306,7 @@ def chart(summ: Dict[tuple, dict], contenders: List[str], path: str, subtitle: s
               ("rtt64", "p50_us", True), ("mixed", "sessions_per_s", True)]
     fig, axes = plt.subplots(2, 3, figsize=(16, 9.5))
     colors = {"plain": "#7f7f7f", "sluice-rust": "#d62728", "sluice-py": "#1f77b4", "pure-py": "#9ecae1",
-              "zmq": "#ff7f0e", "sluice-node": "#2ca02c", "pure-js": "#a1d99b"}
+              "zmq": "#ff7f0e", "zmq-c": "#fdae6b", "sluice-node": "#2ca02c", "pure-js": "#a1d99b"}
     for ax, (w, m, log) in zip(axes.flat, panels):
         present = [c for c in contenders if any((c, w, n, m) in summ for n in NETS)]
         width = 0.8 / max(1, len(present))
@@ -387,8 +398,10 @@ def results_md(doc: dict, rows: List[List[str]], goal_list: List[dict], notes: s
               "rounds of a 64-byte chunk per session, then 1,000 chokes) while reading the replies; the worker echoes "
               "every chunk and answers every choke; sessions/s by the engine's clock, to the last choke back. Plain "
               "sockets echo every byte.",
-              "* ZeroMQ: PUSH/PULL between two pyzmq processes for the streaming workloads (each message is the bare "
-              "payload: ZeroMQ frames it itself), REQ/REP for round trips; no sessions, so no worker load.",
+              "* ZeroMQ: PUSH/PULL for the streaming workloads (each message is the bare payload: ZeroMQ frames it "
+              "itself), REQ/REP for round trips; no sessions, so no worker load. `ZeroMQ (pyzmq)`: two pyzmq "
+              "processes. `ZeroMQ (libzmq, C)`: `bench/zmq_native.c`, the same libzmq (the one pyzmq bundles) from C, "
+              "the other side in a second thread; its ratio is to sluice Rust/C.",
               ""]
     if notes:
         lines += [notes.strip(), ""]
@@ -405,6 +418,8 @@ def main() -> int:
     ap.add_argument("--peer", default=os.path.join(ROOT, "target", "release", "sluice-bench"))
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--node", default="node")
+    ap.add_argument("--zmq-native", default=os.path.join(ROOT, "target", "bench", "zmq-native"),
+                    help="bench/zmq_native.c built against pyzmq's libzmq (mk/bench.mk)")
     a = ap.parse_args()
     rounds = 1 if a.quick else a.rounds
     out_dir = a.out or (os.path.join(ROOT, "target", "bench-quick") if a.quick else HERE)
@@ -416,7 +431,10 @@ def main() -> int:
             ap.error(f"unknown contender {c}")
     if not os.access(a.peer, os.X_OK):
         ap.error(f"{a.peer} is missing: cargo build --release -p sluice-bench")
-    tools = Tools(a.peer, a.python, a.node)
+    if "zmq-c" in contenders and not os.access(a.zmq_native, os.X_OK):
+        print(f"{a.zmq_native} is missing: no native ZeroMQ figures", file=sys.stderr)
+        contenders.remove("zmq-c")
+    tools = Tools(a.peer, a.python, a.node, a.zmq_native)
 
     load_before = os.getloadavg()
     started = time.time()
@@ -425,6 +443,7 @@ def main() -> int:
     counts = {lang: {w: count_for(next(c for c in CONTENDERS if CONTENDERS[c][0] == lang), w, a.quick) for w in workloads}
               for lang in ("rust", "python", "node")}
     counts["zmq"] = {w: count_for("zmq", w, a.quick) for w in workloads if applies("zmq", w)}
+    counts["zmq-c"] = {w: count_for("zmq-c", w, a.quick) for w in workloads if applies("zmq-c", w)}
     print(f"sluice benchmark: {len(contenders)} contenders, {len(workloads)} workloads × {len(NETS)} socket families, "
           f"{rounds} round(s){' (quick)' if a.quick else ''}", flush=True)
     for r in range(rounds):
