@@ -7,6 +7,8 @@ prints one JSON sample per line (two for ``rtt64``: p50 and p99), the form
 
 * ``sluice-py`` — the ``sluice`` package: ``on_chunk`` per chunk,
   ``send_chunk`` per chunk, a sluice echo server for round trips;
+* ``sluice-py-batch`` — the receive workloads through ``on_chunks``, the
+  batch callback (a run of chunks of one session per call);
 * ``pure-py`` — the channel a pure-Python framework has: a socket, a
   ``msgpack.Unpacker`` fed by ``recv_into``, a handler call per chunk,
   ``msgpack.Packer`` frames written in 256 KiB batches;
@@ -100,7 +102,7 @@ def socket_path(tag: str) -> str:
 # sluice
 
 
-def sluice_recv(peer: str, net: str, n: int, size: int) -> float:
+def sluice_recv(peer: str, net: str, n: int, size: int, batch: bool = False) -> float:
     feeder = Peer([peer, "feed", net, str(size), str(n)])
     count = 0
     end = [0.0]
@@ -111,8 +113,16 @@ def sluice_recv(peer: str, net: str, n: int, size: int) -> float:
         if count == n:
             end[0] = time.perf_counter()
 
+    def on_chunks(session: int, chunks: list) -> None:
+        nonlocal count
+        for data in chunks:
+            count += 1
+            if count == n:
+                end[0] = time.perf_counter()
+
     t0 = time.perf_counter()
-    ch = sluice_channel(net, feeder.address, on_chunk=on_chunk)
+    kw = {"on_chunks": on_chunks} if batch else {"on_chunk": on_chunk}
+    ch = sluice_channel(net, feeder.address, **kw)
     ch.run()  # until the feeder's end of stream
     ch.close()
     feeder.rest()
@@ -511,7 +521,9 @@ def measure(contender: str, workload: str, net: str, n: int, peer: str) -> list:
 
     if workload in ("recv64", "recv64k"):
         size = 64 if workload == "recv64" else 65536
-        fn = {"sluice-py": lambda: sluice_recv(peer, net, n, size), "pure-py": lambda: pure_recv(peer, net, n, size),
+        fn = {"sluice-py": lambda: sluice_recv(peer, net, n, size),
+              "sluice-py-batch": lambda: sluice_recv(peer, net, n, size, batch=True),
+              "pure-py": lambda: pure_recv(peer, net, n, size),
               "zmq": lambda: zmq_recv(net, n, size)}[contender]
         secs = fn()
         if size == 64:
@@ -548,7 +560,7 @@ def main() -> None:
         zmq_puller(sys.argv[2], int(sys.argv[3]))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("contender", choices=["sluice-py", "pure-py", "zmq"])
+    ap.add_argument("contender", choices=["sluice-py", "sluice-py-batch", "pure-py", "zmq"])
     ap.add_argument("workload", choices=["recv64", "recv64k", "send64", "rtt64", "mixed"])
     ap.add_argument("net", choices=["tcp", "unix"])
     ap.add_argument("count", type=int)

@@ -58,6 +58,7 @@ CONTENDERS = {
     "plain": ("rust", "sluice-rust", "plain sockets"),
     "sluice-rust": ("rust", "sluice-rust", "sluice Rust/C"),
     "sluice-py": ("python", "sluice-py", "sluice Python"),
+    "sluice-py-batch": ("python", "sluice-py", "sluice Python, on_chunks"),
     "pure-py": ("python", "sluice-py", "socket + msgpack.Unpacker"),
     "zmq-c": ("native", "sluice-rust", "ZeroMQ (libzmq, C)"),
     "zmq": ("python", "sluice-py", "ZeroMQ (pyzmq)"),
@@ -78,6 +79,8 @@ QUICK_DIVISOR = 20
 
 def applies(contender: str, workload: str) -> bool:
     """ZeroMQ has no sessions: no worker load."""
+    if contender == "sluice-py-batch":
+        return workload in ("recv64", "recv64k")
     return not (contender in ("zmq", "zmq-c") and workload == "mixed")
 
 
@@ -305,7 +308,8 @@ def chart(summ: Dict[tuple, dict], contenders: List[str], path: str, subtitle: s
     panels = [("recv64", "msgs_per_s", True), ("recv64k", "gb_per_s", False), ("send64", "msgs_per_s", True),
               ("rtt64", "p50_us", True), ("mixed", "sessions_per_s", True)]
     fig, axes = plt.subplots(2, 3, figsize=(16, 9.5))
-    colors = {"plain": "#7f7f7f", "sluice-rust": "#d62728", "sluice-py": "#1f77b4", "pure-py": "#9ecae1",
+    colors = {"plain": "#7f7f7f", "sluice-rust": "#d62728", "sluice-py": "#1f77b4", "sluice-py-batch": "#6baed6",
+              "pure-py": "#c6dbef",
               "zmq": "#ff7f0e", "zmq-c": "#fdae6b", "sluice-node": "#2ca02c", "pure-js": "#a1d99b"}
     for ax, (w, m, log) in zip(axes.flat, panels):
         present = [c for c in contenders if any((c, w, n, m) in summ for n in NETS)]
@@ -408,6 +412,38 @@ def results_md(doc: dict, rows: List[List[str]], goal_list: List[dict], notes: s
     return "\n".join(lines)
 
 
+def report(doc: dict, out_dir: str) -> Dict[tuple, dict]:
+    """Prints the table and the goals of a run and writes results.json
+    (with the summary and goals added), chart.png and RESULTS.md."""
+    samples, contenders = doc["samples"], doc["config"]["contenders"]
+    summ = summary(samples)
+    rows = table_rows(summ, contenders)
+    print()
+    print(text_table(rows) if rows else "no figures")
+    goal_list = goals(samples, summ)
+    print()
+    for g in goal_list:
+        met = "n/a" if g["met"] is None else ("met" if g["met"] else "NOT MET")
+        print(f"{met:>7}  {g['goal']} [{g['net']}]: {g['figure']}")
+    doc["summary"] = [dict(zip(("contender", "workload", "net", "metric"), k), **v) for k, v in sorted(summ.items())]
+    doc["goals"] = goal_list
+    # The samples last: the rest of the file reads first.
+    doc["samples"] = doc.pop("samples")
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+    rounds, load = doc["config"]["rounds"], doc["load"]["before"][0]
+    subtitle = f"{doc['machine']['cpus']} CPUs, loopback, median of {rounds} round(s), load average {load:.1f}"
+    chart(summ, contenders, os.path.join(out_dir, "chart.png"), subtitle)
+    notes = ""
+    notes_path = os.path.join(HERE, "NOTES.md")
+    if os.path.exists(notes_path) and not doc["config"]["quick"]:
+        with open(notes_path) as f:
+            notes = f.read()
+    with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
+        f.write(results_md(doc, rows, goal_list, notes))
+    return summ
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
@@ -415,6 +451,7 @@ def main() -> int:
     ap.add_argument("--only", help="comma-separated contenders (default: all)")
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--out", help="output folder (default: bench/, or target/bench-quick with --quick)")
+    ap.add_argument("--render", metavar="RESULTS_JSON", help="only render the table, chart and RESULTS.md of a saved run")
     ap.add_argument("--peer", default=os.path.join(ROOT, "target", "release", "sluice-bench"))
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--node", default="node")
@@ -424,6 +461,11 @@ def main() -> int:
     rounds = 1 if a.quick else a.rounds
     out_dir = a.out or (os.path.join(ROOT, "target", "bench-quick") if a.quick else HERE)
     os.makedirs(out_dir, exist_ok=True)
+    if a.render:
+        with open(a.render) as f:
+            doc = json.load(f)
+        report(doc, a.out or os.path.dirname(os.path.abspath(a.render)))
+        return 0
     contenders = a.only.split(",") if a.only else list(CONTENDERS)
     workloads = a.workloads.split(",")
     for c in contenders:
@@ -463,16 +505,6 @@ def main() -> int:
         print(f"  round {r + 1}/{rounds} done in {time.time() - t_round:.0f} s", flush=True)
     load_after = os.getloadavg()
 
-    summ = summary(samples)
-    rows = table_rows(summ, contenders)
-    print()
-    print(text_table(rows) if rows else "no figures")
-    goal_list = goals(samples, summ)
-    print()
-    for g in goal_list:
-        met = "n/a" if g["met"] is None else ("met" if g["met"] else "NOT MET")
-        print(f"{met:>7}  {g['goal']} [{g['net']}]: {g['figure']}")
-
     doc = {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "duration_seconds": round(time.time() - started, 1),
@@ -482,21 +514,9 @@ def main() -> int:
         "config": {"rounds": rounds, "quick": a.quick, "contenders": contenders, "workloads": workloads, "nets": NETS,
                    "counts": counts},
         "failures": failures,
-        "summary": [dict(zip(("contender", "workload", "net", "metric"), k), **v) for k, v in sorted(summ.items())],
-        "goals": goal_list,
         "samples": samples,
     }
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump(doc, f, indent=1)
-    subtitle = f"{doc['machine']['cpus']} CPUs, loopback, median of {rounds} round(s), load average {load_before[0]:.1f}"
-    chart(summ, contenders, os.path.join(out_dir, "chart.png"), subtitle)
-    notes = ""
-    notes_path = os.path.join(HERE, "NOTES.md")
-    if os.path.exists(notes_path) and not a.quick:
-        with open(notes_path) as f:
-            notes = f.read()
-    with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
-        f.write(results_md(doc, rows, goal_list, notes))
+    summ = report(doc, out_dir)
     print(f"\nwrote {out_dir}/results.json, chart.png, RESULTS.md in {time.time() - started:.0f} s")
 
     # Every contender must have produced every figure of every workload it runs.
