@@ -4,7 +4,9 @@
 #               captured engine → worker streams of both dialects decoded
 #   make test   every test: Rust (unit, vectors, properties, sockets), the C
 #               programs against the installed library, natively and under valgrind
-#   make bench  channel throughput/latency against plain sockets, and the decoder
+#   make bench  sluice from Rust/C, Python and Node against plain sockets, ZeroMQ
+#               and pure-Python/pure-JS channels: table, bench/RESULTS.md, chart
+#               (mk/bench.mk; make bench-core: the core's cargo benches)
 #   make fuzz   the fuzz targets, FUZZ_SECONDS each (default 60)
 
 CARGO ?= cargo
@@ -12,7 +14,7 @@ export CARGO_INCREMENTAL ?= 0
 export CARGO_TERM_COLOR ?= never
 FUZZ_SECONDS ?= 60
 
-.PHONY: all demo demo-engine test rust-test bench fuzz toolchain clean
+.PHONY: all demo demo-engine test rust-test fuzz toolchain clean
 
 all: test
 
@@ -24,6 +26,7 @@ DEMOS := c-demo
 DEMO_TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),$(CURDIR)/target)
 DEMO_WORKERS := rust=$(DEMO_TARGET_DIR)/release/examples/worker
 -include mk/python.mk mk/node.mk
+-include mk/bench.mk
 ifneq ($(wildcard mk/node.mk),)
 TESTS += node-test
 endif
@@ -51,10 +54,6 @@ test: $(TESTS)
 rust-test: toolchain
 	$(CARGO) test --locked --lib --tests --examples
 	$(CARGO) test --locked --doc
-
-bench: toolchain
-	$(CARGO) bench --locked -p sluice-core --bench channel
-	$(CARGO) bench --locked -p sluice-core --bench decode
 
 fuzz: toolchain
 	bash fuzz/run.sh $(FUZZ_SECONDS)
