@@ -49,7 +49,7 @@ impl Event {
     /// The memory the event holds, counted for poll-mode backpressure: its
     /// byte strings and headers plus the event itself, so that a flood of
     /// empty messages (heartbeats, invokes) is bounded like one of chunks.
-    fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         let headers = |h: &[Header]| h.iter().map(|h| h.name.len() + h.value.len()).sum::<usize>();
         std::mem::size_of::<Event>()
             + match self {
@@ -155,6 +155,9 @@ pub(crate) struct Inner {
     finished: AtomicBool,
     /// The errno [`Channel::fail`] asked to report (0: none).
     fail_errno: AtomicI32,
+    /// A role's event queue that this channel feeds: reading pauses while
+    /// it is over its limit.
+    gate: std::sync::OnceLock<Arc<dyn super::poller::Gate>>,
 }
 
 /// A connection carrying Cocaine frames. Cheap to clone: clones are handles
@@ -295,6 +298,7 @@ impl Channel {
             abort,
             finished: AtomicBool::new(false),
             fail_errno: AtomicI32::new(0),
+            gate: std::sync::OnceLock::new(),
             config,
         };
         Ok(Channel { inner: Arc::new(inner) })
@@ -454,6 +458,10 @@ impl Channel {
                 if over {
                     if let Some(p) = &self.inner.poller {
                         p.wait_for_space().await;
+                    }
+                } else if let Some(g) = self.inner.gate.get() {
+                    if g.over() {
+                        g.wait().await;
                     }
                 }
             }
@@ -739,6 +747,12 @@ impl Channel {
         self.silence();
         lock(&self.inner.tx).state = TxState::Closed;
         self.inner.abort.send_replace(true);
+    }
+
+    /// Makes reading pause while `gate` is over its limit (roles that queue
+    /// this channel's events for a host). Set once.
+    pub(crate) fn set_gate(&self, gate: Arc<dyn super::poller::Gate>) {
+        let _ = self.inner.gate.set(gate);
     }
 
     /// Ends the connection at once as if it had failed with `errno`: what

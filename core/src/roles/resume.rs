@@ -478,7 +478,7 @@ impl ResumeServer {
     /// Listens on `opts.endpoint`.
     pub fn bind(opts: ResumeServerOptions, handler: impl ResumeHandler) -> std::io::Result<ResumeServer> {
         let mut handler = handler;
-        let sink = Sink::new(opts.channel.delivery, Box::new(move |s: &ResumeServer, ev| handler.on_event(s, ev)))?;
+        let sink = Sink::new(opts.channel.delivery, opts.channel.max_pending, Box::new(move |s: &ResumeServer, ev| handler.on_event(s, ev)))?;
         let server = ResumeServer {
             inner: Arc::new(ServerInner { opts, server: std::sync::OnceLock::new(), sink, peers: Mutex::new(HashMap::new()) }),
         };
@@ -536,6 +536,9 @@ impl ResumeServer {
         let helloed = Arc::new(AtomicBool::new(false));
         let glue = Glue { server: Arc::downgrade(&self.inner), attached: None, enc: None, helloed: helloed.clone() };
         if let Ok(ch) = inc.start(glue) {
+            if let Some(g) = self.inner.sink.gate() {
+                ch.set_gate(g);
+            }
             let timeout = self.inner.opts.hello_timeout;
             if let Ok(rt) = runtime::handle() {
                 rt.spawn(async move {
@@ -719,6 +722,7 @@ impl Glue {
     /// A data frame: counted, acknowledged when due, delivered, all in
     /// stream order.
     fn data(&mut self, server: &ResumeServer, ch: &Channel, event: Event, len: usize) {
+        let size = event.bytes();
         let Some((peer, generation)) = self.attached.clone() else {
             // Data before the hello: not a resumable client.
             ch.fail(errno::EBADMSG);
@@ -743,7 +747,7 @@ impl Glue {
             Event::Frame(frame) => ResumeEvent::Frame { peer, frame },
             _ => return,
         };
-        server.inner.sink.emit(server, ev);
+        server.inner.sink.emit_sized(server, ev, size);
     }
 }
 
