@@ -254,10 +254,10 @@ pub(crate) fn advertised(local: &Endpoint) -> Endpoint {
     }
 }
 
-pub(crate) fn serve_on(endpoint: &Endpoint, dialect: Dialect, serve: Arc<dyn Serve>, high: bool, peers: Arc<Mutex<Vec<Peer>>>) -> Result<Server, Error> {
+pub(crate) fn serve_on(endpoint: &Endpoint, dialect: Dialect, serve: Arc<dyn Serve>, peers: Arc<Mutex<Vec<Peer>>>) -> Result<Server, Error> {
     let config = ChannelConfig::new(dialect, None);
     let server = Server::bind(endpoint, config, move |_: &Server, incoming: Incoming| {
-        if let Ok(p) = Peer::accept(incoming, serve.clone(), high) {
+        if let Ok(p) = Peer::accept(incoming, serve.clone()) {
             let list = peers.clone();
             let me = p.clone();
             let mut l = lock(&peers);
@@ -274,7 +274,7 @@ impl Hosted {
     pub fn bind(def: ServiceDef, endpoint: &Endpoint) -> Result<Hosted, Error> {
         let def = Arc::new(def);
         let peers = Arc::new(Mutex::new(Vec::new()));
-        let server = serve_on(endpoint, Dialect::V1, Arc::new(Direct(def.clone())), false, peers.clone())?;
+        let server = serve_on(endpoint, Dialect::V1, Arc::new(Direct(def.clone())), peers.clone())?;
         Ok(Hosted { server, def, peers })
     }
 

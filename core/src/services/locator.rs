@@ -381,8 +381,7 @@ impl LocatorServer {
         let uuid = make_uuid();
         let serve = Arc::new(LocServe { registry: registry.clone(), uuid: uuid.clone(), local: Mutex::new(None), proxy_host });
         let peers = Arc::new(Mutex::new(Vec::new()));
-        // This side opens channels only for remote invocation: from the high ids.
-        let server = serve_on(endpoint, Dialect::V1, serve.clone(), true, peers.clone())?;
+        let server = serve_on(endpoint, Dialect::V1, serve.clone(), peers.clone())?;
         let local = advertised(server.local());
         *lock(&serve.local) = Some(local.clone());
         if matches!(local, Endpoint::Tcp(..)) {

@@ -93,7 +93,8 @@ pub(crate) struct Shared {
     dialect: Dialect,
     st: Mutex<State>,
     serve: Option<Arc<dyn Serve>>,
-    /// This side opens ids from [`HIGH_IDS`] up.
+    /// This side accepted the connection: it opens ids from [`HIGH_IDS`]
+    /// up, the other side below.
     high: bool,
     max_pending: usize,
     /// The other side's address (accepted connections).
@@ -192,11 +193,13 @@ impl Peer {
         }
     }
 
-    /// Serves an accepted connection.
-    pub(crate) fn accept(mut incoming: Incoming, serve: Arc<dyn Serve>, high: bool) -> std::io::Result<Peer> {
+    /// Serves an accepted connection. The accepting side opens channels
+    /// (remote invocation only) from [`HIGH_IDS`] up; the connecting side's
+    /// ids stay below.
+    pub(crate) fn accept(mut incoming: Incoming, serve: Arc<dyn Serve>) -> std::io::Result<Peer> {
         incoming.config_mut().role = None;
         let dialect = incoming.config_mut().dialect;
-        let peer = Peer::new(dialect, Some(serve), high, 64 << 20);
+        let peer = Peer::new(dialect, Some(serve), true, 64 << 20);
         let _ = peer.sh.addr.set(incoming.peer().to_string());
         let h = peer.clone();
         let ch = incoming.start(move |ch: &Channel, ev| h.on_event(ch, ev))?;
@@ -204,10 +207,6 @@ impl Peer {
         Ok(peer)
     }
 
-    /// The underlying channel.
-    pub(crate) fn channel(&self) -> Option<&Channel> {
-        self.sh.channel.get()
-    }
 
     /// The other side's address, for accepted connections.
     pub(crate) fn addr(&self) -> &str {
