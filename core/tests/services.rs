@@ -437,3 +437,47 @@ fn async_api() {
     });
     assert_eq!(v.unwrap(), [Value::Uint(42)]);
 }
+
+/// A v0 peer (Cocaine 0.11, PROTOCOL.md §2.3) answering every call with
+/// `chunk(msgpack(answer(method, args)))` then `choke`.
+fn v0_server(answer: impl Fn(u64, Vec<Value>) -> Value + Send + Sync + 'static) -> Server {
+    let answer = Arc::new(answer);
+    Server::bind(&any_port(), ChannelConfig::new(Dialect::V0, None), move |_: &Server, inc: Incoming| {
+        let answer = answer.clone();
+        inc.start(move |ch: &Channel, ev: Event| {
+            if let Event::Frame(f) = ev {
+                let result = answer(f.ty, f.args.to_values().unwrap());
+                let payload = result.to_bytes(sluice_core::wire::Profile::Compat);
+                ch.send_frame(f.session, 4, &sluice_core::wire::Args::from_raw(Value::Array(vec![Value::Str(payload)]).to_bytes(sluice_core::wire::Profile::Compat)).unwrap(), &[]).unwrap();
+                ch.send_frame(f.session, 6, &sluice_core::wire::Args::empty(), &[]).unwrap();
+            }
+        })
+        .unwrap();
+    })
+    .unwrap()
+}
+
+#[test]
+fn v0_resolve_and_call() {
+    let svc = v0_server(|ty, args| match ty {
+        0 => Value::Uint(args.iter().filter_map(Value::as_u64).sum()),
+        _ => Value::Nil,
+    });
+    let Endpoint::Tcp(host, port) = svc.local().clone() else { unreachable!() };
+    let loc = v0_server(move |ty, args| {
+        assert_eq!((ty, args.clone()), (0, vec![s("adder")]));
+        Value::Array(vec![
+            Value::Array(vec![s(&host), Value::Uint(port as u64)]),
+            Value::Uint(1),
+            Value::Map(vec![(Value::Uint(0), s("sum")), (Value::Uint(1), s("noop"))]),
+        ])
+    });
+    let config = ClientConfig { dialect: Dialect::V0, ..ClientConfig::default() };
+    let locator = Locator::new(vec![loc.local().clone()]).with_config(config);
+    let r = locator.resolve_blocking("adder").unwrap();
+    assert_eq!(r.endpoints, [svc.local().clone()]);
+    assert_eq!(r.graph.method("noop").unwrap().id, 1);
+    let adder = locator.service("adder");
+    assert_eq!(adder.call_blocking("sum", vec![Value::Uint(2), Value::Uint(40)]).unwrap().value_blocking().unwrap(), [Value::Uint(42)]);
+    assert_eq!(adder.call_blocking("noop", vec![]).unwrap().value_blocking().unwrap(), [Value::Nil]);
+}
