@@ -345,7 +345,7 @@ fn registry_follows_the_publishing_connection() {
     raw.send_raw(bytes::Buf::copy_to_bytes(&mut out, n)).unwrap();
     let reply = rx.recv_timeout(Duration::from_secs(60)).unwrap();
     assert_eq!((reply.session, reply.ty), (1, 0)); // value()
-    assert_eq!(next(&events).online, true);
+    assert!(next(&events).online);
     assert!(locator.resolve_blocking("raw").is_ok());
     raw.abort();
     let e = next(&events);
@@ -406,7 +406,7 @@ fn remote_invocation_over_the_attaching_connection() {
     assert!(!next(&events).online);
     assert!(matches!(loc.registry().invoke("upper", "shout", vec![s("x")]), Err(Error::NotFound(_))));
     assert!(matches!(locator.resolve_blocking("upper"), Err(Error::NotFound(_))));
-    let again = Attached::attach_blocking(&locator, ServiceDef::new("upper", 2).primitive("shout", |a| Ok(a))).unwrap();
+    let again = Attached::attach_blocking(&locator, ServiceDef::new("upper", 2).primitive("shout", Ok)).unwrap();
     assert!(next(&events).online);
     assert_eq!(loc.registry().invoke("upper", "shout", vec![s("same")]).unwrap().value_blocking().unwrap(), [s("same")]);
     assert_eq!(again.name(), "upper");
