@@ -481,3 +481,36 @@ fn v0_resolve_and_call() {
     assert_eq!(adder.call_blocking("sum", vec![Value::Uint(2), Value::Uint(40)]).unwrap().value_blocking().unwrap(), [Value::Uint(42)]);
     assert_eq!(adder.call_blocking("noop", vec![]).unwrap().value_blocking().unwrap(), [Value::Nil]);
 }
+
+#[test]
+fn unreadable_arguments_are_refused_and_dropped_services_hang_up() {
+    let h = Hosted::bind(demo::echo(), &any_port()).unwrap();
+    // A well-framed call whose arguments nest deeper than values may.
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let raw = Channel::connect(h.local().clone(), ChannelConfig::new(Dialect::V1, None), move |_: &Channel, ev: Event| {
+        if let Event::Frame(f) = ev {
+            tx.lock().unwrap().send(f).unwrap();
+        }
+    })
+    .unwrap();
+    let mut frame = vec![0x93, 0x01, 0x00, 0x91];
+    frame.extend(std::iter::repeat_n(0x91, 300));
+    frame.push(0xc0);
+    raw.send_raw(frame.into()).unwrap();
+    let reply = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!((reply.session, reply.ty), (1, 1));
+    let err = ServiceError::from_args(&reply.args.to_values().unwrap()).unwrap();
+    assert_eq!((err.category, err.code), (Some(7), 2));
+    raw.close();
+
+    // The last handle of a service client closes its connection.
+    let info = Resolved { name: "echo".into(), endpoints: h.endpoints(), version: 1, graph: h.def().graph().clone() };
+    let svc = Service::direct(info, ClientConfig::default());
+    svc.call_blocking("ping", vec![]).unwrap().value_blocking().unwrap();
+    assert!(h.connections() >= 1);
+    drop(svc);
+    while h.connections() > 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

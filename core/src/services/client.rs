@@ -256,7 +256,20 @@ struct SvcInner {
     spread: AtomicUsize,
 }
 
-/// A client for one service. Cheap to clone (clones share the connection).
+impl Drop for SvcInner {
+    fn drop(&mut self) {
+        // The last handle is gone: the connection closes once the calls
+        // still in progress have ended (or been dropped).
+        let peer = self.st.get_mut().unwrap_or_else(|e| e.into_inner()).peer.take();
+        if let Some(p) = peer {
+            p.release();
+        }
+    }
+}
+
+/// A client for one service. Cheap to clone (clones share the connection,
+/// which closes when the last clone and the last call in progress are
+/// gone).
 ///
 /// It resolves (through a [`Locator`]) and connects on the first call or
 /// [`connect`](Self::connect); it picks among the service's endpoints in

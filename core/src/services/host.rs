@@ -103,6 +103,10 @@ impl Drop for Responder {
 /// A method handler: gets the request and the responder; returns how to
 /// follow the caller's further messages when the method's tx graph allows
 /// some (`None` drops them).
+///
+/// Handlers (and followers) run on an I/O thread of the runtime, one
+/// message at a time per connection: they must not block. A handler that
+/// needs time keeps the [`Responder`] and answers later from elsewhere.
 pub type MethodFn = Arc<dyn Fn(Request, Responder) -> Option<Follow> + Send + Sync>;
 
 /// A service to host: name, protocol version, method graph and handlers.

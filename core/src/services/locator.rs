@@ -21,6 +21,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Offline entries kept for listing (the oldest go first past this).
 const MAX_OFFLINE: usize = 1024;
 
+/// Services registered at most (further registrations are refused).
+pub const MAX_SERVICES: usize = 10_000;
+
 /// A service the registry knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -132,6 +135,9 @@ impl Registry {
     fn register(&self, entry: Entry, owner: u64, attached: Option<Peer>, replace: bool) -> Result<(), Error> {
         let listeners = {
             let mut inner = lock(&self.inner);
+            if inner.slots.len() >= MAX_SERVICES && !inner.slots.contains_key(&entry.name) {
+                return Err(Error::Service(ServiceError::new(LOCATOR_CATEGORY, super::ROUTING_STORAGE_ERROR, "the registry is full")));
+            }
             if let Some(s) = inner.slots.get(&entry.name) {
                 if s.entry.online && s.owner != owner && !replace {
                     return Err(Error::Service(ServiceError::new(

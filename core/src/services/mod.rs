@@ -44,7 +44,7 @@ use std::time::Duration;
 pub use attach::Attached;
 pub use client::{Locator, Resolved, Service, ServiceState};
 pub use host::{Hosted, MethodFn, Publication, Request, Responder, ServiceDef};
-pub use locator::{Entry, LocatorServer, Registry};
+pub use locator::{Entry, LocatorServer, Registry, MAX_SERVICES};
 pub use logger::{Level, Logger};
 pub use peer::{Call, CallSender, Follow, Inbound, Reply};
 
@@ -59,6 +59,8 @@ pub const LOCATOR_CATEGORY: i64 = 10;
 pub const DISPATCH_CATEGORY: i64 = 7;
 /// Locator code: the service is not available.
 pub const SERVICE_NOT_AVAILABLE: i64 = 1;
+/// Locator code: the routing storage (here: the registry) failed.
+pub const ROUTING_STORAGE_ERROR: i64 = 2;
 /// Locator code: a service of that name is already online.
 pub const DUPLICATE_SERVICE: i64 = 4;
 /// Dispatch code: invalid argument.

@@ -99,6 +99,8 @@ pub(crate) struct Shared {
     max_pending: usize,
     /// The other side's address (accepted connections).
     addr: OnceLock<String>,
+    /// No owner is left: close once no call awaits replies.
+    orphan: std::sync::atomic::AtomicBool,
 }
 
 /// A handle to a connection (cheap to clone).
@@ -158,6 +160,7 @@ impl Peer {
                 high,
                 max_pending,
                 addr: OnceLock::new(),
+                orphan: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -245,6 +248,23 @@ impl Peer {
             ch.close();
         }
         self.down(crate::errno::ECONNRESET);
+    }
+
+    /// The owner is gone: closes the connection now if no call awaits
+    /// replies, or else when the last one ends or is dropped.
+    pub(crate) fn release(&self) {
+        self.sh.orphan.store(true, Ordering::Release);
+        self.close_if_orphan();
+    }
+
+    fn close_if_orphan(&self) {
+        if !self.sh.orphan.load(Ordering::Acquire) {
+            return;
+        }
+        let idle = lock(&self.sh.st).out.values().all(|c| c.failed);
+        if idle {
+            self.close();
+        }
     }
 
     /// Opens a channel with message `ty` and `args`; replies follow `rx`,
@@ -359,6 +379,8 @@ impl Peer {
             }
             if last {
                 st.out.remove(&id);
+                drop(st);
+                self.close_if_orphan();
             }
             return;
         }
@@ -384,7 +406,16 @@ impl Peer {
         st.max_remote = id;
         drop(st);
         let Some(serve) = self.sh.serve.clone() else { return };
-        let Ok(values) = args.to_values() else { return };
+        let values = match args.to_values() {
+            Ok(v) => v,
+            Err(e) => {
+                // Well-framed but unreadable arguments (nesting too deep):
+                // refused, so the caller does not wait for an answer.
+                let mut out = super::host::Responder::new(self, id, &Node::primitive(), "");
+                let _ = out.error(&ServiceError::new(super::DISPATCH_CATEGORY, super::INVALID_ARGUMENT, format!("unreadable arguments: {e}")));
+                return;
+            }
+        };
         if let Some((tx, follow)) = serve.open(self, id, ty, values, headers) {
             let tx = Cursor::new(&tx);
             if !tx.is_done() {
@@ -556,6 +587,7 @@ impl Drop for Call {
             if let Some(c) = lock(&self.sender.peer.sh.st).out.get_mut(&self.sender.id) {
                 c.failed = true;
             }
+            self.sender.peer.close_if_orphan();
         }
     }
 }
