@@ -57,8 +57,9 @@ usage: sluice call NAME METHOD [ARGS]
 
 Resolves NAME, calls METHOD and prints each reply as it comes: `value ...`,
 `write ...`, `close`. An error from the service is printed to stderr and the
-exit status is 1. ARGS is one JSON array of the arguments, or each argument
-as a JSON value:
+exit status is 1. A method that takes a request stream (an app's enqueue)
+gets an empty one (`close` right after the call). ARGS is one JSON array of
+the arguments, or each argument as a JSON value:
 
   sluice call math add '[1, 2]'
   sluice call echo echo '\"a\"' 2 '{\"k\": true}'";
@@ -203,6 +204,10 @@ fn call(o: &Opts, args: &[String]) -> Result<(), Fail> {
     let values = json::args(rest).map_err(usage_err)?;
     let service = locator(o)?.service(name);
     let mut call = service.call_blocking(method, values).map_err(fail)?;
+    // A method that takes a request stream (tx streaming, like an app's
+    // enqueue) gets an empty one; elsewhere `close` is not allowed and
+    // nothing is sent.
+    let _ = call.send("close", &[]);
     loop {
         match call.recv_timeout_blocking(Some(o.timeout)) {
             None => return Ok(()),
