@@ -99,8 +99,8 @@ fn resolve_prints_endpoints_and_the_graph() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.starts_with("service echo (protocol version 1)\nendpoints: 127.0.0.1:"), "{out}");
-    assert!(out.contains("0 echo  tx: none  rx: {0 write*, 1 error, 2 close}"), "{out}");
-    assert!(out.contains("1 ping  tx: none  rx: {0 value, 1 error}"), "{out}");
+    assert!(out.contains("0 echo   tx: none  rx: {0 write*, 1 error, 2 close}"), "{out}");
+    assert!(out.contains("1 ping   tx: none  rx: {0 value, 1 error}"), "{out}");
     let o = s.run(&["resolve", "locator"]);
     assert!(stdout(&o).contains("4 publish   tx: {0 discard}  rx: {0 value, 1 error}"), "{}", stdout(&o));
     assert_failure(&s.run(&["resolve", "nope"]), "service 'nope' is not available");
@@ -113,6 +113,8 @@ fn call_prints_the_reply_stream() {
     let o = s.run(&["call", "echo", "echo", "\"a\"", "2", "{\"k\": [true, null]}"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "write \"a\"\nwrite 2\nwrite {\"k\": [true, nil]}\nclose\n");
+    // A method that takes a request stream gets an empty one.
+    assert_eq!(stdout(&s.run(&["call", "echo", "relay"])), "close\n");
     let o = s.run(&["call", "math", "add", "[1, -3]"]);
     assert_eq!(stdout(&o), "value -2\n");
     let o = s.run(&["call", "kv", "set", "[\"k\", 1.5]"]);

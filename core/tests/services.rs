@@ -514,3 +514,28 @@ fn unreadable_arguments_are_refused_and_dropped_services_hang_up() {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+#[test]
+fn request_streams_directly_and_through_an_attached_relay() {
+    let talk = |svc: &Service| {
+        let mut call = svc.call_blocking("relay", vec![]).unwrap();
+        call.send("write", &[s("one")]).unwrap();
+        assert_eq!(call.recv_blocking().unwrap().unwrap().args, [s("one")]);
+        call.send("write", &[Value::Uint(2)]).unwrap();
+        call.send("close", &[]).unwrap();
+        assert_eq!(call.send("write", &[]), Err(Error::NotAllowed("write".into())));
+        let rest = call.collect_blocking().unwrap();
+        assert_eq!(rest.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["write", "close"]);
+        assert_eq!(rest[0].args, [Value::Uint(2)]);
+    };
+    let (_loc, _hosted, locator) = setup();
+    talk(&locator.service("echo"));
+    // The same service attached by a client: the caller's writes travel
+    // caller → locator → client and back.
+    let loc = LocatorServer::bind(&any_port(), Registry::new()).unwrap();
+    let locator = Locator::new(vec![loc.local().clone()]);
+    let _attached = Attached::attach_blocking(&locator, demo::echo()).unwrap();
+    talk(&locator.service("echo"));
+    let replies = loc.registry().invoke("echo", "echo", vec![s("x"), s("y")]).unwrap().collect_blocking().unwrap();
+    assert_eq!(replies.len(), 3);
+}

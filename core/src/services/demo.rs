@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::graph::Node;
-use super::{Level, ServiceDef, ServiceError, DISPATCH_CATEGORY, INVALID_ARGUMENT};
+use super::{Inbound, Level, ServiceDef, ServiceError, DISPATCH_CATEGORY, INVALID_ARGUMENT};
 use crate::wire::Value;
 
 /// The category of the demo services' own errors (the frameworks'
@@ -21,7 +21,9 @@ fn invalid(msg: &str) -> ServiceError {
 /// `echo`, version 1:
 /// * `echo(args...)` — streaming: one `write(arg)` per argument, then `close`;
 /// * `ping(args...)` — primitive: `value(args...)`;
-/// * `fail(code, message)` — answers `error([42, code], message)`.
+/// * `fail(code, message)` — answers `error([42, code], message)`;
+/// * `relay()` — tx and rx streaming: each `write` of the caller comes
+///   back as a `write`, its `close` as a `close`.
 pub fn echo() -> ServiceDef {
     ServiceDef::new("echo", 1)
         .streaming("echo", |req, mut out| {
@@ -37,6 +39,24 @@ pub fn echo() -> ServiceDef {
             let code = args.first().and_then(Value::as_i64).unwrap_or(1);
             let msg = args.get(1).and_then(Value::as_bytes).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_else(|| "failed on request".into());
             Err(ServiceError::new(APP_CATEGORY, code, msg))
+        })
+        .method("relay", Node::streaming(), Node::streaming(), |_, out| {
+            let mut out = Some(out);
+            Some(Box::new(move |ev: Inbound| {
+                let Some(o) = out.as_mut() else { return };
+                let _ = match ev {
+                    Inbound::Message(m) if m.name == "write" => o.write(m.args),
+                    Inbound::Message(m) if m.name == "error" => {
+                        out = None; // dropping the responder answers with an error
+                        Ok(())
+                    }
+                    Inbound::Message(_) => o.close(),
+                    Inbound::Gone(_) => {
+                        out = None;
+                        Ok(())
+                    }
+                };
+            }))
         })
 }
 

@@ -381,7 +381,7 @@ mod tests {
         assert_eq!(g.to_value(), args[2]);
         let shown = g.to_string();
         assert!(shown.contains("enqueue  tx: {0 write*, 1 error, 2 close}  rx: {0 write*, 1 error, 2 close}"), "{shown}");
-        assert!(shown.contains("info  tx: none  rx: {0 value, 1 error}"), "{shown}");
+        assert!(shown.contains("    1 info     tx: none  rx: {0 value, 1 error}"), "{shown}");
     }
 
     #[test]
