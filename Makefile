@@ -5,6 +5,7 @@
 #               programs against the installed library, natively and under valgrind
 #   make bench  channel throughput/latency against plain sockets, and the decoder
 #   make fuzz   the fuzz targets, FUZZ_SECONDS each (default 60)
+#   make soak   churn through Rust, C, Python and Node, DURATION s each (mk/reliability.mk)
 
 CARGO ?= cargo
 export CARGO_INCREMENTAL ?= 0
@@ -23,6 +24,7 @@ DEMOS := c-demo
 ifneq ($(wildcard mk/node.mk),)
 TESTS += node-test
 endif
+-include mk/reliability.mk
 
 toolchain:
 	@command -v $(CARGO) >/dev/null 2>&1 || { \
