@@ -3,7 +3,7 @@
 
 use std::io::IoSlice;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{Buf, Bytes};
@@ -49,7 +49,7 @@ impl Event {
     /// The memory the event holds, counted for poll-mode backpressure: its
     /// byte strings and headers plus the event itself, so that a flood of
     /// empty messages (heartbeats, invokes) is bounded like one of chunks.
-    fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         let headers = |h: &[Header]| h.iter().map(|h| h.name.len() + h.value.len()).sum::<usize>();
         std::mem::size_of::<Event>()
             + match self {
@@ -153,6 +153,11 @@ pub(crate) struct Inner {
     abort: watch::Sender<bool>,
     /// Set when the I/O task has ended.
     finished: AtomicBool,
+    /// The errno [`Channel::fail`] asked to report (0: none).
+    fail_errno: AtomicI32,
+    /// A role's event queue that this channel feeds: reading pauses while
+    /// it is over its limit.
+    gate: std::sync::OnceLock<Arc<dyn super::poller::Gate>>,
 }
 
 /// A connection carrying Cocaine frames. Cheap to clone: clones are handles
@@ -292,6 +297,8 @@ impl Channel {
             silenced: AtomicBool::new(false),
             abort,
             finished: AtomicBool::new(false),
+            fail_errno: AtomicI32::new(0),
+            gate: std::sync::OnceLock::new(),
             config,
         };
         Ok(Channel { inner: Arc::new(inner) })
@@ -307,13 +314,24 @@ impl Channel {
         rt.spawn(async move {
             let timeout = task.inner.config.connect_timeout;
             let dial = dial(&endpoint);
-            let res = match timeout {
-                Some(t) => tokio::time::timeout(t, dial).await.unwrap_or(Err(errno::ETIMEDOUT)),
-                None => dial.await,
+            let dial = async {
+                match timeout {
+                    Some(t) => tokio::time::timeout(t, dial).await.unwrap_or(Err(errno::ETIMEDOUT)),
+                    None => dial.await,
+                }
+            };
+            let mut abort = task.inner.abort.subscribe();
+            let res = tokio::select! {
+                r = dial => r.map_err(Some),
+                // Aborted or failed while connecting.
+                _ = aborted(&mut abort) => Err(match task.inner.fail_errno.load(Ordering::Acquire) {
+                    0 => None,
+                    e => Some(e),
+                }),
             };
             match res {
                 Ok(stream) => task.run(stream).await,
-                Err(e) => task.finish(Some(e)),
+                Err(e) => task.finish(e),
             }
         });
         Ok(ch)
@@ -360,6 +378,8 @@ impl Channel {
             _ = aborted(&mut abort) => None,
         };
         let cut = *abort.borrow();
+        let failed = self.inner.fail_errno.load(Ordering::Acquire);
+        let end = if end.is_none() && cut && failed != 0 { Some(failed) } else { end };
         if end.is_none() && !cut {
             // Closed by the owner: no event will be delivered any more, so
             // the handler (and whatever it holds) goes now, not after the
@@ -438,6 +458,10 @@ impl Channel {
                 if over {
                     if let Some(p) = &self.inner.poller {
                         p.wait_for_space().await;
+                    }
+                } else if let Some(g) = self.inner.gate.get() {
+                    if g.over() {
+                        g.wait().await;
                     }
                 }
             }
@@ -729,6 +753,23 @@ impl Channel {
     /// Closes at once, dropping whatever is queued.
     pub fn abort(&self) {
         self.silence();
+        lock(&self.inner.tx).state = TxState::Closed;
+        self.inner.abort.send_replace(true);
+    }
+
+    /// Makes reading pause while `gate` is over its limit (roles that queue
+    /// this channel's events for a host). Set once.
+    pub(crate) fn set_gate(&self, gate: Arc<dyn super::poller::Gate>) {
+        let _ = self.inner.gate.set(gate);
+    }
+
+    /// Ends the connection at once as if it had failed with `errno`: what
+    /// is queued is dropped and the handler gets [`Event::SocketError`]
+    /// with `errno` as its last event (unless the channel was closed or had
+    /// already ended). Roles use it for their timeouts (`ETIMEDOUT` when a
+    /// peer falls silent).
+    pub fn fail(&self, errno: i32) {
+        let _ = self.inner.fail_errno.compare_exchange(0, errno, Ordering::AcqRel, Ordering::Acquire);
         lock(&self.inner.tx).state = TxState::Closed;
         self.inner.abort.send_replace(true);
     }
