@@ -37,17 +37,29 @@ def open_fds():
     return len(os.listdir("/proc/self/fd"))
 
 
+_left = {}
+
+
 def until(ch, pred):
-    """Takes events until one matches; returns it and the ones before."""
+    """Takes events until one matches; returns it and the ones before (the
+    rest of that batch waits for the next call)."""
     seen = []
+    pending = _left.setdefault(id(ch), [])
     deadline = time.monotonic() + T
     while True:
-        for ev in ch.events(timeout=1.0):
+        if not pending:
+            pending.extend(ch.events(timeout=1.0))
+        while pending:
+            ev = pending.pop(0)
             seen.append(ev)
             if pred(ev):
                 return seen
         if time.monotonic() > deadline:
             raise SystemExit("soak: waited too long; got %r" % seen[-5:])
+
+
+def forget(ch):
+    _left.pop(id(ch), None)
 
 
 def conversation(server, reset):
@@ -60,9 +72,11 @@ def conversation(server, reset):
         for e in engines:
             until(e, lambda ev: isinstance(ev, Handshake))
             e.abort()
+            forget(e)
         for w in workers:
             until(w, lambda ev: isinstance(ev, SocketError))
             w.close()
+            forget(w)
         stats["reconnects"] += WORKERS
         stats["connections"] += WORKERS
         workers = [sluice.Channel("127.0.0.1", server.port, dialect="v1") for _ in range(WORKERS)]
@@ -92,9 +106,11 @@ def conversation(server, reset):
             chokes += sum(isinstance(ev, Choke) for ev in until(e, lambda ev: isinstance(ev, Choke)))
         stats["sessions"] += chokes
         e.close()
+        forget(e)
     for w in workers:
         until(w, lambda ev: isinstance(ev, SocketError))
         w.close()
+        forget(w)
     stats["connections"] += WORKERS
     return stats
 
