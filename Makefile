@@ -8,6 +8,7 @@
 #               and pure-Python/pure-JS channels: table, bench/RESULTS.md, chart
 #               (mk/bench.mk; make bench-core: the core's cargo benches)
 #   make fuzz   the fuzz targets, FUZZ_SECONDS each (default 60)
+#   make soak   churn through Rust, C, Python and Node, DURATION s each (mk/reliability.mk)
 
 CARGO ?= cargo
 export CARGO_INCREMENTAL ?= 0
@@ -30,6 +31,7 @@ DEMO_WORKERS := rust=$(DEMO_TARGET_DIR)/release/examples/worker
 ifneq ($(wildcard mk/node.mk),)
 TESTS += node-test
 endif
+-include mk/reliability.mk
 
 toolchain:
 	@command -v $(CARGO) >/dev/null 2>&1 || { \

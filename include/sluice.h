@@ -276,8 +276,11 @@ typedef struct sluice_server sluice_server;
  * channel, close or free any channel including `ch` (the handle stays
  * valid until the callback returns; no callback of `ch` follows a close).
  * `sluice_channel_dispatch(ch, ...)` from inside a callback of `ch`
- * returns `SLUICE_E_REENTRANT`. Callbacks must not unwind (C++ exceptions,
- * longjmp) out into the library.
+ * returns `SLUICE_E_REENTRANT`. A callback may also create channels and
+ * servers (`sluice_channel_connect` from an I/O thread works as from any
+ * other). Sends from `on_socket_error` return `SLUICE_E_CLOSED`.
+ * `on_release` must not use the channel's handle. Callbacks must not
+ * unwind (C++ exceptions, longjmp) out into the library.
  */
 typedef struct sluice_callbacks {
   /**
@@ -440,8 +443,11 @@ int sluice_channel_abort(struct sluice_channel *ch);
 /**
  * Closes the channel gracefully (as `sluice_channel_close`) and releases
  * the handle. NULL is a no-op. May be called from inside the channel's own
- * callbacks: the handle stays valid until that callback returns. Do not
- * use the handle after this call.
+ * callbacks: the handle stays valid until that callback returns. Also
+ * from inside a callback of another channel, and from another thread while
+ * a callback of this channel runs: that callback finishes with a valid
+ * handle, no other starts, and `on_release` follows once (test_misuse.c).
+ * Do not use the handle after this call; freeing it twice is undefined.
  */
 void sluice_channel_free(struct sluice_channel *ch);
 
@@ -646,6 +652,30 @@ int sluice_options_set_max_pending(struct sluice_options *opts, size_t bytes);
  * frames are skipped instead of ending the connection with `EBADMSG`.
  */
 int sluice_options_set_lenient(struct sluice_options *opts, int lenient);
+
+/**
+ * Sets how long a frame may take to arrive once its first byte has, in
+ * milliseconds (counted from that byte or from the last complete frame,
+ * whichever is later; time paused at max_pending does not count): a peer
+ * that starts a frame and stalls or dribbles it ends the connection with
+ * `SLUICE_ETIMEDOUT`. Default 60000; 0: no limit.
+ */
+int sluice_options_set_frame_timeout_ms(struct sluice_options *opts, uint64_t ms);
+
+/**
+ * Ends the connection with `SLUICE_ETIMEDOUT` when nothing at all arrives
+ * for this many milliseconds. Default 0: no limit (heartbeats are the
+ * worker protocol's liveness check).
+ */
+int sluice_options_set_read_idle_timeout_ms(struct sluice_options *opts, uint64_t ms);
+
+/**
+ * Most sessions the peer may have open at once (v1 channels with a role;
+ * default 65536; > 0). A frame that would open one more is not typed:
+ * it reaches `on_frame` like other dropped frames, and the session stays
+ * closed.
+ */
+int sluice_options_set_max_sessions(struct sluice_options *opts, size_t sessions);
 
 /**
  * Reads the dialect (`SLUICE_DIALECT_V0`/`_V1`) into `*out`.

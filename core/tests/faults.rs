@@ -456,3 +456,111 @@ fn half_close() {
         case(k, Fault::HalfClose(MID), Dir::Down, true);
     }
 }
+
+// ---------------------------------------------------------------------
+// The resumable session (roles::Session with resume, served by a
+// roles::ResumeServer): through every fault that ends a connection, it
+// reconnects by itself and resumes; every message arrives exactly once,
+// in order, both ways.
+
+mod resume {
+    use super::*;
+    use sluice_core::roles::{Backoff, ResumeEvent, ResumeOptions, ResumeServer, ResumeServerOptions, SessionEvent, SessionOptions};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    const N: u64 = 3000;
+
+    fn num(b: Bytes) -> u64 {
+        u64::from_le_bytes(b[..8].try_into().unwrap())
+    }
+
+    pub fn case(fault: Fault, dir: Dir) {
+        let what = format!("Session+resume {fault:?} {dir:?}");
+        let ropts = ResumeOptions { max_unacked: 1 << 20, ack_every: 64, ack_bytes: 64 << 10 };
+        let got = Arc::new(AtomicU64::new(0));
+        let (err_tx, err_rx) = mpsc::channel::<String>();
+        let (g, etx) = (got.clone(), err_tx.clone());
+        let mut sopts = ResumeServerOptions::new(Endpoint::Tcp("127.0.0.1".into(), 0), ChannelConfig::new(Dialect::V1, None));
+        sopts.resume = ropts.clone();
+        let srv = ResumeServer::bind(sopts, move |_: &ResumeServer, ev| {
+            if let ResumeEvent::Frame { peer, frame } = ev {
+                let n = num(frame.args.clone().into_first_bytes().unwrap());
+                let want = g.load(Ordering::Relaxed);
+                if n != want {
+                    let _ = etx.send(format!("server got {n}, expected {want}"));
+                }
+                g.store(n + 1, Ordering::Relaxed);
+                if n % 10 == 0 {
+                    peer.send_chunk(frame.session, &Bytes::copy_from_slice(&n.to_le_bytes())).unwrap();
+                }
+            }
+        })
+        .unwrap();
+        let proxy = Proxy::start(srv.local(), Plan { fault, dir, conn: 0 });
+        let echoed = Arc::new(AtomicU64::new(0));
+        let resumed = Arc::new(AtomicU64::new(0));
+        let (e, r, etx) = (echoed.clone(), resumed.clone(), err_tx.clone());
+        let mut opts = SessionOptions::new(vec![proxy.endpoint()], ChannelConfig::new(Dialect::V1, None));
+        opts.backoff = Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(20), multiplier: 2.0, jitter: 0.2 };
+        opts.resume = Some(ropts);
+        let s = sluice_core::roles::Session::connect(opts, move |_: &sluice_core::roles::Session, ev| match ev {
+            SessionEvent::Frame(f) => {
+                let n = num(f.args.into_first_bytes().unwrap());
+                let want = e.load(Ordering::Relaxed) * 10;
+                if n != want {
+                    let _ = etx.send(format!("client got {n}, expected {want}"));
+                }
+                e.fetch_add(1, Ordering::Relaxed);
+            }
+            SessionEvent::Connected { resumed: true, .. } => drop(r.fetch_add(1, Ordering::Relaxed)),
+            _ => {}
+        })
+        .unwrap();
+        let t = Instant::now();
+        for n in 0..N {
+            let data = Bytes::copy_from_slice(&n.to_le_bytes());
+            loop {
+                match s.send_chunk(1, &data) {
+                    Ok(()) => break,
+                    Err(SendError::WouldBlock) => std::thread::sleep(Duration::from_micros(200)),
+                    Err(e) => panic!("{what}: send {n}: {e}"),
+                }
+                assert!(t.elapsed() < WAIT * 3, "{what}: stuck at {n}");
+            }
+        }
+        while got.load(Ordering::Relaxed) < N || echoed.load(Ordering::Relaxed) < N / 10 {
+            assert!(
+                t.elapsed() < WAIT * 3,
+                "{what}: server has {} of {N}, client {} of {} echoes",
+                got.load(Ordering::Relaxed),
+                echoed.load(Ordering::Relaxed),
+                N / 10
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let errors: Vec<String> = err_rx.try_iter().take(5).collect();
+        assert!(errors.is_empty(), "{what}: {errors:?}");
+        assert_eq!(got.load(Ordering::Relaxed), N, "{what}: nothing duplicated");
+        assert_eq!(echoed.load(Ordering::Relaxed), N / 10, "{what}: nothing duplicated");
+        let connections = proxy.accepted();
+        if !matches!(fault, Fault::None | Fault::Split(_) | Fault::Delay(_)) {
+            assert!(resumed.load(Ordering::Relaxed) >= 1, "{what}: the session resumed ({connections} connections)");
+        }
+        s.stop();
+        srv.close();
+        println!("fault-matrix: {what}: passed ({connections} connections, {} resumed)", resumed.load(Ordering::Relaxed));
+    }
+}
+
+#[test]
+fn resumable_session_through_every_fault() {
+    resume::case(Fault::None, Dir::Up);
+    resume::case(Fault::Split(7), Dir::Up);
+    resume::case(Fault::Delay(Duration::from_millis(20)), Dir::Down);
+    for dir in [Dir::Up, Dir::Down] {
+        resume::case(Fault::Truncate(MID), dir);
+        resume::case(Fault::Reset(MID), dir);
+        resume::case(Fault::HalfClose(MID), dir);
+    }
+}

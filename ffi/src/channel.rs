@@ -57,8 +57,11 @@ pub struct sluice_channel {
 /// channel, close or free any channel including `ch` (the handle stays
 /// valid until the callback returns; no callback of `ch` follows a close).
 /// `sluice_channel_dispatch(ch, ...)` from inside a callback of `ch`
-/// returns `SLUICE_E_REENTRANT`. Callbacks must not unwind (C++ exceptions,
-/// longjmp) out into the library.
+/// returns `SLUICE_E_REENTRANT`. A callback may also create channels and
+/// servers (`sluice_channel_connect` from an I/O thread works as from any
+/// other). Sends from `on_socket_error` return `SLUICE_E_CLOSED`.
+/// `on_release` must not use the channel's handle. Callbacks must not
+/// unwind (C++ exceptions, longjmp) out into the library.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 #[allow(non_camel_case_types)]
@@ -370,8 +373,11 @@ pub unsafe extern "C" fn sluice_channel_abort(ch: *mut sluice_channel) -> c_int 
 
 /// Closes the channel gracefully (as `sluice_channel_close`) and releases
 /// the handle. NULL is a no-op. May be called from inside the channel's own
-/// callbacks: the handle stays valid until that callback returns. Do not
-/// use the handle after this call.
+/// callbacks: the handle stays valid until that callback returns. Also
+/// from inside a callback of another channel, and from another thread while
+/// a callback of this channel runs: that callback finishes with a valid
+/// handle, no other starts, and `on_release` follows once (test_misuse.c).
+/// Do not use the handle after this call; freeing it twice is undefined.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_channel_free(ch: *mut sluice_channel) {
     guard_or((), || {

@@ -237,6 +237,45 @@ pub unsafe extern "C" fn sluice_options_set_lenient(opts: *mut sluice_options, l
     })
 }
 
+/// Sets how long a frame may take to arrive once its first byte has, in
+/// milliseconds (counted from that byte or from the last complete frame,
+/// whichever is later; time paused at max_pending does not count): a peer
+/// that starts a frame and stalls or dribbles it ends the connection with
+/// `SLUICE_ETIMEDOUT`. Default 60000; 0: no limit.
+#[no_mangle]
+pub unsafe extern "C" fn sluice_options_set_frame_timeout_ms(opts: *mut sluice_options, ms: u64) -> c_int {
+    set(opts, |o| {
+        o.config.frame_timeout = (ms > 0).then(|| Duration::from_millis(ms));
+        Ok(())
+    })
+}
+
+/// Ends the connection with `SLUICE_ETIMEDOUT` when nothing at all arrives
+/// for this many milliseconds. Default 0: no limit (heartbeats are the
+/// worker protocol's liveness check).
+#[no_mangle]
+pub unsafe extern "C" fn sluice_options_set_read_idle_timeout_ms(opts: *mut sluice_options, ms: u64) -> c_int {
+    set(opts, |o| {
+        o.config.read_idle_timeout = (ms > 0).then(|| Duration::from_millis(ms));
+        Ok(())
+    })
+}
+
+/// Most sessions the peer may have open at once (v1 channels with a role;
+/// default 65536; > 0). A frame that would open one more is not typed:
+/// it reaches `on_frame` like other dropped frames, and the session stays
+/// closed.
+#[no_mangle]
+pub unsafe extern "C" fn sluice_options_set_max_sessions(opts: *mut sluice_options, sessions: usize) -> c_int {
+    set(opts, |o| {
+        if sessions == 0 {
+            return Err(Fail::invalid("max sessions 0"));
+        }
+        o.config.max_sessions = sessions;
+        Ok(())
+    })
+}
+
 /// Reads the dialect (`SLUICE_DIALECT_V0`/`_V1`) into `*out`.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_options_get_dialect(opts: *const sluice_options, out: *mut c_int) -> c_int {

@@ -732,10 +732,18 @@ impl Channel {
             if let Ok(rt) = runtime::handle() {
                 let linger = self.inner.config.close_linger;
                 let inner = Arc::downgrade(&self.inner);
+                // Ends early when the channel is gone (the sender drops
+                // with it) or aborted: the timer does not keep the
+                // channel's memory for the whole linger.
+                let mut gone = self.inner.abort.subscribe();
                 rt.spawn(async move {
-                    tokio::time::sleep(linger).await;
-                    if let Some(inner) = inner.upgrade() {
-                        inner.abort.send_replace(true);
+                    tokio::select! {
+                        _ = tokio::time::sleep(linger) => {
+                            if let Some(inner) = inner.upgrade() {
+                                inner.abort.send_replace(true);
+                            }
+                        }
+                        _ = gone.wait_for(|a| *a) => {}
                     }
                 });
             }
