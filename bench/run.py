@@ -59,11 +59,11 @@ CONTENDERS = {
     "sluice-rust": ("rust", "sluice-rust", "sluice Rust/C"),
     "sluice-py": ("python", "sluice-py", "sluice Python"),
     "sluice-py-batch": ("python", "sluice-py", "sluice Python, on_chunks"),
-    "pure-py": ("python", "sluice-py", "socket + msgpack.Unpacker"),
+    "pure-py": ("python", "sluice-py", "pure Python: socket + msgpack"),
     "zmq-c": ("native", "sluice-rust", "ZeroMQ (libzmq, C)"),
     "zmq": ("python", "sluice-py", "ZeroMQ (pyzmq)"),
     "sluice-node": ("node", "sluice-node", "sluice Node"),
-    "pure-js": ("node", "sluice-node", "net.Socket + msgpackr"),
+    "pure-js": ("node", "sluice-node", "pure JS: net.Socket + msgpackr"),
 }
 # Messages (round trips, waves of 1,000 sessions) per run.
 COUNTS = {
@@ -302,6 +302,7 @@ def chart(summ: Dict[tuple, dict], contenders: List[str], path: str, subtitle: s
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         print("matplotlib is not installed: no chart", file=sys.stderr)
         return False
@@ -333,6 +334,7 @@ def chart(summ: Dict[tuple, dict], contenders: List[str], path: str, subtitle: s
         ax.set_ylabel(UNITS[m] + (" (lower is better)" if m in LOWER_IS_BETTER else ""))
         if log:
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.grid(axis="y", alpha=0.3, which="both")
     legend_ax = axes.flat[-1]
     legend_ax.axis("off")
