@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -114,17 +115,28 @@ class Tools:
 
 def run_one(tools: Tools, contender: str, workload: str, net: str, n: int) -> Tuple[List[dict], Optional[str]]:
     argv = tools.argv(contender, workload, net, n)
+    # Its own process group: a run that hangs is ended with every process
+    # it started (they would hold the output pipes open).
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        stdout, stderr = p.communicate(timeout=300)
     except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
         return [], "timed out after 300 s"
+    finally:
+        # Anything of the group still alive after the run (a peer left behind).
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     samples = []
-    for line in p.stdout.splitlines():
+    for line in stdout.splitlines():
         line = line.strip()
         if line.startswith("{"):
             samples.append(json.loads(line))
     if p.returncode != 0 or not samples:
-        return samples, f"exit {p.returncode}: {p.stderr.strip()[-600:]}"
+        return samples, f"exit {p.returncode}: {stderr.strip()[-600:]}"
     return samples, None
 
 
