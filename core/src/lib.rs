@@ -2,6 +2,7 @@
 //!
 //! * [`wire`] — the sans-IO codec for both dialects (no sockets, no clock).
 //! * [`net`] — channels and servers over TCP and Unix sockets (tokio).
+//! * [`roles`] — worker, engine, reconnecting sessions with resume.
 //! * [`services`] — Locator, service and Logger clients; hosting services.
 //! * [`errno`] — the errno values channels report.
 #![warn(missing_docs)]
@@ -9,6 +10,7 @@
 
 pub mod errno;
 pub mod net;
+pub mod roles;
 pub mod services;
 pub mod wire;
 

@@ -21,7 +21,7 @@
 
 mod channel;
 mod config;
-mod poller;
+pub(crate) mod poller;
 pub mod runtime;
 mod server;
 
