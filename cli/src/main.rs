@@ -1,5 +1,6 @@
 //! `sluice`: serve, resolve and call Cocaine services; decode captured streams.
 
+mod bench;
 mod dump;
 mod json;
 
@@ -21,6 +22,7 @@ commands:
   call NAME METHOD [ARGS]  call a method and print the replies
   list                     the services a sluice Locator knows, online or not
   dump [FILE|-]            decode a captured byte stream into frames
+  bench                    the channel benchmarks against plain sockets
 
 options (every command):
   -l, --locator ENDPOINTS  Locator endpoints, comma-separated, tried in order
@@ -162,6 +164,7 @@ fn main() -> ExitCode {
                 "call" => CALL_USAGE,
                 "list" => LIST_USAGE,
                 "dump" => DUMP_USAGE,
+                "bench" => bench::USAGE,
                 "help" => USAGE,
                 other => return finish(Err(usage_err(format!("unknown command '{other}' (try 'sluice --help')")))),
             };
@@ -174,6 +177,7 @@ fn main() -> ExitCode {
                     "resolve" => resolve(&opts, args),
                     "call" => call(&opts, args),
                     "list" => list(&opts, args),
+                    "bench" => bench::bench(args),
                     _ => dump_cmd(args),
                 }
             }

@@ -234,3 +234,24 @@ fn serve_reports_a_port_in_use() {
     let o = Command::new(SLUICE).args(["serve", "--port", &port]).output().unwrap();
     assert_failure(&o, &format!("cannot listen on 127.0.0.1:{port}"));
 }
+
+#[test]
+fn bench_prints_sluice_beside_plain_sockets() {
+    let o = Command::new(SLUICE).args(["bench", "--scale", "0.01", "--workloads", "recv64,rtt64", "--nets", "unix"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let rows: Vec<&str> = out.lines().collect();
+    assert!(rows[0].starts_with("workload"), "{out}");
+    assert_eq!(rows.len(), 4, "{out}");
+    for (row, metric) in rows[1..].iter().zip(["msgs_per_s", "p50_us", "p99_us"]) {
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cols[2], metric, "{row}");
+        for v in &cols[3..5] {
+            assert!(v.parse::<f64>().unwrap() > 0.0, "{row}");
+        }
+        assert!(cols[5].ends_with('×'), "{row}");
+    }
+    let o = Command::new(SLUICE).args(["bench", "--workloads", "nope"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&o.stderr).trim(), "sluice: --workloads: unknown name 'nope'");
+}
