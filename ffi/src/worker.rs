@@ -300,7 +300,8 @@ pub struct sluice_worker_callbacks {
     /// or terminated first): `err` as for `on_socket_error` (`ETIMEDOUT`
     /// after a disown, `ESHUTDOWN` when the engine hung up...), and the
     /// `n` sessions that were still open (`sessions` may be NULL when `n`
-    /// is 0); every stream send fails from now on.
+    /// is 0). The sessions are forgotten: stream sends return
+    /// `SLUICE_E_NO_SESSION` from now on.
     pub on_disconnected: Option<
         unsafe extern "C" fn(userdata: *mut c_void, w: *mut sluice_worker, err: c_int, sessions: *const u64, n: usize),
     >,
