@@ -820,7 +820,8 @@ typedef struct sluice_worker_callbacks {
    * or terminated first): `err` as for `on_socket_error` (`ETIMEDOUT`
    * after a disown, `ESHUTDOWN` when the engine hung up...), and the
    * `n` sessions that were still open (`sessions` may be NULL when `n`
-   * is 0); every stream send fails from now on.
+   * is 0). The sessions are forgotten: stream sends return
+   * `SLUICE_E_NO_SESSION` from now on.
    */
   void (*on_disconnected)(void *userdata, struct sluice_worker *w, int err, const uint64_t *sessions, size_t n);
   /**
