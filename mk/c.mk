@@ -8,6 +8,7 @@
 #   make c-test        install into a temporary prefix, build the C tests against it
 #                      with pkg-config, run them, then run them under valgrind
 #   make c-demo        build examples/c/echo.c against the installed library and run it
+#                      (and build the example worker, as c-worker does)
 #   make c-worker      build examples/c/worker.c (a worker an engine starts with the
 #                      runtime's argv) into $(C_WORK)/worker
 
@@ -91,7 +92,7 @@ c-test c-demo c-worker: DESTDIR =
 c-test: install
 	bash tests/c/run.sh $(C_TEST_PREFIX) $(C_WORK)/tests
 
-c-demo: install
+c-demo: install c-worker
 	mkdir -p $(C_WORK)
 	PKG_CONFIG_PATH=$(C_TEST_PREFIX)/lib/pkgconfig; export PKG_CONFIG_PATH; \
 	  $${CC:-cc} -std=c11 -Wall -Wextra -Werror -O2 -o $(C_WORK)/echo examples/c/echo.c \

@@ -430,6 +430,15 @@ static void test_resume_across_cuts(void) {
     CHECK_OK(sluice_session_received(s, &received));
     CHECK(received == (uint64_t)(N / 100));
     CHECK_RC(sluice_peer_send_chunk(srv, 987654, 1, B("x")), SLUICE_E_NO_SESSION);
+    /* The other sends of a peer reach the session's on_frame too. */
+    uint8_t one[] = {0x91, 0x01};
+    CHECK_OK(sluice_peer_send_frame(srv, ss.peer, 1, 9, one, sizeof one));
+    CHECK_RC(sluice_peer_send_frame(srv, ss.peer, 1, 9, one, 1), SLUICE_E_INVALID);
+    sluice_payload *pl = sluice_payload_new(B("kept"));
+    CHECK_OK(sluice_peer_send_chunk_payload(srv, ss.peer, 1, pl));
+    sluice_payload_free(pl);
+    CHECK_OK(sluice_peer_send_choke(srv, ss.peer, 1));
+    WAIT_FOR(st.frames, N / 100 + 3);
     printf("# resume: %d chunks, %d cuts, %d sends refused (would block)\n", N, CUTS, would_block);
 
     sluice_session_free(s);
@@ -440,7 +449,127 @@ static void test_resume_across_cuts(void) {
     backoff_max = 40;
 }
 
+/* ------------------------------------------------------------------------ */
+/* A session with a role: typed messages reach their callbacks, the rest    */
+/* on_frame; its sends are the frames a raw peer reads.                     */
+
+static rec *typed_log;
+
+static void t_invoke(void *ud, sluice_session *s, uint64_t session, const uint8_t *event, size_t len) {
+    (void)ud;
+    (void)s;
+    rec_add(typed_log, "invoke %llu %.*s", (unsigned long long)session, (int)len, (const char *)event);
+}
+static void t_chunk(void *ud, sluice_session *s, uint64_t session, const uint8_t *data, size_t len, const sluice_payload *p) {
+    (void)ud;
+    (void)s;
+    CHECK(sluice_payload_data(p) == data && sluice_payload_len(p) == len);
+    rec_add(typed_log, "chunk %llu %.*s", (unsigned long long)session, (int)len, (const char *)data);
+}
+static void t_choke(void *ud, sluice_session *s, uint64_t session) {
+    (void)ud;
+    (void)s;
+    rec_add(typed_log, "choke %llu", (unsigned long long)session);
+}
+static void t_heartbeat(void *ud, sluice_session *s) {
+    (void)ud;
+    (void)s;
+    rec_add(typed_log, "heartbeat");
+}
+static void t_terminate(void *ud, sluice_session *s, int64_t code, const uint8_t *reason, size_t len) {
+    (void)ud;
+    (void)s;
+    rec_add(typed_log, "terminate %lld %.*s", (long long)code, (int)len, (const char *)reason);
+}
+static void t_frame(void *ud, sluice_session *s, uint64_t session, uint64_t type_id, const uint8_t *args, size_t len) {
+    char hex[64];
+    (void)ud;
+    (void)s;
+    hex_encode(args, len < 20 ? len : 20, hex);
+    rec_add(typed_log, "frame %llu %llu %s", (unsigned long long)session, (unsigned long long)type_id, hex);
+}
+
+static void test_typed_messages_and_sends(void) {
+    char path[200], ep[220];
+    tmp_sock_path(path, sizeof path, "typed");
+    snprintf(ep, sizeof ep, "unix:%s", path);
+    rec raw, log;
+    rec_init(&raw);
+    rec_init(&log);
+    typed_log = &log;
+    acceptor a;
+    acceptor_init(&a, &raw, 1);
+    sluice_options *o = opts_make(SLUICE_DIALECT_V1, SLUICE_ROLE_NONE);
+    sluice_server *srv = NULL;
+    CHECK_OK(sluice_server_bind(ep, o, &ACCEPT_CALLBACKS, &a, &srv));
+    sluice_options_free(o);
+
+    static sess_state st;
+    memset(&st, 0, sizeof st);
+    sluice_session_options *so = sluice_session_options_new();
+    CHECK_OK(sluice_session_options_add_endpoint(so, ep));
+    sluice_options *worker_role = opts_make(SLUICE_DIALECT_V1, SLUICE_ROLE_WORKER);
+    CHECK_OK(sluice_session_options_set_channel(so, worker_role));
+    sluice_options_free(worker_role);
+    sluice_session_callbacks cbs = session_callbacks();
+    cbs.on_invoke = t_invoke;
+    cbs.on_chunk = t_chunk;
+    cbs.on_choke = t_choke;
+    cbs.on_heartbeat = t_heartbeat;
+    cbs.on_terminate = t_terminate;
+    cbs.on_frame = t_frame;
+    sluice_session *s = NULL;
+    CHECK_OK(sluice_session_connect(so, &cbs, &st, &s));
+    sluice_session_options_free(so);
+    WAIT_FOR(st.connected, 1);
+    sluice_channel *peer = acceptor_wait(&a, 0);
+
+    /* The peer plays an engine: invoke 2 and 3, a chunk and the close on 2,
+       a heartbeat, a terminate, and a frame for a channel nobody opened. */
+    uint8_t ping[] = {0x91, 0xa4, 'p', 'i', 'n', 'g'}, data[] = {0x91, 0xa4, 'd', 'a', 't', 'a'};
+    uint8_t term[] = {0x92, 0x07, 0xa3, 'b', 'y', 'e'}, one[] = {0x91, 0x01};
+    CHECK_OK(sluice_channel_send_frame(peer, 2, 0, ping, sizeof ping));
+    CHECK_OK(sluice_channel_send_frame(peer, 3, 0, ping, sizeof ping));
+    CHECK_OK(sluice_channel_send_frame(peer, 2, 0, data, sizeof data));
+    CHECK_OK(sluice_channel_send_frame(peer, 2, 2, NULL, 0));
+    CHECK_OK(sluice_channel_send_frame(peer, 1, 0, NULL, 0));
+    CHECK_OK(sluice_channel_send_frame(peer, 1, 1, term, sizeof term));
+    CHECK_OK(sluice_channel_send_frame(peer, 9, 5, one, sizeof one));
+    const char *want[] = {"invoke 2 ping", "invoke 3 ping", "chunk 2 data", "choke 2", "heartbeat", "terminate 7 bye", "frame 9 5 9101"};
+    rec_expect_from(&log, 0, want, 7);
+
+    /* The session answers: a chunk and an error on 2, a close on 3, a frame. */
+    CHECK_OK(sluice_session_send_chunk(s, 2, B("pong")));
+    CHECK_OK(sluice_session_send_error(s, 2, 42, 7, B("bad")));
+    CHECK_OK(sluice_session_send_choke(s, 3));
+    CHECK_OK(sluice_session_send_frame(s, 7, 9, one, sizeof one));
+    CHECK_RC(sluice_session_send_frame(s, 7, 9, one, 1), SLUICE_E_INVALID);
+    sluice_payload *pl = sluice_payload_new(B("kept"));
+    CHECK_OK(sluice_session_send_chunk_payload(s, 3, pl));
+    sluice_payload_free(pl);
+    const char *got[] = {"connect", "frame 2 0 91a4706f6e67", "frame 2 1 92922a07a3626164", "frame 3 2 90", "frame 7 9 9101",
+                         "frame 3 0 91a46b657074"};
+    rec_expect_from(&raw, 0, got, 6);
+    uint64_t next = 0;
+    CHECK_OK(sluice_session_next_session(s, &next));
+    CHECK(next == 10);
+    uint64_t received = 1;
+    CHECK_OK(sluice_session_received(s, &received));
+    CHECK(received == 0); /* counted only with resume */
+
+    sluice_session_free(s);
+    WAIT_FOR(st.released, 1);
+    sluice_channel_free(peer);
+    sluice_server_free(srv);
+    rec_wait_released(&raw);
+    acceptor_wait_released(&a);
+    rec_destroy(&raw);
+    rec_destroy(&log);
+    acceptor_destroy(&a);
+}
+
 int main(void) {
+    RUN(test_typed_messages_and_sends);
     RUN(test_reconnects_after_server_restarts);
     RUN(test_reconnects_in_poll_mode);
     RUN(test_resume_across_cuts);
