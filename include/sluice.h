@@ -459,8 +459,13 @@ typedef struct sluice_callbacks {
  * **Sized callbacks.** The roles' callbacks structs (worker, engine,
  * session, resume server) begin with `size_t size`, set by the caller to
  * `sizeof` the struct; the library reads only that many bytes, so members
- * added at the end in later versions break nothing. (`sluice_callbacks`
- * and `sluice_server_callbacks` predate this and keep their layout.)
+ * added at the end in later versions break nothing. A size larger than
+ * this library's struct (a program built against a later header) is
+ * accepted: the members it does not know are never called. A size smaller
+ * than `sizeof(size_t)` is refused with `SLUICE_E_INVALID`.
+ * (`sluice_callbacks` and `sluice_server_callbacks` predate this and keep
+ * their layout: adding a field to them would break every program built
+ * against them.)
  *
  * **Thread.** With inline delivery (the default) callbacks run on a
  * library I/O thread; with poll delivery they run on the thread that calls
