@@ -24,8 +24,8 @@ def main(argv: list[str]) -> int:
     def on_invoke(stream: sluice.WorkerStream, event: str) -> None:
         print(f"worker: invoke {event!r} on session {stream.session}", file=sys.stderr)
 
-    def on_chunk(session: int, data: bytes) -> None:
-        worker.stream(session).write(data)  # echo
+    def on_chunk(session: int, data: bytes | sluice.Payload) -> None:
+        worker.stream(session).write(data)  # echo (a Payload is sent without a copy)
 
     def on_choke(session: int) -> None:
         worker.stream(session).close()

@@ -427,6 +427,8 @@ async def run(role: _Role, *, check_interval: float = 0.1) -> None:
         if role.done:
             done.set_result(None)
 
+    timer: Optional[asyncio.TimerHandle] = None
+
     def tick() -> None:
         nonlocal timer
         ready()
@@ -439,5 +441,6 @@ async def run(role: _Role, *, check_interval: float = 0.1) -> None:
         ready()
         await done
     finally:
-        timer.cancel()
+        if timer is not None:
+            timer.cancel()
         loop.remove_reader(fd)
