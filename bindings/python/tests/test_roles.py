@@ -429,3 +429,49 @@ def test_a_raising_callback_keeps_the_rest(sock_path):
     for o in (w1, w2, engine):
         o.close()
     assert os.path.exists(sock_path) is False
+
+
+def test_session_cuts_a_silent_peer(sock_path):
+    # A server that accepts and reads but never answers the heartbeats.
+    server = sluice.Server(sock_path, role=None)
+    log = Log()
+    session = sluice.Session(
+        sock_path,
+        heartbeat_interval=0.05,
+        liveness_timeout=0.3,
+        backoff_initial=5.0,
+        on_connect=log.cb("connect"),
+        on_disconnect=log.cb("disconnect"),
+        on_reconnect_attempt=log.cb("attempt"),
+    )
+    ch = server.accept(timeout=10)
+    pump(session, until=lambda: log.of("disconnect"))
+    assert log.names()[:2] == ["connect", "disconnect"]
+    assert log.of("disconnect") == [(errno.ETIMEDOUT,)]
+    events = []
+    while not any(isinstance(e, sluice.events.SocketError) for e in events):
+        events += ch.events(timeout=5)
+    # The heartbeats it sent meanwhile: [1, 0, []] (v1: channel 1, type 0).
+    assert sum(e == sluice.events.Frame(1, 0, []) for e in events) >= 3
+    session.stop()
+    ch.close()
+    server.close()
+
+
+def test_roles_over_tcp():
+    engine, elog = engine_log(("127.0.0.1", 0), "v1")
+    assert engine.address == ("127.0.0.1", engine.port) and engine.endpoint == f"127.0.0.1:{engine.port}"
+    worker, wlog = echo_worker(f"127.0.0.1:{engine.port}", "tcp-worker", "v1")
+    assert worker.endpoint == f"127.0.0.1:{engine.port}"
+    pump(engine, worker, until=lambda: elog.of("handshake"))
+    (w,) = elog.of("handshake")[0]
+    s = w.invoke("echo")
+    s.write(b"tcp")
+    s.close()
+    pump(engine, worker, until=lambda: elog.of("choke"))
+    assert [e[2] for e in elog.of("chunk")] == [b"TCP"]
+    w.kill()
+    pump(engine, worker, until=lambda: worker.done)
+    assert elog.of("gone")[0][1] == errno.ECONNRESET
+    assert wlog.of("disconnect")[0][0] in (errno.ECONNRESET, errno.ESHUTDOWN)
+    engine.close()
