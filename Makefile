@@ -1,9 +1,12 @@
 # sluice — the commands a user runs. Each target installs what it needs.
-#   make demo   a C engine and worker talking through libsluice, then the
+#   make demo   a C engine and worker talking through libsluice; a sluice engine
+#               driving workers written in Rust, C, Python and Node; then the
 #               captured engine → worker streams of both dialects decoded
 #   make test   every test: Rust (unit, vectors, properties, sockets), the C
 #               programs against the installed library, natively and under valgrind
-#   make bench  channel throughput/latency against plain sockets, and the decoder
+#   make bench  sluice from Rust/C, Python and Node against plain sockets, ZeroMQ
+#               and pure-Python/pure-JS channels: table, bench/RESULTS.md, chart
+#               (mk/bench.mk; make bench-core: the core's cargo benches)
 #   make fuzz   the fuzz targets, FUZZ_SECONDS each (default 60)
 
 CARGO ?= cargo
@@ -11,7 +14,7 @@ export CARGO_INCREMENTAL ?= 0
 export CARGO_TERM_COLOR ?= never
 FUZZ_SECONDS ?= 60
 
-.PHONY: all demo test rust-test bench fuzz toolchain clean
+.PHONY: all demo demo-engine test rust-test fuzz toolchain clean
 
 all: test
 
@@ -19,7 +22,11 @@ include mk/c.mk
 # Binding suites add themselves to TESTS (and DEMOS) when present.
 TESTS := rust-test c-test
 DEMOS := c-demo
+# Workers the demo engine drives (LABEL=COMMAND); binding makefiles add theirs.
+DEMO_TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),$(CURDIR)/target)
+DEMO_WORKERS := rust=$(DEMO_TARGET_DIR)/release/examples/worker
 -include mk/python.mk mk/node.mk
+-include mk/bench.mk
 ifneq ($(wildcard mk/node.mk),)
 TESTS += node-test
 endif
@@ -29,21 +36,24 @@ toolchain:
 	  echo "cargo not found: installing the stable Rust toolchain with rustup"; \
 	  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal; }
 
-demo: toolchain $(DEMOS)
+demo: toolchain $(DEMOS) demo-engine
 	@echo
 	$(CARGO) run --locked -q -p sluice-core --example dump -- --dialect v1 --role worker core/examples/captures/v1_engine_to_worker.bin
 	@echo
 	$(CARGO) run --locked -q -p sluice-core --example dump -- --dialect v0 --role worker core/examples/captures/v0_engine_to_worker.bin
+
+# A sluice engine (core/examples/engine.rs) starts one worker per language
+# with the runtime's arguments and drives sessions through each.
+demo-engine: toolchain $(DEMO_DEPS)
+	$(CARGO) build --locked --release -q -p sluice-core --example engine --example worker
+	@echo
+	$(DEMO_TARGET_DIR)/release/examples/engine $(DEMO_WORKERS)
 
 test: $(TESTS)
 
 rust-test: toolchain
 	$(CARGO) test --locked --lib --tests --examples
 	$(CARGO) test --locked --doc
-
-bench: toolchain
-	$(CARGO) bench --locked -p sluice-core --bench channel
-	$(CARGO) bench --locked -p sluice-core --bench decode
 
 fuzz: toolchain
 	bash fuzz/run.sh $(FUZZ_SECONDS)

@@ -2,7 +2,11 @@
 # Fuzzes the sluice-core wire codec: builds the seed corpora, then runs each
 # target for SECONDS seconds and prints executions and coverage per target.
 #
-#   fuzz/run.sh SECONDS [TARGET...]      (targets: decode headers roundtrip)
+#   fuzz/run.sh SECONDS [TARGET...]      (targets: decode headers roundtrip session)
+#
+# The summary ends with one parsable line per target, also written to
+# fuzz/target/fuzz-summary.txt (docs/RELIABILITY.md quotes it):
+#   fuzz-summary target=decode result=ok seconds=60 execs=123 exec_per_s=2 cov=1 ft=2 corpus=3 rss_mb=40 crashes=0
 #
 # Exits non-zero if any target crashes, panics, times out on one input or
 # runs out of memory; the input is left in fuzz/artifacts/TARGET/.
@@ -18,12 +22,12 @@
 # rustc accept them.
 set -euo pipefail
 
-usage() { echo "usage: $0 SECONDS [decode|headers|roundtrip ...]" >&2; exit 2; }
+usage() { echo "usage: $0 SECONDS [decode|headers|roundtrip|session ...]" >&2; exit 2; }
 [[ $# -ge 1 && $1 =~ ^[0-9]+$ && $1 -gt 0 ]] || usage
 secs=$1
 shift
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(decode headers roundtrip)
+[[ ${#targets[@]} -gt 0 ]] || targets=(decode headers roundtrip session)
 
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
@@ -73,6 +77,8 @@ done
 echo
 echo "== summary (${secs}s per target)"
 printf '%-10s %-18s %12s %9s %7s %7s %10s %8s\n' target result executions exec/s cov ft corpus rss
+summary="$here/target/fuzz-summary.txt"
+: >"$summary"
 for t in "${targets[@]}"; do
     log="$here/target/fuzz-logs/$t.log"
     # libFuzzer's last status line: "#N DONE cov: X ft: Y corp: A/Bb ... rss: R"
@@ -82,9 +88,16 @@ for t in "${targets[@]}"; do
     cov=$(sed -nE 's/.* cov: ([0-9]+).*/\1/p' <<<"$line")
     ft=$(sed -nE 's/.* ft: ([0-9]+).*/\1/p' <<<"$line")
     corp=$(sed -nE 's/.* corp: ([0-9]+)\/.*/\1/p' <<<"$line")
-    rss=$(sed -nE 's/.* rss: ([0-9]+Mb).*/\1/p' <<<"$line")
+    rss=$(sed -nE 's/.* rss: ([0-9]+)Mb.*/\1/p' <<<"$line")
     eps=$(sed -nE 's/^stat::average_exec_per_sec:[[:space:]]*([0-9]+).*/\1/p' "$log" | tail -n 1)
     printf '%-10s %-18s %12s %9s %7s %7s %10s %8s\n' "$t" "${status[$t]}" \
-        "${execs:-?}" "${eps:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "${rss:-?}"
+        "${execs:-?}" "${eps:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "${rss:+${rss}Mb}"
+    crashes=0
+    [[ ${status[$t]} == ok ]] || crashes=1
+    printf 'fuzz-summary target=%s result=%s seconds=%s execs=%s exec_per_s=%s cov=%s ft=%s corpus=%s rss_mb=%s crashes=%s\n' \
+        "$t" "$([[ $crashes == 0 ]] && echo ok || echo failed)" "$secs" "${execs:-0}" "${eps:-0}" "${cov:-0}" \
+        "${ft:-0}" "${corp:-0}" "${rss:-0}" "$crashes" >>"$summary"
 done
+echo
+cat "$summary"
 exit $failed

@@ -10,6 +10,8 @@ its root), and writes:
   3-7 split pattern), once split by the content and once a byte per read,
   plus a lenient copy of every invalid vector and one stream per dialect
   made of all its valid vectors back to back;
+* corpus/session/: every decode seed with a session-limit byte (2) after
+  its control byte (the session target's layout);
 * corpus/headers/: the header list of every v1 frame that has one, behind
   a capacity byte (64 -> 256 bytes, 255 -> 1020 bytes).
 
@@ -163,9 +165,17 @@ def main():
             write(decode, "all_valid_" + dialect, bytes([ctl]) + bytes(data))
             counts["decode"] += 1
 
+    session = os.path.join(args.out, "session")
+    for name in sorted(os.listdir(decode)) if os.path.isdir(decode) else []:
+        with open(os.path.join(decode, name), "rb") as f:
+            seed = f.read()
+        if seed:
+            write(session, name, seed[:1] + bytes([2]) + seed[1:])
+            counts["session"] = counts.get("session", 0) + 1
+
     digest = hashlib.sha256(open(path, "rb").read()).hexdigest()[:12]
-    print("seed.py: %s (sha256 %s): %d decode seeds, %d headers seeds, %d vectors without bytes skipped"
-          % (path, digest, counts["decode"], counts["headers"], counts["skipped"]))
+    print("seed.py: %s (sha256 %s): %d decode seeds, %d session seeds, %d headers seeds, %d vectors without bytes skipped"
+          % (path, digest, counts["decode"], counts.get("session", 0), counts["headers"], counts["skipped"]))
     return 0
 
 

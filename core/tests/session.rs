@@ -290,3 +290,49 @@ fn resume_loses_and_duplicates_nothing_across_100_cuts() {
     s.stop();
     srv.close();
 }
+
+/// Poll delivery: events wait behind the session's descriptor, and a host
+/// that does not dispatch stops the reading (memory stays bounded), so
+/// the flooding peer's sends are refused with "would block".
+#[test]
+fn a_session_that_is_not_dispatched_stops_reading() {
+    let ep = temp_sock("flood");
+    let (acc_tx, acc_rx) = mpsc::channel();
+    let srv = Server::bind(&ep, ChannelConfig::new(Dialect::V1, None), move |_: &Server, inc: Incoming| {
+        acc_tx.send(inc.start(|_: &Channel, _: Event| {}).unwrap()).unwrap();
+    })
+    .unwrap();
+    let mut cfg = ChannelConfig::new(Dialect::V1, None);
+    cfg.delivery = sluice_core::net::Delivery::Poll;
+    cfg.max_pending = 1 << 20;
+    let s = Session::connect(SessionOptions::new(vec![ep.clone()], cfg), |_: &Session, _| {}).unwrap();
+    let fd = s.fd().expect("a descriptor");
+    let peer = acc_rx.recv_timeout(WAIT).unwrap();
+    let chunk = Bytes::from(vec![7u8; 64 << 10]);
+    let mut sent = 0usize;
+    let t = Instant::now();
+    loop {
+        match peer.send_chunk(1, &chunk) {
+            Ok(()) => sent += 1,
+            Err(SendError::WouldBlock) => {
+                // Blocked for good only once the reader has stopped.
+                std::thread::sleep(Duration::from_millis(50));
+                if peer.send_chunk(1, &chunk).is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+        assert!(sent < 400, "the session kept reading: {} MiB queued", sent / 16);
+        assert!(t.elapsed() < WAIT);
+    }
+    // 1 MiB of events, the socket buffers and the peer's 8 MiB queue.
+    assert!(sent >= 16, "{sent}");
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    assert_eq!(unsafe { libc::poll(&mut pfd, 1, 0) }, 1, "events wait");
+    drop(s);
+    peer.abort();
+    srv.close();
+}

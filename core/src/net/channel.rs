@@ -46,13 +46,27 @@ pub enum Event {
 }
 
 impl Event {
-    /// Payload bytes the event holds (for poll-mode backpressure).
-    fn bytes(&self) -> usize {
-        match self {
-            Event::Message { message: Message::Chunk { data }, .. } => data.len(),
-            Event::Frame(f) => f.args.raw().len(),
-            _ => 0,
-        }
+    /// The memory the event holds, counted for poll-mode backpressure: its
+    /// byte strings and headers plus the event itself, so that a flood of
+    /// empty messages (heartbeats, invokes) is bounded like one of chunks.
+    pub(crate) fn bytes(&self) -> usize {
+        let headers = |h: &[Header]| h.iter().map(|h| h.name.len() + h.value.len()).sum::<usize>();
+        std::mem::size_of::<Event>()
+            + match self {
+                Event::Message { message, headers: h, .. } => {
+                    headers(h)
+                        + match message {
+                            Message::Chunk { data } => data.len(),
+                            Message::Invoke { event } => event.len(),
+                            Message::Handshake { uuid } => uuid.len(),
+                            Message::Terminate { reason, .. } => reason.len(),
+                            Message::Error { message, .. } => message.as_ref().map_or(0, |m| m.len()),
+                            Message::Heartbeat | Message::Choke => 0,
+                        }
+                }
+                Event::Frame(f) => f.args.raw().len() + headers(&f.headers),
+                _ => 0,
+            }
     }
 }
 
@@ -114,6 +128,10 @@ struct Tx {
     /// The connected socket, for direct writes.
     sock: Option<Arc<Sock>>,
     state: TxState,
+    /// The error a direct write met (it consumes the socket's pending
+    /// error, e.g. the `ECONNRESET` of a reset, which later reads and
+    /// writes no longer see): reported by the writer as the channel's end.
+    error: Option<i32>,
 }
 
 impl Tx {
@@ -137,6 +155,9 @@ pub(crate) struct Inner {
     finished: AtomicBool,
     /// The errno [`Channel::fail`] asked to report (0: none).
     fail_errno: AtomicI32,
+    /// A role's event queue that this channel feeds: reading pauses while
+    /// it is over its limit.
+    gate: std::sync::OnceLock<Arc<dyn super::poller::Gate>>,
 }
 
 /// A connection carrying Cocaine frames. Cheap to clone: clones are handles
@@ -263,15 +284,21 @@ impl Channel {
                 idle: false,
                 sock: None,
                 state: TxState::Open,
+                error: None,
             }),
             wake_writer: Notify::new(),
-            session: config.role.map(|r| Mutex::new(Session::new(config.dialect, r))),
+            session: config.role.map(|r| {
+                let mut s = Session::new(config.dialect, r);
+                s.set_max_sessions(config.max_sessions);
+                Mutex::new(s)
+            }),
             handler: Mutex::new(Some(handler)),
             poller,
             silenced: AtomicBool::new(false),
             abort,
             finished: AtomicBool::new(false),
             fail_errno: AtomicI32::new(0),
+            gate: std::sync::OnceLock::new(),
             config,
         };
         Ok(Channel { inner: Arc::new(inner) })
@@ -343,7 +370,9 @@ impl Channel {
                         _ = aborted(&mut abort) => None,
                     }
                 }
-                false => Some(e),
+                // A direct write may have taken the socket's error (a
+                // reset) before the read, which then saw only the end.
+                false => Some(lock(&self.inner.tx).error.take().unwrap_or(e)),
             },
             e = self.write_loop(&sock) => e,
             _ = aborted(&mut abort) => None,
@@ -392,16 +421,36 @@ impl Channel {
         });
         let read_size = c.read_size.max(4096);
         let mut events = Vec::new();
+        // When the unfinished frame at the end of the buffer started (or
+        // the last frame before it completed): what `frame_timeout` counts.
+        let mut frame_since: Option<tokio::time::Instant> = None;
         loop {
             let buf = dec.buffer_mut();
             if buf.capacity() - buf.len() < read_size / 4 {
                 buf.reserve(read_size);
             }
-            let n = match sock.read_buf(buf).await {
+            let deadline = [
+                frame_since.zip(c.frame_timeout).map(|(t, d)| t + d),
+                c.read_idle_timeout.map(|d| tokio::time::Instant::now() + d),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let read = sock.read_buf(buf);
+            let res = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, read).await {
+                    Ok(r) => r,
+                    Err(_) => return errno::ETIMEDOUT,
+                },
+                None => read.await,
+            };
+            let n = match res {
                 Ok(n) => n,
                 Err(e) => return errno_of(&e),
             };
+            let dropped = dec.dropped();
             let failed = self.decode_all(&mut dec, &mut events);
+            let progress = !events.is_empty() || dec.dropped() != dropped;
             if !events.is_empty() {
                 let over = self.deliver(&mut events);
                 // A tick of the loop has passed: a send may write directly.
@@ -410,8 +459,17 @@ impl Channel {
                     if let Some(p) = &self.inner.poller {
                         p.wait_for_space().await;
                     }
+                } else if let Some(g) = self.inner.gate.get() {
+                    if g.over() {
+                        g.wait().await;
+                    }
                 }
             }
+            frame_since = match dec.partial() {
+                0 => None,
+                _ if progress || frame_since.is_none() => Some(tokio::time::Instant::now()),
+                _ => frame_since,
+            };
             if let Some(e) = failed {
                 return e;
             }
@@ -478,6 +536,9 @@ impl Channel {
             let next = {
                 let mut tx = lock(&self.inner.tx);
                 tx.woken = false;
+                if let Some(e) = tx.error.take() {
+                    return Some(e);
+                }
                 if !tx.enc.out().is_empty() {
                     let out = std::mem::take(tx.enc.out());
                     tx.inflight = out.remaining();
@@ -576,9 +637,11 @@ impl Channel {
                 let out = tx.enc.out();
                 let mut iov = [IoSlice::new(&[]); 64];
                 let k = out.chunks_vectored(&mut iov);
-                // An error is left for the writer to meet and report.
-                if let Ok(n) = sock.try_write_vectored(&iov[..k]) {
-                    out.advance(n);
+                // An error is left for the writer to report.
+                match sock.try_write_vectored(&iov[..k]) {
+                    Ok(n) => out.advance(n),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => tx.error = Some(errno_of(&e)),
                 }
                 if tx.enc.out().is_empty() {
                     return Ok(());
@@ -684,6 +747,12 @@ impl Channel {
         self.silence();
         lock(&self.inner.tx).state = TxState::Closed;
         self.inner.abort.send_replace(true);
+    }
+
+    /// Makes reading pause while `gate` is over its limit (roles that queue
+    /// this channel's events for a host). Set once.
+    pub(crate) fn set_gate(&self, gate: Arc<dyn super::poller::Gate>) {
+        let _ = self.inner.gate.set(gate);
     }
 
     /// Ends the connection at once as if it had failed with `errno`: what

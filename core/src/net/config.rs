@@ -90,6 +90,22 @@ pub struct ChannelConfig {
     pub max_pending: usize,
     /// Bytes asked of each read from the socket.
     pub read_size: usize,
+    /// Longest a frame may take to arrive once its first byte has, counted
+    /// from that byte or from the last complete frame, whichever is later
+    /// (time spent paused at [`max_pending`](Self::max_pending) does not
+    /// count). A peer that starts a frame and stalls, or dribbles it a byte
+    /// at a time, ends the connection with `ETIMEDOUT`. `None`: no limit.
+    pub frame_timeout: Option<Duration>,
+    /// End the connection with `ETIMEDOUT` when nothing at all arrives for
+    /// this long. `None` (the default): an idle connection stays up; the
+    /// worker protocol's heartbeats are the liveness check.
+    pub read_idle_timeout: Option<Duration>,
+    /// Most sessions the peer may have open at once on a channel with a
+    /// v1 [`role`](Self::role) (a worker's sessions opened by `invoke`). A
+    /// new session past the limit is not opened: its frames are delivered
+    /// as [`Event::Frame`](crate::net::Event::Frame)s like other dropped
+    /// frames (`Dropped::SessionLimit`). v0 keeps no per-session state.
+    pub max_sessions: usize,
 }
 
 impl ChannelConfig {
@@ -115,6 +131,9 @@ impl Default for ChannelConfig {
             delivery: Delivery::Inline,
             max_pending: 16 << 20,
             read_size: 256 << 10,
+            frame_timeout: Some(Duration::from_secs(60)),
+            read_idle_timeout: None,
+            max_sessions: crate::wire::DEFAULT_MAX_SESSIONS,
         }
     }
 }

@@ -62,6 +62,11 @@ impl<T> Poller<T> {
         q.bytes > self.limit
     }
 
+    /// Whether more than the limit is queued.
+    pub(crate) fn over(&self) -> bool {
+        self.lock().bytes > self.limit
+    }
+
     /// Waits until the consumer has brought the queue under its limit.
     pub(crate) async fn wait_for_space(&self) {
         loop {
@@ -107,5 +112,24 @@ impl<T> Poller<T> {
     /// Whether anything is queued.
     pub(crate) fn is_empty(&self) -> bool {
         self.lock().items.is_empty()
+    }
+}
+
+/// Backpressure from a queue a channel does not own (a role's event queue):
+/// the channel's read loop stops reading while the gate is over its limit.
+pub(crate) trait Gate: Send + Sync {
+    /// Whether reading should pause.
+    fn over(&self) -> bool;
+    /// Resolves when reading may go on.
+    fn wait(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
+}
+
+impl<T: Send> Gate for Poller<T> {
+    fn over(&self) -> bool {
+        Poller::over(self)
+    }
+
+    fn wait(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(self.wait_for_space())
     }
 }

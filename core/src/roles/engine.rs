@@ -429,7 +429,7 @@ impl Engine {
     /// Listens on `opts.endpoint`; workers' events go to `handler`.
     pub fn bind(opts: EngineOptions, handler: impl EngineHandler) -> std::io::Result<Engine> {
         let mut handler = handler;
-        let sink = Sink::new(opts.channel.delivery, Box::new(move |e: &Engine, ev| handler.on_event(e, ev)))?;
+        let sink = Sink::new(opts.channel.delivery, opts.channel.max_pending, Box::new(move |e: &Engine, ev| handler.on_event(e, ev)))?;
         let engine = Engine {
             inner: Arc::new(EngineInner {
                 opts,
@@ -522,6 +522,9 @@ impl Engine {
         let glue = Glue { engine: Arc::downgrade(&self.inner), worker: worker.clone() };
         match inc.start(glue) {
             Ok(ch) => {
+                if let Some(g) = self.inner.sink.gate() {
+                    ch.set_gate(g);
+                }
                 let _ = worker.inner.channel.set(ch.clone());
                 self.run_timers(worker, ch);
             }
@@ -579,6 +582,7 @@ impl Handler for Glue {
         let w = &self.worker;
         let _ = w.inner.channel.set(ch.clone());
         let ctl = w.control();
+        let size = event.bytes();
         let out = match event {
             Event::Connected => None,
             Event::Message { session, message, .. } => {
@@ -648,7 +652,7 @@ impl Handler for Glue {
             }
         };
         if let Some(ev) = out {
-            engine.inner.sink.emit(&engine, ev);
+            engine.inner.sink.emit_sized(&engine, ev, size);
         }
     }
 }

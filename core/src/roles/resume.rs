@@ -478,7 +478,7 @@ impl ResumeServer {
     /// Listens on `opts.endpoint`.
     pub fn bind(opts: ResumeServerOptions, handler: impl ResumeHandler) -> std::io::Result<ResumeServer> {
         let mut handler = handler;
-        let sink = Sink::new(opts.channel.delivery, Box::new(move |s: &ResumeServer, ev| handler.on_event(s, ev)))?;
+        let sink = Sink::new(opts.channel.delivery, opts.channel.max_pending, Box::new(move |s: &ResumeServer, ev| handler.on_event(s, ev)))?;
         let server = ResumeServer {
             inner: Arc::new(ServerInner { opts, server: std::sync::OnceLock::new(), sink, peers: Mutex::new(HashMap::new()) }),
         };
@@ -536,6 +536,9 @@ impl ResumeServer {
         let helloed = Arc::new(AtomicBool::new(false));
         let glue = Glue { server: Arc::downgrade(&self.inner), attached: None, enc: None, helloed: helloed.clone() };
         if let Ok(ch) = inc.start(glue) {
+            if let Some(g) = self.inner.sink.gate() {
+                ch.set_gate(g);
+            }
             let timeout = self.inner.opts.hello_timeout;
             if let Ok(rt) = runtime::handle() {
                 rt.spawn(async move {
@@ -719,6 +722,7 @@ impl Glue {
     /// A data frame: counted, acknowledged when due, delivered, all in
     /// stream order.
     fn data(&mut self, server: &ResumeServer, ch: &Channel, event: Event, len: usize) {
+        let size = event.bytes();
         let Some((peer, generation)) = self.attached.clone() else {
             // Data before the hello: not a resumable client.
             ch.fail(errno::EBADMSG);
@@ -743,7 +747,7 @@ impl Glue {
             Event::Frame(frame) => ResumeEvent::Frame { peer, frame },
             _ => return,
         };
-        server.inner.sink.emit(server, ev);
+        server.inner.sink.emit_sized(server, ev, size);
     }
 }
 
@@ -809,5 +813,24 @@ mod tests {
             let frame = dec.decode().unwrap().unwrap();
             assert_eq!(Control::parse(&frame), Some(Ok(c)));
         }
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+
+    /// The bytes docs/RESUME.md shows.
+    #[test]
+    fn extension_frames_are_the_documented_bytes() {
+        let mut enc = Encoder::new(crate::wire::Dialect::V1, Profile::Compat);
+        let token = Bytes::from_static(&[0xab; 16]);
+        let hello = Control::Hello { token, received: 1_000_000, known: true }.encode(&mut enc);
+        let mut want = b"\x93\x00\xcd\xff\x00\x93\xb0".to_vec();
+        want.extend_from_slice(&[0xab; 16]);
+        want.extend_from_slice(b"\xce\x00\x0f\x42\x40\xc3");
+        assert_eq!(&hello[..], &want[..]);
+        assert_eq!(&Control::Ack(512).encode(&mut enc)[..], b"\x93\x00\xcd\xff\x01\x91\xcd\x02\x00");
+        assert_eq!(&Control::Ping.encode(&mut enc)[..], b"\x93\x00\xcd\xff\x02\x90");
     }
 }

@@ -232,7 +232,7 @@ impl Session {
             return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a session needs at least one endpoint"));
         }
         let mut handler = handler;
-        let sink = Sink::new(opts.channel.delivery, Box::new(move |s: &Session, ev| handler.on_event(s, ev)))?;
+        let sink = Sink::new(opts.channel.delivery, opts.channel.max_pending, Box::new(move |s: &Session, ev| handler.on_event(s, ev)))?;
         let mut token = [0u8; 16];
         token[..8].copy_from_slice(&super::random_u64().to_le_bytes());
         token[8..].copy_from_slice(&super::random_u64().to_le_bytes());
@@ -396,6 +396,9 @@ impl Session {
         }
         let glue = Glue { session: self.clone(), generation, endpoint: endpoint.clone() };
         let ch = Channel::connect(endpoint, config, glue)?;
+        if let Some(g) = self.inner.sink.gate() {
+            ch.set_gate(g);
+        }
         let mut st = lock(&self.inner.state);
         if st.generation == generation && !st.stopped {
             st.channel = Some(ch);
@@ -580,6 +583,7 @@ impl Handler for Glue {
                 }
             }
             Event::Frame(_) | Event::Message { .. } => {
+                let size = event.bytes();
                 let len = match &event {
                     Event::Frame(f) => f.args.raw().len(),
                     Event::Message { message: Message::Chunk { data }, .. } => data.len(),
@@ -607,11 +611,12 @@ impl Handler for Glue {
                 if ok != Some(true) {
                     return;
                 }
-                self.emit(match event {
+                let ev = match event {
                     Event::Frame(f) => SessionEvent::Frame(f),
                     Event::Message { session, message, headers } => SessionEvent::Message { session, message, headers },
                     _ => return,
-                });
+                };
+                self.session.inner.sink.emit_sized(&self.session, ev, size);
             }
             Event::Drain => {
                 if !resume && self.current(|_| ()).is_some() {

@@ -4,24 +4,27 @@
 
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, TryLockError};
+use std::sync::{Arc, Mutex, TryLockError};
 
 use crate::net::{Delivery, DispatchError};
-use crate::net::poller::Poller;
+use crate::net::poller::{Gate, Poller};
 
 type Callback<O, E> = Box<dyn FnMut(&O, E) + Send>;
 
 pub(crate) struct Sink<O, E> {
     handler: Mutex<Option<Callback<O, E>>>,
-    poller: Option<Poller<E>>,
+    /// Events with the bytes they hold.
+    poller: Option<Arc<Poller<(E, usize)>>>,
     /// Closed by the owner: nothing more is delivered.
     silenced: AtomicBool,
 }
 
-impl<O, E: Send> Sink<O, E> {
-    pub(crate) fn new(delivery: Delivery, handler: Callback<O, E>) -> std::io::Result<Self> {
+impl<O, E: Send + 'static> Sink<O, E> {
+    /// `limit`: in poll mode, the bytes of queued events past which the
+    /// channels feeding the sink stop reading (see [`gate`](Self::gate)).
+    pub(crate) fn new(delivery: Delivery, limit: usize, handler: Callback<O, E>) -> std::io::Result<Self> {
         let poller = match delivery {
-            Delivery::Poll => Some(Poller::new(usize::MAX)?),
+            Delivery::Poll => Some(Arc::new(Poller::new(limit)?)),
             Delivery::Inline => None,
         };
         Ok(Sink { handler: Mutex::new(Some(handler)), poller, silenced: AtomicBool::new(false) })
@@ -31,12 +34,17 @@ impl<O, E: Send> Sink<O, E> {
     /// poll: queues it). Never call it from a path the handler can reach
     /// synchronously: the handler's lock is not reentrant.
     pub(crate) fn emit(&self, owner: &O, event: E) {
+        self.emit_sized(owner, event, 64)
+    }
+
+    /// [`emit`](Self::emit) of an event holding `bytes` bytes.
+    pub(crate) fn emit_sized(&self, owner: &O, event: E, bytes: usize) {
         if self.silenced.load(Ordering::Acquire) {
             return;
         }
         match &self.poller {
             Some(p) => {
-                p.push([event], 0);
+                p.push([(event, bytes)], bytes);
             }
             None => {
                 let mut h = self.handler.lock().unwrap_or_else(|e| e.into_inner());
@@ -64,8 +72,13 @@ impl<O, E: Send> Sink<O, E> {
         }
     }
 
+    /// Poll mode: the backpressure a feeding channel should obey.
+    pub(crate) fn gate(&self) -> Option<Arc<dyn Gate>> {
+        self.poller.as_ref().map(|p| p.clone() as Arc<dyn Gate>)
+    }
+
     pub(crate) fn fd(&self) -> Option<RawFd> {
-        self.poller.as_ref().map(Poller::fd)
+        self.poller.as_ref().map(|p| p.fd())
     }
 
     pub(crate) fn dispatch(&self, owner: &O, max: usize) -> Result<usize, DispatchError> {
@@ -75,10 +88,10 @@ impl<O, E: Send> Sink<O, E> {
             Err(TryLockError::WouldBlock) => return Err(DispatchError::Reentrant),
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
         };
-        let events = p.take(max, |_| 0);
+        let events = p.take(max, |(_, b)| *b);
         let mut n = 0;
         if let Some(handler) = h.as_mut() {
-            for ev in events {
+            for (ev, _) in events {
                 if self.silenced.load(Ordering::Acquire) {
                     break;
                 }

@@ -13,6 +13,10 @@ use super::headers::Header;
 /// The error category the frameworks use for worker-side errors (v1).
 pub const FRAMEWORK_CATEGORY: i64 = 42;
 
+/// How many sessions the peer may have open at once by default
+/// ([`Session::set_max_sessions`]).
+pub const DEFAULT_MAX_SESSIONS: usize = 1 << 16;
+
 /// The control session (v0) / channel (v1).
 pub const CONTROL_SESSION: u64 = 1;
 
@@ -242,6 +246,15 @@ pub enum Dropped {
         /// The channel.
         session: u64,
     },
+    /// A new session past the limit of sessions open at once
+    /// ([`Session::set_max_sessions`]); it is not opened.
+    #[error("new session {session} refused: {limit} sessions are open")]
+    SessionLimit {
+        /// The session.
+        session: u64,
+        /// The limit.
+        limit: usize,
+    },
     /// Arguments that do not match the message.
     #[error("session {session}: {error}")]
     BadArgs {
@@ -260,6 +273,7 @@ impl Dropped {
             Dropped::NotInvoke { .. } => "new_channel_not_opened_by_invoke",
             Dropped::NoSession { .. } => "no_session",
             Dropped::BeforeHandshake { .. } => "before_handshake",
+            Dropped::SessionLimit { .. } => "session_limit",
             Dropped::BadArgs { .. } => "bad_args",
         }
     }
@@ -290,12 +304,36 @@ pub struct Session {
     /// The channel of the last stream frame (0: none), known to be open.
     last_open: u64,
     handshake: bool,
+    max_open: usize,
 }
 
 impl Session {
     /// A fresh connection's state.
     pub fn new(dialect: Dialect, role: Role) -> Session {
-        Session { dialect, role, max_seen: 0, open: HashSet::new(), last_open: 0, handshake: false }
+        Session {
+            dialect,
+            role,
+            max_seen: 0,
+            open: HashSet::new(),
+            last_open: 0,
+            handshake: false,
+            max_open: DEFAULT_MAX_SESSIONS,
+        }
+    }
+
+    /// Limits the sessions the peer may have open at once (v1; default
+    /// [`DEFAULT_MAX_SESSIONS`]): a frame that would open one more is
+    /// dropped as [`Dropped::SessionLimit`] and the session stays closed,
+    /// so a peer that opens sessions without end cannot grow this state
+    /// without bound. Sessions this side opens ([`sent`](Self::sent)) are
+    /// not limited.
+    pub fn set_max_sessions(&mut self, limit: usize) {
+        self.max_open = limit;
+    }
+
+    /// The limit of [`set_max_sessions`](Self::set_max_sessions).
+    pub fn max_sessions(&self) -> usize {
+        self.max_open
     }
 
     /// The dialect.
@@ -397,7 +435,9 @@ impl Session {
             Dialect::V1 => {
                 // Streams come in runs on one channel: the last open one is
                 // checked before the set.
-                if s == self.last_open && s != CONTROL_SESSION {
+                // (`last_open` 0 means none: channel 0 takes the slow path,
+                // and so does an engine before the handshake.)
+                if s == self.last_open && s != CONTROL_SESSION && s != 0 && (self.handshake || self.role == Role::Worker) {
                     return Self::stream_kind(s, ty);
                 }
                 self.classify_v1(s, ty)
@@ -445,10 +485,61 @@ impl Session {
             if ty != 0 {
                 return Err(Dropped::NotInvoke { session: s, ty });
             }
+            if self.open.len() >= self.max_open {
+                return Err(Dropped::SessionLimit { session: s, limit: self.max_open });
+            }
             self.open.insert(s);
             self.last_open = s;
             return Ok(Kind::Invoke);
         }
         Err(Dropped::NoSession { session: s })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(session: u64, ty: u64, arg: &'static [u8]) -> Frame {
+        let mut raw = vec![0x91, 0xc4, arg.len() as u8];
+        raw.extend_from_slice(arg);
+        Frame { session, ty, args: Args::from_raw(raw.into()).unwrap(), headers: vec![] }
+    }
+
+    #[test]
+    fn channel_zero_is_never_an_open_session() {
+        // "No last open channel" is 0: a frame on channel 0 is dropped, not
+        // taken for a chunk of an open session.
+        let mut w = Session::new(Dialect::V1, Role::Worker);
+        assert_eq!(w.receive(&frame(0, 0, b"x")), Err(Dropped::NoSession { session: 0 }));
+        assert_eq!(w.receive(&frame(2, 0, b"ev")), Ok(Message::Invoke { event: Bytes::from_static(b"ev") }));
+        let mut w = Session::new(Dialect::V1, Role::Worker);
+        assert!(w.receive(&frame(2, 0, b"ev")).is_ok());
+        assert_eq!(w.receive_owned(Frame { args: Args::empty(), ..frame(2, 2, b"") }).map(|m| m.1), Ok(Message::Choke));
+        assert_eq!(w.receive(&frame(0, 0, b"x")), Err(Dropped::NoSession { session: 0 }));
+    }
+
+    #[test]
+    fn an_engine_drops_frames_before_the_handshake_even_on_its_own_sessions() {
+        let mut e = Session::new(Dialect::V1, Role::Engine);
+        e.sent(4, Kind::Invoke);
+        assert_eq!(e.receive(&frame(4, 0, b"x")), Err(Dropped::BeforeHandshake { session: 4 }));
+        assert!(e.receive(&frame(1, 0, b"uuid")).is_ok());
+        assert_eq!(e.receive(&frame(4, 0, b"x")), Ok(Message::Chunk { data: Bytes::from_static(b"x") }));
+    }
+
+    #[test]
+    fn the_session_limit_refuses_new_sessions_until_one_closes() {
+        let mut w = Session::new(Dialect::V1, Role::Worker);
+        w.set_max_sessions(2);
+        assert!(w.receive(&frame(2, 0, b"a")).is_ok());
+        assert!(w.receive(&frame(3, 0, b"b")).is_ok());
+        assert_eq!(w.receive(&frame(4, 0, b"c")), Err(Dropped::SessionLimit { session: 4, limit: 2 }));
+        // The refused session stays closed.
+        assert_eq!(w.receive(&frame(4, 0, b"more")), Err(Dropped::NoSession { session: 4 }));
+        assert_eq!(w.open_sessions(), 2);
+        assert!(w.receive(&Frame { args: Args::empty(), ..frame(2, 2, b"") }).is_ok());
+        assert!(w.receive(&frame(5, 0, b"d")).is_ok());
+        assert_eq!(w.open_sessions(), 2);
     }
 }

@@ -24,6 +24,6 @@ pub use encoder::{Encoder, OutBuf};
 pub use error::{ArgsError, DecodeError, FrameError, HeaderError, ValueError};
 pub use frame::{ArgReader, Args, Dialect, Frame};
 pub use headers::{Header, HeaderEntry, HeaderName, HeaderTable, TraceIds};
-pub use message::{Dropped, Kind, Message, Role, Session};
+pub use message::{Dropped, Kind, Message, Role, Session, DEFAULT_MAX_SESSIONS};
 pub use msgpack::Profile;
 pub use value::Value;
