@@ -22,7 +22,7 @@ def main(argv: list[str]) -> int:
     status = 1
 
     def on_invoke(stream: sluice.WorkerStream, event: str) -> None:
-        print(f"worker: invoke {event!r} on session {stream.session}", file=sys.stderr)
+        pass  # every event is an echo; the chunks follow
 
     def on_chunk(session: int, data: bytes | sluice.Payload) -> None:
         worker.stream(session).write(data)  # echo (a Payload is sent without a copy)
