@@ -144,9 +144,6 @@ impl Model {
                 _ => Err("unknown_type"),
             };
         }
-        if self.role == Role::Engine && !self.handshake {
-            return Err("before_handshake");
-        }
         if self.open.contains(&s) {
             return match ty {
                 0 => Ok(Kind::Chunk),
@@ -154,6 +151,9 @@ impl Model {
                 2 => Ok(Kind::Choke),
                 _ => Err("unknown_type"),
             };
+        }
+        if self.role == Role::Engine && !self.handshake {
+            return Err("before_handshake");
         }
         if self.role == Role::Worker && s > seen {
             if ty != 0 {

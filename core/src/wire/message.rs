@@ -435,9 +435,8 @@ impl Session {
             Dialect::V1 => {
                 // Streams come in runs on one channel: the last open one is
                 // checked before the set.
-                // (`last_open` 0 means none: channel 0 takes the slow path,
-                // and so does an engine before the handshake.)
-                if s == self.last_open && s != CONTROL_SESSION && s != 0 && (self.handshake || self.role == Role::Worker) {
+                // (`last_open` 0 means none: channel 0 takes the slow path.)
+                if s == self.last_open && s != CONTROL_SESSION && s != 0 {
                     return Self::stream_kind(s, ty);
                 }
                 self.classify_v1(s, ty)
@@ -474,12 +473,14 @@ impl Session {
                 _ => Err(Dropped::UnknownType { session: s, ty }),
             };
         }
-        if self.role == Role::Engine && !self.handshake {
-            return Err(Dropped::BeforeHandshake { session: s });
-        }
+        // A session this side opened takes its answers, even an engine's
+        // opened before the worker's handshake.
         if self.open.contains(&s) {
             self.last_open = s;
             return Self::stream_kind(s, ty);
+        }
+        if self.role == Role::Engine && !self.handshake {
+            return Err(Dropped::BeforeHandshake { session: s });
         }
         if s > seen && self.role == Role::Worker {
             if ty != 0 {
@@ -520,12 +521,17 @@ mod tests {
     }
 
     #[test]
-    fn an_engine_drops_frames_before_the_handshake_even_on_its_own_sessions() {
+    fn an_engine_takes_answers_on_its_own_sessions_even_before_the_handshake() {
         let mut e = Session::new(Dialect::V1, Role::Engine);
         e.sent(4, Kind::Invoke);
-        assert_eq!(e.receive(&frame(4, 0, b"x")), Err(Dropped::BeforeHandshake { session: 4 }));
-        assert!(e.receive(&frame(1, 0, b"uuid")).is_ok());
+        e.sent(6, Kind::Invoke);
+        // Whichever session was opened last (the fast path) or before.
         assert_eq!(e.receive(&frame(4, 0, b"x")), Ok(Message::Chunk { data: Bytes::from_static(b"x") }));
+        assert_eq!(e.receive(&frame(6, 0, b"y")), Ok(Message::Chunk { data: Bytes::from_static(b"y") }));
+        assert_eq!(e.receive(&frame(4, 0, b"z")), Ok(Message::Chunk { data: Bytes::from_static(b"z") }));
+        // Anything else before the handshake is dropped.
+        assert_eq!(e.receive(&frame(8, 0, b"x")), Err(Dropped::BeforeHandshake { session: 8 }));
+        assert!(e.receive(&frame(1, 0, b"uuid")).is_ok());
     }
 
     #[test]
