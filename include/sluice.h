@@ -1768,10 +1768,11 @@ int sluice_worker_connect(const struct sluice_worker_options *opts, const struct
 
 /**
  * Sends `terminate(code, reason)` to the engine and closes the connection
- * gracefully (what is queued is written first). No callback follows; the
- * worker's own answer to `on_terminate`, or its decision to stop. v0
- * codes: 1 normal, 2 abnormal (the engine marks the app broken); v1
- * engines ignore the code.
+ * gracefully (what is queued is written first): the answer to
+ * `on_terminate`, or the worker's own decision to stop. No callback
+ * follows except `on_release`. `reason` is UTF-8 (`SLUICE_E_INVALID`
+ * otherwise; NULL with `len` 0: empty). v0 codes: 1 normal, 2 abnormal
+ * (the engine marks the app broken); v1 engines ignore the code.
  */
 int sluice_worker_terminate(struct sluice_worker *w, int64_t code, const uint8_t *reason, size_t len);
 

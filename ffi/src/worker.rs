@@ -449,10 +449,11 @@ pub unsafe extern "C" fn sluice_worker_connect(
 }
 
 /// Sends `terminate(code, reason)` to the engine and closes the connection
-/// gracefully (what is queued is written first). No callback follows; the
-/// worker's own answer to `on_terminate`, or its decision to stop. v0
-/// codes: 1 normal, 2 abnormal (the engine marks the app broken); v1
-/// engines ignore the code.
+/// gracefully (what is queued is written first): the answer to
+/// `on_terminate`, or the worker's own decision to stop. No callback
+/// follows except `on_release`. `reason` is UTF-8 (`SLUICE_E_INVALID`
+/// otherwise; NULL with `len` 0: empty). v0 codes: 1 normal, 2 abnormal
+/// (the engine marks the app broken); v1 engines ignore the code.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_worker_terminate(w: *mut sluice_worker, code: i64, reason: *const u8, len: usize) -> c_int {
     on_worker(w, |wk| {
