@@ -319,3 +319,21 @@ test('a role that is closed lets the process exit by itself', async () => {
   assert.equal(code, 0)
   assert.equal(out.trim(), 'closed')
 })
+
+test('bad arguments and busy endpoints throw Errors with a code', async () => {
+  assert.throws(() => startWorker({ argv: ['--app', 'x'] }), { code: 'ERR_INVALID_ARG_VALUE', message: /--uuid is missing/ })
+  assert.throws(() => startWorker({ argv: ['--uuid', 'u', '--endpoint', '/tmp/x.sock', '--protocol', '7'] }), { code: 'ERR_INVALID_ARG_VALUE' })
+  assert.throws(() => startWorker({ uuid: 'u', endpoint: '/tmp/x.sock', heartbeatInterval: -1 }), { code: 'ERR_OUT_OF_RANGE' })
+  assert.throws(() => openSession([]), { code: 'ERR_INVALID_ARG_VALUE' })
+  const engine = listenEngine('127.0.0.1:0')
+  assert.match(engine.endpoint, /^127\.0\.0\.1:\d+$/)
+  assert.throws(() => listenEngine(engine.endpoint), { code: 'EADDRINUSE' })
+  assert.throws(() => listenResume(engine.endpoint), { code: 'EADDRINUSE' })
+  await engine.close()
+  // A worker whose engine is not there: 'disconnected' with the errno, then 'close'.
+  const worker = startWorker({ uuid: 'u', endpoint: sockPath('absent') })
+  const seen = []
+  worker.on('disconnected', (err, sessions) => seen.push(['disconnected', err.code, sessions]))
+  await once(worker, 'close')
+  assert.deepEqual(seen, [['disconnected', 'ENOENT', []]])
+})
