@@ -5,6 +5,14 @@ import type { EventEmitter } from 'node:events'
 export interface Connection extends EventEmitter {}
 /** Server is an EventEmitter: 'connection' (conn) and 'close'. */
 export interface Server extends EventEmitter {}
+/** Worker is an EventEmitter (see the class for its events). */
+export interface Worker extends EventEmitter {}
+/** Engine is an EventEmitter (see the class for its events). */
+export interface Engine extends EventEmitter {}
+/** Session is an EventEmitter (see the class for its events). */
+export interface Session extends EventEmitter {}
+/** ResumeServer is an EventEmitter (see the class for its events). */
+export interface ResumeServer extends EventEmitter {}
 /** The framework's exported name for the channel. */
 export { Channel as communicator }
 

@@ -5,6 +5,14 @@ import type { EventEmitter } from 'node:events'
 export interface Connection extends EventEmitter {}
 /** Server is an EventEmitter: 'connection' (conn) and 'close'. */
 export interface Server extends EventEmitter {}
+/** Worker is an EventEmitter (see the class for its events). */
+export interface Worker extends EventEmitter {}
+/** Engine is an EventEmitter (see the class for its events). */
+export interface Engine extends EventEmitter {}
+/** Session is an EventEmitter (see the class for its events). */
+export interface Session extends EventEmitter {}
+/** ResumeServer is an EventEmitter (see the class for its events). */
+export interface ResumeServer extends EventEmitter {}
 /** The framework's exported name for the channel. */
 export { Channel as communicator }
 
@@ -217,6 +225,141 @@ export declare class Connection {
 }
 
 /**
+ * The runtime side of the engine protocol, made by `listenEngine()`: it
+ * accepts workers, checks their uuids, answers heartbeats and cuts silent
+ * workers. It is an `EventEmitter`; each worker is an `EngineWorker`
+ * (the same object in every event about it):
+ *
+ * * `'handshake' (worker)` — a worker with an accepted uuid: invoke it.
+ * * `'rejected' (uuid)` — a handshake with an unknown uuid (disconnected).
+ * * `'heartbeat' (worker)` — a heartbeat (already answered).
+ * * `'chunk' (worker, sid, data: Buffer)` — reply data.
+ * * `'choke' (worker, sid)` — the worker's direction of a session ended.
+ * * `'sessionError' (worker, sid, { category, code, message })`.
+ * * `'terminate' (worker, code, reason)` — the worker sent terminate.
+ * * `'drain' (worker)` — a send refused with `EAGAIN` may be retried.
+ * * `'gone' (worker, err)` — its connection ended (the last event about
+ *   it): `err.code` `'ESHUTDOWN'` when it closed, `'ETIMEDOUT'` when cut
+ *   for silence, … (also for workers that never hand-shook: `uuid` null).
+ * * `'close' ()` — after `close()`; nothing follows.
+ *
+ * An engine never emits `'error'`. While open it keeps Node running.
+ */
+export declare class Engine {
+  /** Where it listens: `'host:port'` (with the actual port) or the path. */
+  get endpoint(): string
+  /**
+   * The workers that have hand-shaken and not gone, oldest first (those
+   * already announced by an event).
+   */
+  workers(): EngineWorker[]
+  /**
+   * Stops listening and closes every worker connection; only `'close'`
+   * follows; the promise resolves then.
+   */
+  close(): Promise<void>
+}
+
+/**
+ * A worker connected to an `Engine` (from its events). Sessions are
+ * numbers (BigInt above 2^53 − 1); sends throw as `Worker.write` does.
+ */
+export declare class EngineWorker {
+  /** A number unique to this connection within the process. */
+  get id(): number
+  /** The uuid of its handshake (`null` before it). */
+  get uuid(): string | null
+  /** Sessions open in at least one direction. */
+  get openSessions(): number
+  /**
+   * Opens a session for `event` and returns its id; send request chunks
+   * with `write`, end them with `end`. Throws `ERR_CHANNEL_CLOSED` before
+   * the handshake or after the worker is gone.
+   */
+  invoke(event: string): number | bigint
+  /** Sends a request chunk on session `sid`. */
+  write(sid: number | bigint, data: Uint8Array | string): void
+  /** Ends the request of session `sid` (v0 `choke`, v1 `close`). */
+  end(sid: number | bigint): void
+  /** Fails session `sid` (v1 category 42; v0 error then choke). */
+  fail(sid: number | bigint, code: number, message?: string): void
+  /**
+   * Sends `terminate(code, reason)` (default 1, `''`); the worker should
+   * answer with its own (`'terminate'`) and close (`'gone'`); after the
+   * terminate timeout it is cut (`ETIMEDOUT`).
+   */
+  terminate(code?: number, reason?: string): void
+  /**
+   * Disconnects the worker at once; `'gone'` follows with this errno
+   * (a Linux number, default 104 `ECONNRESET`).
+   */
+  kill(errno?: number): void
+}
+
+/**
+ * A client of a `ResumeServer`, across its connections. Sends are kept
+ * until the peer acknowledges them and sent again after a reconnection;
+ * they throw `EAGAIN` while the replay buffer is full (`'drain'` follows)
+ * and `ERR_CHANNEL_CLOSED` once the peer is gone.
+ */
+export declare class ResumePeer {
+  /** The token the client chose. */
+  get token(): Buffer
+  /** Frames received from the peer so far (across connections). */
+  get received(): number
+  /** Whether a connection is attached now. */
+  get connected(): boolean
+  /** Queues a chunk on session `sid`. */
+  sendChunk(sid: number | bigint, data: Uint8Array | string): void
+  /** Ends this side of session `sid`. */
+  sendChoke(sid: number | bigint): void
+  /** Opens session `sid` with `invoke(event)`. */
+  sendInvoke(sid: number | bigint, event: string): void
+  /** Fails session `sid` (`category` for v1, default 42). */
+  sendError(sid: number | bigint, code: number, message?: string, category?: number): void
+  /** Queues a generic frame (`args`: the msgpack encoding of an array). */
+  sendFrame(sid: number | bigint, type: number, args: Uint8Array): void
+  /**
+   * Cuts the current connection (the peer reconnects and resumes);
+   * `'peerDisconnected'` follows with `errno` (default 104
+   * `ECONNRESET`).
+   */
+  disconnect(errno?: number): void
+}
+
+/**
+ * The server side of resumable sessions, made by `listenResume()`. Each
+ * client is a `ResumePeer` (the same object across its connections and in
+ * every event about it). It is an `EventEmitter`:
+ *
+ * * `'peerConnected' (peer, resumed)` — a peer connected (`resumed`: a
+ *   known one, its stream goes on).
+ * * `'peerDisconnected' (peer, err)` — its connection ended; its stream
+ *   waits for it until `peerTimeout`.
+ * * `'peerGone' (peer)` — it did not come back in time: forgotten.
+ * * the peer's messages, the peer first: `'invoke' (peer, sid, event)`,
+ *   `'chunk' (peer, sid, data)`, `'choke' (peer, sid)`, `'sessionError'
+ *   (peer, sid, {…})`, `'heartbeat' (peer)`, `'terminate' (peer, code,
+ *   reason)`, `'handshake' (peer, uuid)`, `'frame' (peer, sid, type,
+ *   args)`.
+ * * `'drain' (peer)` — its replay buffer has room again.
+ * * `'close' ()` — after `close()`; nothing follows.
+ *
+ * It never emits `'error'`. While open it keeps Node running.
+ */
+export declare class ResumeServer {
+  /** Where it listens. */
+  get endpoint(): string
+  /** The peers it remembers (those already announced by an event). */
+  peers(): ResumePeer[]
+  /**
+   * Stops listening, closes every connection and forgets every peer;
+   * only `'close'` follows; the promise resolves then.
+   */
+  close(): Promise<void>
+}
+
+/**
  * A listening socket of the modern API, made by `listen()`. It is an
  * `EventEmitter`: `'connection' (conn: Connection)` for each accepted
  * channel (attach its listeners there: its `'connect'` comes next), and
@@ -240,10 +383,159 @@ export declare class Server {
 }
 
 /**
+ * A client connection that stays up, made by `openSession()`: it
+ * reconnects with backoff, fails over between endpoints, optionally
+ * checks liveness and resumes without loss. It is an `EventEmitter`:
+ *
+ * * `'connect' (endpoint, resumed)` — a connection is up (`resumed`: the
+ *   stream goes on where it was).
+ * * `'disconnected' (err)` — the connection was lost (`err.code` the
+ *   errno name, `'ETIMEDOUT'` for a silent peer); a reconnection follows.
+ * * `'reconnectAttempt' (attempt, endpoint, delayMs)` — the next attempt
+ *   (1, 2, …) is made after `delayMs`.
+ * * the peer's messages as on a `Connection`: `'invoke' (sid, event)`,
+ *   `'chunk' (sid, data)`, `'choke' (sid)`, `'sessionError' (sid, {…})`,
+ *   `'heartbeat' ()`, `'terminate' (code, reason)`, `'handshake' (uuid)`,
+ *   `'frame' (sid, type, args: Buffer)`.
+ * * `'drain' ()` — a send refused with `EAGAIN` may be retried.
+ * * `'close' ()` — after `stop()`; nothing follows.
+ *
+ * A session never emits `'error'`. Until `stop()` it keeps Node running.
+ */
+export declare class Session {
+  /** Whether a connection is up and usable now. */
+  get connected(): boolean
+  /** Resume: frames delivered so far (0 without resume). */
+  get received(): number
+  /**
+   * The id for a new session this side opens: one above every id sent
+   * or received, across connections.
+   */
+  nextSession(): number | bigint
+  /**
+   * Sends a chunk. Without resume it throws `ERR_CHANNEL_CLOSED` while
+   * no connection is up; with resume it is kept and sent (again) until
+   * the peer has it. `EAGAIN`: nothing was sent, retry after `'drain'`.
+   */
+  sendChunk(sid: number | bigint, data: Uint8Array | string): void
+  /** Ends this side of session `sid` (v0 `choke`, v1 `close`). */
+  sendChoke(sid: number | bigint): void
+  /**
+   * Opens session `sid` with `invoke(event)`; take `sid` from
+   * `nextSession()`.
+   */
+  sendInvoke(sid: number | bigint, event: string): void
+  /** Fails session `sid` (`category` for v1, default 42). */
+  sendError(sid: number | bigint, code: number, message?: string, category?: number): void
+  /**
+   * Sends a generic frame: `args` is the msgpack encoding of the
+   * arguments array (as `'frame'` events give it).
+   */
+  sendFrame(sid: number | bigint, type: number, args: Uint8Array): void
+  /**
+   * Cuts the current connection as if it had failed with `errno` (a
+   * Linux number, default 104 `ECONNRESET`); the session reconnects (and
+   * resumes) as after any loss.
+   */
+  disconnect(errno?: number): void
+  /**
+   * Stops for good: no more reconnections, the connection is closed
+   * gracefully; only `'close'` follows; the promise resolves then.
+   */
+  stop(): Promise<void>
+}
+
+/**
+ * The app side of the engine protocol, made by `startWorker()`. It
+ * connects to the engine, sends the handshake and heartbeats, disowns
+ * itself when the engine falls silent, and answers the engine's sessions.
+ * It is an `EventEmitter`; events, on the JavaScript thread in wire order:
+ *
+ * * `'connect' ()` — connected; the handshake and first heartbeat are sent.
+ * * `'invoke' (sid, event: string)` — the engine opened a session.
+ * * `'chunk' (sid, data: Buffer)` — request data.
+ * * `'choke' (sid)` — the engine's direction of the session ended (v0
+ *   `choke`, v1 `close`).
+ * * `'sessionError' (sid, { category, code, message })` — the engine
+ *   failed the session (`category` is `undefined` in v0).
+ * * `'heartbeat' ()` — the engine answered a heartbeat.
+ * * `'terminate' (code, reason)` — the engine asks the worker to stop:
+ *   finish or fail the open sessions, then call `terminate()`.
+ * * `'disown' ()` — the engine said nothing for `disownTimeout`: the
+ *   connection is closed; `'disconnected'` (`ETIMEDOUT`) follows.
+ * * `'drain' ()` — a send refused with `EAGAIN` may be retried.
+ * * `'disconnected' (err, sessions)` — the connection ended: `err.code` is
+ *   the errno name (`'ESHUTDOWN'` when the engine closed it, `'ETIMEDOUT'`
+ *   after a disown, `'ECONNREFUSED'`, …), `sessions` the ids still open
+ *   (failed).
+ * * `'close' ()` — the worker is finished (after `'disconnected'`, or
+ *   once `terminate()`/`close()` was called); nothing follows.
+ *
+ * A worker never emits `'error'`. While it is open it keeps Node running.
+ */
+export declare class Worker {
+  /** The uuid sent in the handshake. */
+  get uuid(): string
+  /** The app's name (`--app`; empty if none was given). */
+  get app(): string
+  /** The engine's endpoint. */
+  get endpoint(): string
+  /** The Locator endpoints (`--locator`). */
+  get locator(): Array<string>
+  /** The dialect: `'v0'` or `'v1'`. */
+  get dialect(): 'v0' | 'v1'
+  /** Sessions open in at least one direction. */
+  get openSessions(): number
+  /**
+   * Sends a reply chunk on session `sid` (v0 `chunk`, v1 `write`); a
+   * string goes as its UTF-8 bytes. Like every send of the roles it
+   * throws an Error with a `code` when refused: `'EAGAIN'` (the send
+   * queue is full; nothing was sent; `'drain'` follows),
+   * `'ERR_CHANNEL_CLOSED'`, `'ERR_STREAM_ENDED'` (this side already ended
+   * the session), `'ERR_NO_SESSION'`.
+   */
+  write(sid: number | bigint, data: Uint8Array | string): void
+  /** Ends this side of session `sid` (v0 `choke`, v1 `close`). */
+  end(sid: number | bigint): void
+  /**
+   * Fails session `sid`: v1 `error([category, code], message)` (category
+   * 42, the frameworks' own, unless given); v0 `error(code, message)`
+   * then the `choke` the v0 engine needs. Nothing may follow on it.
+   */
+  fail(sid: number | bigint, code: number, message?: string, category?: number): void
+  /**
+   * Sends `terminate(code, reason)` to the engine (v0 codes: 1 normal,
+   * the default; 2 abnormal) and closes the connection once what is
+   * queued is written. Only `'close'` follows; the promise resolves then.
+   */
+  terminate(code?: number, reason?: string): Promise<void>
+  /**
+   * Closes the connection gracefully without a terminate; only `'close'`
+   * follows; the promise resolves then.
+   */
+  close(): Promise<void>
+}
+
+/**
  * Internal: `index.js` calls it once with the batch dispatcher of
  * `lib/dispatch.js` before anything else of the addon is used.
  */
 export declare function _init(dispatch: (...args: any[]) => unknown): void
+
+/**
+ * Reconnection delays (milliseconds): `initial × multiplier^attempt`, at
+ * most `max`, each spread by ± `jitter` (a fraction, 0 to 1).
+ */
+export interface BackoffOptions {
+  /** The first delay. Default 100. */
+  initial?: number
+  /** The longest delay before jitter. Default 10000. */
+  max?: number
+  /** Growth per failed attempt. Default 2. */
+  multiplier?: number
+  /** Spread. Default 0.2. */
+  jitter?: number
+}
 
 /**
  * Settings of a channel (and of the channels a server accepts). Every field
@@ -324,6 +616,31 @@ export interface ChannelOptions {
 export declare function connect(endpoint: string | { host?: string, port: number } | { path: string }, options?: ChannelOptions): Connection
 
 /**
+ * Options of `listenEngine()` (together with the `ChannelOptions` of the
+ * workers' channels; the dialect defaults to `'v1'`). Times are in
+ * milliseconds.
+ */
+export interface EngineListenOptions {
+  /**
+   * Cut a worker whose handshake has not come this long after it
+   * connected. Default 5000.
+   */
+  handshakeTimeout?: number
+  /**
+   * Cut a worker that has sent nothing for this long (`ETIMEDOUT`).
+   * Default 30000.
+   */
+  heartbeatTimeout?: number
+  /**
+   * After `worker.terminate()`, cut a worker that has not closed within
+   * this long. Default 10000.
+   */
+  terminateTimeout?: number
+  /** Accepted uuids; others are disconnected (`'rejected'`). Default: any. */
+  uuids?: Array<string>
+}
+
+/**
  * Listens on `endpoint` (`'host:port'` — port 0 picks a free one, see
  * `server.port` — or a Unix socket path) and returns the `Server`. Throws
  * an Error with the errno's `code` (`'EADDRINUSE'`, `'EACCES'`, …) if it
@@ -333,11 +650,134 @@ export declare function connect(endpoint: string | { host?: string, port: number
 export declare function listen(endpoint: string | { host?: string, port: number } | { path: string }, options?: ChannelOptions): Server
 
 /**
+ * Listens for workers on `endpoint` (a Unix socket path, as the runtime
+ * does, or `'host:port'`) and returns the `Engine`. Throws an Error with
+ * the errno's `code` (`'EADDRINUSE'`, …) if it cannot.
+ */
+export declare function listenEngine(endpoint: string | { host?: string, port: number } | { path: string }, options?: EngineListenOptions & ChannelOptions): Engine
+
+/**
+ * Listens on `endpoint` for resumable `Session`s and returns the
+ * `ResumeServer`. Options default to dialect `'v1'` and role `'worker'`
+ * (typed messages), like the session's. Throws an Error with the errno's
+ * `code` if it cannot listen.
+ */
+export declare function listenResume(endpoint: string | { host?: string, port: number } | { path: string }, options?: ResumeListenOptions & ChannelOptions): ResumeServer
+
+/**
+ * Heartbeats and the silence after which the peer counts as gone
+ * (milliseconds).
+ */
+export interface LivenessOptions {
+  /** Send a heartbeat (or, with resume, a ping) this often. */
+  interval: number
+  /**
+   * Cut the connection (`ETIMEDOUT`) and reconnect after this long
+   * without anything received.
+   */
+  timeout: number
+}
+
+/**
+ * Opens a `Session` to `endpoints` (one endpoint or an array, tried in
+ * order) and returns it at once; listen for `'connect'`. Options default
+ * to dialect `'v1'` and role `'worker'` (typed messages), like
+ * `connect()`.
+ */
+export declare function openSession(endpoints: string | { host?: string, port: number } | { path: string } | Array<string | { host?: string, port: number } | { path: string }>, options?: SessionOpenOptions & ChannelOptions): Session
+
+/**
+ * Options of `listenResume()` (together with the `ChannelOptions` of the
+ * accepted connections). Times are in milliseconds.
+ */
+export interface ResumeListenOptions {
+  /** Replay buffer bounds and acknowledgement rate. */
+  resume?: ResumeTuning
+  /**
+   * Forget a peer whose connection has been gone this long
+   * (`'peerGone'`). Default 60000.
+   */
+  peerTimeout?: number
+  /**
+   * Cut connections whose first frame is not a hello within this long.
+   * Default 10000.
+   */
+  helloTimeout?: number
+}
+
+/** Bounds of the replay buffer and how often acknowledgements go out. */
+export interface ResumeTuning {
+  /**
+   * Sends are refused (`EAGAIN`) while this many bytes wait for the
+   * peer's acknowledgement. Default 8 MiB.
+   */
+  maxUnacked?: number
+  /** Acknowledge after this many frames delivered... Default 256. */
+  ackEvery?: number
+  /** ...or this many bytes. Default 1 MiB. */
+  ackBytes?: number
+}
+
+/**
+ * Options of `openSession()` (together with the `ChannelOptions` of its
+ * connections: dialect, role, limits).
+ */
+export interface SessionOpenOptions {
+  /** Delays between attempts. */
+  backoff?: BackoffOptions
+  /** Heartbeats and a liveness timeout; default: rely on the socket. */
+  liveness?: LivenessOptions
+  /**
+   * Resume after a cut without loss or duplication (the peer must be a
+   * `ResumeServer`): `true` for the defaults, or the tuning. Default
+   * off: frames in flight when a connection drops are lost.
+   */
+  resume?: boolean | ResumeTuning
+}
+
+/**
  * Sets how many I/O threads the shared runtime gets (default 2, or the
  * `SLUICE_THREADS` environment variable). Takes effect only before the
  * first channel or server is made; returns whether it did.
  */
 export declare function setIoThreads(n: number): boolean
 
+/**
+ * Starts a worker (see `Worker`): reads the runtime's arguments from
+ * `options.argv` (default `process.argv.slice(2)`) unless `uuid` and
+ * `endpoint` are given, and connects at once; listen for `'connect'`.
+ * Throws a TypeError (code `ERR_INVALID_ARG_VALUE`) for unusable
+ * arguments.
+ */
+export declare function startWorker(options?: WorkerStartOptions & ChannelOptions): Worker
+
 /** The version of the sluice addon (the workspace version). */
 export declare function version(): string
+
+/**
+ * Options of `startWorker()` (together with the `ChannelOptions` limits:
+ * `maxPending`, `zeroCopyThreshold`, `highWaterMark`, …). Times are in
+ * milliseconds.
+ */
+export interface WorkerStartOptions {
+  /**
+   * The runtime's arguments: `--app NAME --uuid UUID --endpoint PATH
+   * [--protocol 1] [--locator host:port,…]` (absent `--protocol` is v0).
+   * Default: `process.argv.slice(2)` unless `uuid` and `endpoint` are
+   * given.
+   */
+  argv?: Array<string>
+  /** The uuid to hand-shake with (instead of `argv`). */
+  uuid?: string
+  /** The engine's socket (instead of `argv`): a path or `host:port`. */
+  endpoint?: string
+  /** The app's name (instead of `argv`). */
+  app?: string
+  /** How often to send a heartbeat. Default 5000. */
+  heartbeatInterval?: number
+  /**
+   * Disown (close with `ETIMEDOUT`) after this long without a control
+   * frame from the engine. Default 30000.
+   */
+  disownTimeout?: number
+}

@@ -15,6 +15,10 @@ native._init(dispatch)
 // lazily, so instances made by the addon need no constructor call).
 Object.setPrototypeOf(native.Connection.prototype, EventEmitter.prototype)
 Object.setPrototypeOf(native.Server.prototype, EventEmitter.prototype)
+// The roles too (src/roles.rs).
+for (const C of [native.Worker, native.Engine, native.Session, native.ResumeServer]) {
+  Object.setPrototypeOf(C.prototype, EventEmitter.prototype)
+}
 
 // The dispatcher stops a batch as soon as its owner closes the channel from
 // inside a callback: mark the object when close()/destroy() is called, and
@@ -32,6 +36,23 @@ marking(native.Channel.prototype, 'close', true)
 marking(native.Channel.prototype, 'connect', false)
 marking(native.Connection.prototype, 'close', true)
 marking(native.Connection.prototype, 'destroy', true)
+marking(native.Worker.prototype, 'close', true)
+marking(native.Worker.prototype, 'terminate', true)
+marking(native.Engine.prototype, 'close', true)
+marking(native.Session.prototype, 'stop', true)
+marking(native.ResumeServer.prototype, 'close', true)
+
+/**
+ * startWorker(options?): the runtime's arguments default to
+ * process.argv.slice(2) (what the runtime passed this script).
+ */
+function startWorker (options) {
+  const o = options == null ? {} : options
+  if (o.argv === undefined && (o.uuid === undefined || o.endpoint === undefined)) {
+    return native.startWorker({ ...o, argv: process.argv.slice(2) })
+  }
+  return native.startWorker(o)
+}
 
 module.exports = {
   Channel: native.Channel,
@@ -41,6 +62,16 @@ module.exports = {
   Server: native.Server,
   connect: native.connect,
   listen: native.listen,
+  Worker: native.Worker,
+  Engine: native.Engine,
+  EngineWorker: native.EngineWorker,
+  Session: native.Session,
+  ResumeServer: native.ResumeServer,
+  ResumePeer: native.ResumePeer,
+  startWorker,
+  listenEngine: native.listenEngine,
+  openSession: native.openSession,
+  listenResume: native.listenResume,
   version: native.version,
   setIoThreads: native.setIoThreads
 }

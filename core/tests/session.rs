@@ -336,3 +336,13 @@ fn a_session_that_is_not_dispatched_stops_reading() {
     peer.abort();
     srv.close();
 }
+
+#[test]
+fn next_session_skips_the_v1_control_channel() {
+    for (dialect, first) in [(Dialect::V1, 2), (Dialect::V0, 1)] {
+        let ep = temp_sock(&format!("next-{first}"));
+        let (s, _rx) = session(SessionOptions::new(vec![ep], ChannelConfig::new(dialect, None)));
+        assert_eq!(s.next_session(), first);
+        s.stop();
+    }
+}

@@ -9,6 +9,8 @@
 //   bigs   large payloads (external Buffers, no copy), or a server's new
 //          Connections
 //   flags  1: the channel is finished (released); 2: `ready` has waiters
+//   news   roles (kinds 4 Worker, 5 Engine, 6 Session, 7 ResumeServer):
+//          [id, object, ...] for engine workers / resume peers not seen yet
 // and this file runs the owner's callbacks, slicing the arena with subarray.
 
 const R_CONNECT = 1
@@ -26,6 +28,14 @@ const R_DRAIN = 12
 const R_SOCKET_ERROR = 13
 const R_ACCEPT = 14
 const R_BIGSID = 15
+// Records of the roles (src/roles.rs).
+const R_OBJ = 16
+const R_DISOWN = 17
+const R_DISCONNECTED = 18
+const R_RECONNECT = 19
+const R_CONNECTED = 20
+const R_REJECTED = 21
+const R_PEER_GONE = 22
 
 const ESHUTDOWN = 108
 
@@ -347,7 +357,178 @@ function server (srv, recs, bigs, flags) {
   if (flags & F_RELEASED) emit0(srv, 'close')
 }
 
-function dispatch (kind, ch, recs, arena, bigs, flags) {
+// ---------------------------------------------------------------------
+// The roles (EventEmitters). An engine's workers and a resume server's
+// peers are objects kept by id: records about one are prefixed by R_OBJ.
+
+/** The owner's map of worker / peer objects by id. */
+const kObjects = Symbol('sluice.objects')
+
+function emitv (owner, name, args) {
+  try { owner.emit(name, ...args) } catch (e) { report(e) }
+}
+
+const K_WORKER = 4
+const K_ENGINE = 5
+const K_RESUME = 7
+
+function role (kind, owner, recs, arena, bigs, flags, news) {
+  let objs = owner[kObjects]
+  if (objs === undefined) {
+    objs = new Map()
+    Object.defineProperty(owner, kObjects, { value: objs })
+  }
+  if (news !== undefined) {
+    for (let j = 0; j < news.length; j += 2) objs.set(news[j], news[j + 1])
+  }
+  const n = recs === undefined ? 0 : recs.length
+  const ab = arena === undefined ? undefined : arena.buffer
+  const base = arena === undefined ? 0 : arena.byteOffset
+  const text = (off, len) => arena.utf8Slice(off, off + len)
+  let i = 0
+  let big = 0n
+  let cur
+  while (i < n) {
+    if (owner[kClosed] === true) break
+    const k = recs[i]
+    if (k === R_OBJ) {
+      cur = objs.get(recs[i + 1])
+      i += 2
+      continue
+    }
+    if (k === R_BIGSID) {
+      big = bigSid(recs[i + 1], recs[i + 2])
+      i += 3
+      continue
+    }
+    let sid = recs[i + 1]
+    if (sid !== sid) sid = big // eslint-disable-line no-self-compare
+    // Engine and resume server events name the worker / peer first.
+    const pre = cur === undefined ? [] : [cur]
+    const about = cur
+    cur = undefined
+    switch (k) {
+      case R_CONNECT:
+        i += 1
+        emitv(owner, 'connect', [])
+        break
+      case R_CONNECTED: {
+        const resumed = recs[i + 1] === 1
+        const endpoint = recs[i + 3] > 0 ? text(recs[i + 2], recs[i + 3]) : ''
+        i += 4
+        if (kind === K_RESUME) emitv(owner, 'peerConnected', [about, resumed])
+        else emitv(owner, 'connect', [endpoint, resumed])
+        break
+      }
+      case R_INVOKE:
+        emitv(owner, 'invoke', [...pre, sid, text(recs[i + 2], recs[i + 3])])
+        i += 4
+        break
+      case R_CHUNK:
+        emitv(owner, 'chunk', [...pre, sid, new Slice(ab, base + recs[i + 2], recs[i + 3])])
+        i += 4
+        break
+      case R_CHUNK_EXT:
+        emitv(owner, 'chunk', [...pre, sid, bigs[recs[i + 2]]])
+        i += 3
+        break
+      case R_CHOKE:
+        i += 2
+        emitv(owner, 'choke', [...pre, sid])
+        break
+      case R_HEARTBEAT:
+        i += 2
+        emitv(owner, 'heartbeat', pre)
+        break
+      case R_ERROR: {
+        const category = recs[i + 2]
+        const len = recs[i + 5]
+        const e = {
+          category: category !== category ? undefined : category, // eslint-disable-line no-self-compare
+          code: recs[i + 3],
+          message: len < 0 ? undefined : text(recs[i + 4], len)
+        }
+        i += 6
+        emitv(owner, 'sessionError', [...pre, sid, e])
+        break
+      }
+      case R_TERMINATE: {
+        const code = recs[i + 2]
+        const reason = text(recs[i + 3], recs[i + 4])
+        i += 5
+        emitv(owner, 'terminate', [...pre, code, reason])
+        break
+      }
+      case R_HANDSHAKE: {
+        const uuid = text(recs[i + 2], recs[i + 3])
+        i += 4
+        emitv(owner, 'handshake', kind === K_ENGINE ? pre : [...pre, uuid])
+        break
+      }
+      case R_FRAME:
+        emitv(owner, 'frame', [...pre, sid, recs[i + 2], new Slice(ab, base + recs[i + 3], recs[i + 4])])
+        i += 5
+        break
+      case R_FRAME_EXT:
+        emitv(owner, 'frame', [...pre, sid, recs[i + 2], bigs[recs[i + 3]]])
+        i += 4
+        break
+      case R_DRAIN:
+        i += 1
+        emitv(owner, 'drain', pre)
+        break
+      case R_DISOWN:
+        i += 1
+        emitv(owner, 'disown', [])
+        break
+      case R_REJECTED:
+        emitv(owner, 'rejected', [text(recs[i + 1], recs[i + 2])])
+        i += 3
+        break
+      case R_DISCONNECTED: {
+        const errno = recs[i + 1]
+        const count = recs[i + 2]
+        const sessions = []
+        for (let j = 0; j < count; j++) {
+          const hi = recs[i + 3 + 2 * j]
+          const lo = recs[i + 4 + 2 * j]
+          sessions.push(hi < 0x200000 ? hi * 0x100000000 + lo : bigSid(hi, lo))
+        }
+        i += 3 + 2 * count
+        const err = errno === 0 ? null : errnoError(errno)
+        if (kind === K_WORKER) emitv(owner, 'disconnected', [err, sessions])
+        else if (kind === K_ENGINE) {
+          emitv(owner, 'gone', [about, err])
+          for (const [id, o] of objs) if (o === about) objs.delete(id)
+        } else if (kind === K_RESUME) emitv(owner, 'peerDisconnected', [about, err])
+        else emitv(owner, 'disconnected', [err])
+        break
+      }
+      case R_RECONNECT: {
+        const attempt = recs[i + 1]
+        const delay = recs[i + 2]
+        const endpoint = text(recs[i + 3], recs[i + 4])
+        i += 5
+        emitv(owner, 'reconnectAttempt', [attempt, endpoint, delay])
+        break
+      }
+      case R_PEER_GONE:
+        i += 1
+        emitv(owner, 'peerGone', [about])
+        for (const [id, o] of objs) if (o === about) objs.delete(id)
+        break
+      default:
+        throw new Error(`sluice: unknown record ${k}`)
+    }
+  }
+  if (flags & F_RELEASED) {
+    owner[kClosed] = true
+    objs.clear()
+    emitv(owner, 'close', [])
+  }
+}
+
+function dispatch (kind, ch, recs, arena, bigs, flags, news) {
   switch (kind) {
     case 0:
     case 1:
@@ -359,6 +540,8 @@ function dispatch (kind, ch, recs, arena, bigs, flags) {
     case 3:
       server(ch, recs, bigs, flags)
       break
+    default:
+      role(kind, ch, recs, arena, bigs, flags, news)
   }
 }
 

@@ -161,7 +161,7 @@ pub(crate) struct Port {
     js: JsCell,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -541,11 +541,27 @@ fn end_error(env: sys::napi_env, js: &JsSide) -> sys::napi_value {
     unsafe { js::errno_error(env, js.failed.unwrap_or(103)) }
 }
 
-fn new_promise(env: sys::napi_env) -> (sys::napi_deferred, sys::napi_value) {
+pub(crate) fn new_promise(env: sys::napi_env) -> (sys::napi_deferred, sys::napi_value) {
     let mut d = ptr::null_mut();
     let mut p = ptr::null_mut();
     unsafe { sys::napi_create_promise(env, &mut d, &mut p) };
     (d, p)
+}
+
+/// Something with events for the JavaScript thread: a channel's [`Port`],
+/// or a role's port (`roles.rs`).
+pub(crate) trait Deliver: Send + Sync {
+    /// Runs the dispatcher for what it has (JavaScript thread).
+    ///
+    /// # Safety
+    /// `env` and `dispatcher` are the live values of the hub's call.
+    unsafe fn deliver(self: Arc<Self>, env: sys::napi_env, dispatcher: sys::napi_value, errors: &mut Vec<sys::napi_value>);
+}
+
+impl Deliver for Port {
+    unsafe fn deliver(self: Arc<Self>, env: sys::napi_env, dispatcher: sys::napi_value, errors: &mut Vec<sys::napi_value>) {
+        unsafe { self.dispatch(env, dispatcher, errors) }
+    }
 }
 
 /// The core handler of a port's channel.
@@ -568,7 +584,7 @@ impl Drop for Feed {
 // ----------------------------------------------------------------------
 // Values for JavaScript
 
-unsafe fn float64_array(env: sys::napi_env, v: &[f64]) -> sys::napi_value {
+pub(crate) unsafe fn float64_array(env: sys::napi_env, v: &[f64]) -> sys::napi_value {
     let mut data = ptr::null_mut();
     let mut ab = ptr::null_mut();
     unsafe { sys::napi_create_arraybuffer(env, std::mem::size_of_val(v), &mut data, &mut ab) };
@@ -585,7 +601,7 @@ unsafe extern "C" fn free_bytes(_env: sys::napi_env, _data: *mut c_void, hint: *
 }
 
 /// A Buffer with a copy of `v`.
-unsafe fn buffer_copy(env: sys::napi_env, v: &[u8]) -> sys::napi_value {
+pub(crate) unsafe fn buffer_copy(env: sys::napi_env, v: &[u8]) -> sys::napi_value {
     let mut d = ptr::null_mut();
     let mut out = ptr::null_mut();
     unsafe { sys::napi_create_buffer_copy(env, v.len(), v.as_ptr().cast(), &mut d, &mut out) };
@@ -593,7 +609,7 @@ unsafe fn buffer_copy(env: sys::napi_env, v: &[u8]) -> sys::napi_value {
 }
 
 /// A Buffer over a received payload (no copy), released when collected.
-unsafe fn external_bytes(env: sys::napi_env, b: Bytes) -> sys::napi_value {
+pub(crate) unsafe fn external_bytes(env: sys::napi_env, b: Bytes) -> sys::napi_value {
     let len = b.len();
     if len == 0 {
         let mut d = ptr::null_mut();
@@ -618,7 +634,7 @@ unsafe fn external_bytes(env: sys::napi_env, b: Bytes) -> sys::napi_value {
 // The hub
 
 struct Ready {
-    list: Vec<Arc<Port>>,
+    list: Vec<Arc<dyn Deliver>>,
     /// A call of the threadsafe function is queued.
     scheduled: bool,
     /// Null once the environment has finalized the function.
@@ -649,11 +665,11 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
-    fn is_dead(&self) -> bool {
+    pub(crate) fn is_dead(&self) -> bool {
         self.dead.load(Ordering::Acquire)
     }
 
-    fn schedule(&self, port: Arc<Port>) {
+    pub(crate) fn schedule(&self, port: Arc<dyn Deliver>) {
         let mut r = lock(&self.ready);
         r.list.push(port);
         if !r.scheduled && !r.tsfn.is_null() {
@@ -731,7 +747,7 @@ unsafe extern "C" fn call_js(env: sys::napi_env, js_cb: sys::napi_value, context
         for port in list.drain(..) {
             let mut scope = ptr::null_mut();
             unsafe { sys::napi_open_handle_scope(env, &mut scope) };
-            unsafe { port.dispatch(env, js_cb, &mut errors) };
+            unsafe { port.deliver(env, js_cb, &mut errors) };
             unsafe { sys::napi_close_handle_scope(env, scope) };
         }
         spare = list;

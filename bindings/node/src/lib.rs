@@ -4,6 +4,9 @@
 //!   replacement for the Cocaine Node.js framework's channel object.
 //! * [`modern`] — `connect()` → `Connection`, `listen()` → `Server`:
 //!   EventEmitters with promises and Node-stream backpressure.
+//! * [`roles`] — the protocol roles: `startWorker()` → `Worker`,
+//!   `listenEngine()` → `Engine`, `openSession()` → `Session`,
+//!   `listenResume()` → `ResumeServer`.
 //! * [`hub`] — how events reach JavaScript: batches built on the I/O
 //!   threads, one threadsafe-function call per batch of ready channels, one
 //!   JavaScript call per channel batch (`lib/dispatch.js` runs the owner's
@@ -19,6 +22,7 @@ mod js;
 mod modern;
 mod options;
 mod outbox;
+mod roles;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;

@@ -275,9 +275,14 @@ impl Session {
     }
 
     /// The id for a new channel opened by this side: one above every id
-    /// sent or received, across connections.
+    /// sent or received, across connections (at least 2 in v1, where 1 is
+    /// the control channel).
     pub fn next_session(&self) -> u64 {
-        lock(&self.inner.state).max_id + 1
+        let first = match self.inner.opts.channel.dialect {
+            crate::wire::Dialect::V0 => 1,
+            crate::wire::Dialect::V1 => 2,
+        };
+        (lock(&self.inner.state).max_id + 1).max(first)
     }
 
     /// Resume: frames delivered to the handler so far.
