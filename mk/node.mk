@@ -22,6 +22,10 @@ NODE_TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),$(CURDIR)/target
 # install scripts (the package's own would build the addon a first time;
 # msgpackr's optional accelerator is not wanted for the pure-JS baseline);
 # then one release build writes sluice.node and index.d.ts.
+# make demo-engine drives the example worker (examples/worker.js).
+DEMO_DEPS += node-build
+DEMO_WORKERS += "node=$(NODE) $(NODE_DIR)/examples/worker.js"
+
 node-build: toolchain
 	@command -v $(NODE) >/dev/null 2>&1 || { echo "node (>= 20) and npm are needed for the Node binding"; exit 1; }
 	cd $(NODE_DIR) && $(NPM) ci --no-audit --no-fund --ignore-scripts
