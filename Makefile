@@ -25,7 +25,8 @@ TESTS := rust-test c-test
 DEMOS := c-demo
 # Workers the demo engine drives (LABEL=COMMAND); binding makefiles add theirs.
 DEMO_TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),$(CURDIR)/target)
-DEMO_WORKERS := rust=$(DEMO_TARGET_DIR)/release/examples/worker
+DEMO_WORKERS := rust=$(DEMO_TARGET_DIR)/release/examples/worker c=$(C_WORK)/worker
+DEMO_DEPS := c-worker
 -include mk/python.mk mk/node.mk
 -include mk/bench.mk
 ifneq ($(wildcard mk/node.mk),)

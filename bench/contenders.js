@@ -27,6 +27,11 @@ const readline = require('node:readline')
 const nodeRequire = createRequire(path.join(__dirname, '..', 'bindings', 'node', 'index.js'))
 const SESSION = 7
 const RTT_WARMUP = 200
+// Processes this run started: ended when it ends, also on an error.
+const children = []
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill()
+})
 
 function now () {
   return Number(process.hrtime.bigint()) / 1e9
@@ -36,6 +41,7 @@ function now () {
 function startPeer (cmd, args) {
   return new Promise((resolve, reject) => {
     const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+    children.push(proc)
     const lines = []
     let waiting = null
     let exited = null

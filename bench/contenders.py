@@ -34,13 +34,21 @@ import time
 
 SESSION = 7
 RTT_WARMUP = 200
+#: Processes this run started: ended when it ends, also on an error.
+CHILDREN: list = []
+
+
+def spawn(argv: list) -> subprocess.Popen:
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    CHILDREN.append(p)
+    return p
 
 
 class Peer:
     """A ``sluice-bench`` peer process: its first line is the address."""
 
     def __init__(self, argv: list) -> None:
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        self.proc = spawn(argv)
         self.address = self.proc.stdout.readline().strip()
         if not self.address:
             raise RuntimeError(f"peer {argv} did not start")
@@ -57,7 +65,7 @@ class EchoProc:
     """This script in ``--echo`` mode for the contender; first line: address."""
 
     def __init__(self, contender: str, net: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, __file__, "--echo", contender, net], stdout=subprocess.PIPE, text=True)
+        self.proc = spawn([sys.executable, __file__, "--echo", contender, net])
         self.address = self.proc.stdout.readline().strip()
         if not self.address:
             raise RuntimeError("echo did not start")
@@ -301,16 +309,18 @@ def pure_send(peer: str, net: str, n: int) -> float:
 def pure_echo(net: str) -> None:
     import msgpack
 
+    # Listening before the address is announced: the client connects at once.
     if net == "tcp":
         lst = socket.socket()
         lst.bind(("127.0.0.1", 0))
+        lst.listen(1)
         print(f"127.0.0.1:{lst.getsockname()[1]}", flush=True)
     else:
         path = socket_path("echo")
         lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         lst.bind(path)
+        lst.listen(1)
         print(path, flush=True)
-    lst.listen(1)
     s, _ = lst.accept()
     if net == "tcp":
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -348,6 +358,8 @@ def pure_rtt(net: str, n: int) -> list:
         frame = None
         while frame is None:
             k = s.recv_into(buf)
+            if not k:
+                raise ConnectionError("the echo closed the connection")
             unpacker.feed(memoryview(buf)[:k])
             for frame in unpacker:
                 break
@@ -426,7 +438,7 @@ def zmq_recv(net: str, n: int, size: int) -> float:
     pull = ctx.socket(zmq.PULL)
     pull.bind(zmq_endpoint(net, "pull"))
     address = pull.getsockopt(zmq.LAST_ENDPOINT).decode()
-    proc = subprocess.Popen([sys.executable, __file__, "--zmq-push", address, str(n), str(size)])
+    proc = spawn([sys.executable, __file__, "--zmq-push", address, str(n), str(size)])
     # Small messages are cheapest copied into bytes, large ones as frames.
     copy = size < 16384
     recv = pull.recv
@@ -452,7 +464,7 @@ def zmq_send(net: str, n: int) -> float:
     done.bind(zmq_endpoint(net, "done"))
     a = push.getsockopt(zmq.LAST_ENDPOINT).decode()
     b = done.getsockopt(zmq.LAST_ENDPOINT).decode()
-    proc = subprocess.Popen([sys.executable, __file__, "--zmq-pull", f"{a} {b}", str(n)])
+    proc = spawn([sys.executable, __file__, "--zmq-pull", f"{a} {b}", str(n)])
     # Wait until the puller is connected so that the clock runs on sending only.
     push.send(b"\x5a" * 64)
     payload = b"\x5a" * 64
@@ -566,8 +578,14 @@ def main() -> None:
     ap.add_argument("count", type=int)
     ap.add_argument("--peer", required=True, help="the sluice-bench program")
     a = ap.parse_args()
-    for s in measure(a.contender, a.workload, a.net, a.count, a.peer):
-        print(json.dumps(s), flush=True)
+    try:
+        for s in measure(a.contender, a.workload, a.net, a.count, a.peer):
+            print(json.dumps(s), flush=True)
+    finally:
+        for p in CHILDREN:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
 
 if __name__ == "__main__":

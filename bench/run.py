@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -59,11 +60,11 @@ CONTENDERS = {
     "sluice-rust": ("rust", "sluice-rust", "sluice Rust/C"),
     "sluice-py": ("python", "sluice-py", "sluice Python"),
     "sluice-py-batch": ("python", "sluice-py", "sluice Python, on_chunks"),
-    "pure-py": ("python", "sluice-py", "socket + msgpack.Unpacker"),
+    "pure-py": ("python", "sluice-py", "pure Python: socket + msgpack"),
     "zmq-c": ("native", "sluice-rust", "ZeroMQ (libzmq, C)"),
     "zmq": ("python", "sluice-py", "ZeroMQ (pyzmq)"),
     "sluice-node": ("node", "sluice-node", "sluice Node"),
-    "pure-js": ("node", "sluice-node", "net.Socket + msgpackr"),
+    "pure-js": ("node", "sluice-node", "pure JS: net.Socket + msgpackr"),
 }
 # Messages (round trips, waves of 1,000 sessions) per run.
 COUNTS = {
@@ -114,17 +115,28 @@ class Tools:
 
 def run_one(tools: Tools, contender: str, workload: str, net: str, n: int) -> Tuple[List[dict], Optional[str]]:
     argv = tools.argv(contender, workload, net, n)
+    # Its own process group: a run that hangs is ended with every process
+    # it started (they would hold the output pipes open).
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        stdout, stderr = p.communicate(timeout=300)
     except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
         return [], "timed out after 300 s"
+    finally:
+        # Anything of the group still alive after the run (a peer left behind).
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     samples = []
-    for line in p.stdout.splitlines():
+    for line in stdout.splitlines():
         line = line.strip()
         if line.startswith("{"):
             samples.append(json.loads(line))
     if p.returncode != 0 or not samples:
-        return samples, f"exit {p.returncode}: {p.stderr.strip()[-600:]}"
+        return samples, f"exit {p.returncode}: {stderr.strip()[-600:]}"
     return samples, None
 
 
@@ -163,7 +175,7 @@ def versions(tools: Tools) -> dict:
              " 'pyzmq': zmq.__version__, 'libzmq': zmq.zmq_version()}\n"
              "try:\n import matplotlib; d['matplotlib'] = matplotlib.__version__\n"
              "except ImportError: pass\nprint(json.dumps(d))")
-    v["libzmq_c"] = cmd_version([tools.zmq_native, "--version"])
+    v["zmq_native"] = cmd_version([tools.zmq_native, "--version"])
     try:
         v.update(json.loads(subprocess.run([tools.python, "-c", probe], capture_output=True, text=True, timeout=60).stdout))
     except (ValueError, subprocess.TimeoutExpired):
@@ -302,6 +314,7 @@ def chart(summ: Dict[tuple, dict], contenders: List[str], path: str, subtitle: s
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         print("matplotlib is not installed: no chart", file=sys.stderr)
         return False
@@ -333,6 +346,13 @@ def chart(summ: Dict[tuple, dict], contenders: List[str], path: str, subtitle: s
         ax.set_ylabel(UNITS[m] + (" (lower is better)" if m in LOWER_IS_BETTER else ""))
         if log:
             ax.set_yscale("log")
+            plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+            ax.yaxis.set_major_formatter(plain)
+            # Within one decade the minor ticks are the only labels there are.
+            if ax.get_ylim()[1] / max(ax.get_ylim()[0], 1e-12) < 20:
+                ax.yaxis.set_minor_formatter(plain)
+            else:
+                ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(axis="y", alpha=0.3, which="both")
     legend_ax = axes.flat[-1]
     legend_ax.axis("off")
@@ -367,7 +387,8 @@ def results_md(doc: dict, rows: List[List[str]], goal_list: List[dict], notes: s
            if max(load["before"][0], load["after"][0]) > 1.0 else "")
         + f"{doc['config']['rounds']} rounds; each round runs every contender once per workload and socket family.",
         "",
-        "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
+        "Versions: " + ", ".join(val if str(val).lower().startswith(k.split("_")[0]) else f"{k} {val}"
+                                 for k, val in v.items()) + ".",
         "",
         "Messages per run: " + "; ".join(f"{lang}: " + ", ".join(f"{w} {n:,}" for w, n in c.items())
                                          for lang, c in doc["config"]["counts"].items()) + ".",

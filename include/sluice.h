@@ -11,7 +11,10 @@
  *  - byte strings are (const uint8_t *, size_t) pairs, not NUL-terminated;
  *    pointers handed to callbacks are valid until the callback returns;
  *  - callbacks take `void *userdata` first; see sluice_callbacks for which
- *    thread runs them and what they may call.
+ *    thread runs them and what they may call;
+ *  - the protocol roles (sluice_worker, sluice_engine, sluice_session,
+ *    sluice_resume_server) take callbacks structs that begin with
+ *    `size_t size`: set it to sizeof the struct (see sluice_engine_callbacks).
  */
 
 #ifndef SLUICE_H
@@ -153,6 +156,19 @@
 #define SLUICE_E_BUFFER 10
 
 /**
+ * A worker or engine stream send after this side ended the session (its
+ * close or error was sent): nothing may follow on it. Nothing was sent.
+ */
+#define SLUICE_E_ENDED 11
+
+/**
+ * A worker or engine stream send on a session this side does not know (never
+ * opened, finished in both directions, or lost with its connection), or an
+ * engine worker / resume peer id that is not (or no longer) known.
+ */
+#define SLUICE_E_NO_SESSION 12
+
+/**
  * Dialect v0: Cocaine 0.10/0.11, frames `[type, session, args]`.
  */
 #define SLUICE_DIALECT_V0 0
@@ -205,6 +221,28 @@
 #define SLUICE_DELIVERY_POLL 1
 
 /**
+ * Which text `sluice_worker_options_get` reads: the app name (`--app`,
+ * `""` if absent).
+ */
+#define SLUICE_WORKER_APP 0
+
+/**
+ * The uuid (`--uuid`).
+ */
+#define SLUICE_WORKER_UUID 1
+
+/**
+ * The engine's endpoint (`--endpoint`), in the form
+ * `sluice_channel_connect` accepts (`unix:/path` for a socket path).
+ */
+#define SLUICE_WORKER_ENDPOINT 2
+
+/**
+ * The Locator endpoints (`--locator`), comma-separated (`""` if absent).
+ */
+#define SLUICE_WORKER_LOCATOR 3
+
+/**
  * A connection carrying Cocaine frames: a channel you connected
  * (`sluice_channel_connect`) or one a server accepted
  * (`sluice_incoming_start`). Opaque.
@@ -215,6 +253,20 @@
  * `sluice_channel_free`, whatever happens to the connection.
  */
 typedef struct sluice_channel sluice_channel;
+
+/**
+ * A listening engine. Opaque. Functions on an engine may be called from
+ * any thread and from inside any callback; only `sluice_engine_free` must
+ * not race other calls on the same handle.
+ */
+typedef struct sluice_engine sluice_engine;
+
+/**
+ * How an engine listens and how patient it is. Made by
+ * `sluice_engine_options_new`, released by `sluice_engine_options_free`;
+ * `sluice_engine_bind` copies it. Not thread-safe.
+ */
+typedef struct sluice_engine_options sluice_engine_options;
 
 /**
  * An accepted connection, not yet read from, as `on_accept` receives it.
@@ -247,12 +299,59 @@ typedef struct sluice_options sluice_options;
 typedef struct sluice_payload sluice_payload;
 
 /**
+ * A server whose clients are resumable sessions. Opaque. Functions on it
+ * and on its peers may be called from any thread and from inside any
+ * callback; only `sluice_resume_server_free` must not race other calls on
+ * the same handle.
+ */
+typedef struct sluice_resume_server sluice_resume_server;
+
+/**
+ * How a resume server listens and keeps its peers. Made by
+ * `sluice_resume_server_options_new`, released by
+ * `sluice_resume_server_options_free`; copied by `sluice_resume_server_bind`.
+ */
+typedef struct sluice_resume_server_options sluice_resume_server_options;
+
+/**
  * A listening socket (TCP or Unix) that hands each accepted connection to
  * `on_accept`. Opaque. Functions on a server may be called from any thread
  * and from inside any callback; only `sluice_server_free` must not race
  * other calls on the same handle.
  */
 typedef struct sluice_server sluice_server;
+
+/**
+ * A connection that stays up across failures. Opaque. Functions on a
+ * session may be called from any thread and from inside any callback;
+ * only `sluice_session_free` must not race other calls on the same handle.
+ */
+typedef struct sluice_session sluice_session;
+
+/**
+ * How a session connects and stays up. Made by
+ * `sluice_session_options_new`, released by `sluice_session_options_free`;
+ * `sluice_session_connect` copies it. Not thread-safe.
+ */
+typedef struct sluice_session_options sluice_session_options;
+
+/**
+ * A worker connected to an engine. Opaque. Functions on a worker may be
+ * called from any thread and from inside any callback; only
+ * `sluice_worker_free` must not race other calls on the same handle. The
+ * handle stays valid until `sluice_worker_free`, whatever happens to the
+ * connection.
+ */
+typedef struct sluice_worker sluice_worker;
+
+/**
+ * How a worker starts: its uuid, the engine's endpoint, the dialect, the
+ * timers and the channel settings. Made by `sluice_worker_options_new` or
+ * `sluice_worker_options_from_args`, released by
+ * `sluice_worker_options_free`; `sluice_worker_connect` copies it. Not
+ * thread-safe: do not change one from two threads at once.
+ */
+typedef struct sluice_worker_options sluice_worker_options;
 
 /**
  * A channel's callbacks. Any member may be NULL: that event is then
@@ -357,6 +456,178 @@ typedef struct sluice_callbacks {
 } sluice_callbacks;
 
 /**
+ * An engine's callbacks. Set `size` to `sizeof(sluice_engine_callbacks)`;
+ * any other member may be NULL. Copied by `sluice_engine_bind`.
+ *
+ * **Sized callbacks.** The roles' callbacks structs (worker, engine,
+ * session, resume server) begin with `size_t size`, set by the caller to
+ * `sizeof` the struct; the library reads only that many bytes, so members
+ * added at the end in later versions break nothing. A size larger than
+ * this library's struct (a program built against a later header) is
+ * accepted: the members it does not know are never called. A size smaller
+ * than `sizeof(size_t)` is refused with `SLUICE_E_INVALID`.
+ * (`sluice_callbacks` and `sluice_server_callbacks` predate this and keep
+ * their layout: adding a field to them would break every program built
+ * against them.)
+ *
+ * **Thread.** With inline delivery (the default) callbacks run on a
+ * library I/O thread; with poll delivery they run on the thread that calls
+ * `sluice_engine_dispatch`. They never run concurrently with each other;
+ * the events of one worker arrive in wire order, those of different
+ * workers may interleave. Do not block in them.
+ *
+ * **Arguments.** `worker` is the worker's id (pass it to the
+ * `sluice_engine_worker_*` and `sluice_engine_stream_*` functions). Byte
+ * strings are valid only until the callback returns
+ * (`sluice_payload_retain` keeps a chunk).
+ *
+ * **Calling back.** A callback may call any sluice function, including
+ * `sluice_engine_close`/`_free` of its engine;
+ * `sluice_engine_dispatch` from inside returns `SLUICE_E_REENTRANT`.
+ */
+typedef struct sluice_engine_callbacks {
+  /**
+   * `sizeof(sluice_engine_callbacks)`, set by the caller.
+   */
+  size_t size;
+  /**
+   * A worker handshook with an accepted `uuid`: it can be invoked.
+   */
+  void (*on_handshake)(void *userdata, struct sluice_engine *e, uint64_t worker, const uint8_t *uuid, size_t len);
+  /**
+   * A worker's handshake named a uuid that is not accepted; it is
+   * disconnected (no `on_gone` follows for it).
+   */
+  void (*on_rejected)(void *userdata, struct sluice_engine *e, const uint8_t *uuid, size_t len);
+  /**
+   * A worker's heartbeat (already answered).
+   */
+  void (*on_heartbeat)(void *userdata, struct sluice_engine *e, uint64_t worker);
+  /**
+   * Reply data on `session`; `payload` as in `sluice_worker_callbacks`.
+   */
+  void (*on_chunk)(void *userdata, struct sluice_engine *e, uint64_t worker, uint64_t session, const uint8_t *data, size_t len, const struct sluice_payload *payload);
+  /**
+   * The worker failed `session` (v1: `has_category` 1; `msg` NULL when
+   * absent).
+   */
+  void (*on_error)(void *userdata, struct sluice_engine *e, uint64_t worker, uint64_t session, int has_category, int64_t category, int64_t code, const uint8_t *msg, size_t len);
+  /**
+   * The worker's direction of `session` ended.
+   */
+  void (*on_close)(void *userdata, struct sluice_engine *e, uint64_t worker, uint64_t session);
+  /**
+   * The worker sent `terminate` (its answer to ours, or its own decision
+   * to stop).
+   */
+  void (*on_terminate)(void *userdata, struct sluice_engine *e, uint64_t worker, int64_t code, const uint8_t *reason, size_t len);
+  /**
+   * A refused send to this worker may be retried.
+   */
+  void (*on_drain)(void *userdata, struct sluice_engine *e, uint64_t worker);
+  /**
+   * The worker's connection ended (its last event; its id is forgotten):
+   * `ESHUTDOWN` when it closed, `ETIMEDOUT` when it was cut for silence
+   * or did not go after terminate, and so on. Also for a worker that
+   * never handshook.
+   */
+  void (*on_gone)(void *userdata, struct sluice_engine *e, uint64_t worker, int err);
+  /**
+   * The library will never call this callbacks set again: `userdata`
+   * may be freed. Exactly once for every successful `sluice_engine_bind`,
+   * after the last other callback returned: in `sluice_engine_close` or
+   * `_free`, or on an I/O thread shortly after.
+   */
+  void (*on_release)(void *userdata);
+} sluice_engine_callbacks;
+
+/**
+ * A resume server's callbacks. Set `size` to
+ * `sizeof(sluice_resume_server_callbacks)` (see "sized callbacks" at
+ * `sluice_engine_callbacks`); any other member may be NULL. Copied by
+ * `sluice_resume_server_bind`.
+ *
+ * **Thread.** Inline delivery (the default): on a library I/O thread;
+ * poll delivery: on the thread that calls `sluice_resume_server_dispatch`.
+ * Never concurrently; the events of one peer arrive in stream order across
+ * its connections, each frame exactly once.
+ *
+ * **Arguments.** `peer` is the peer's id (for the `sluice_peer_*`
+ * functions), valid from its `on_peer_connected` to its `on_peer_gone`.
+ * Byte strings are valid only until the callback returns. Typed message
+ * callbacks come only when the options set a role; without one every
+ * frame reaches `on_frame`.
+ *
+ * **Calling back.** Any sluice function, including
+ * `sluice_resume_server_close`/`_free`; `sluice_resume_server_dispatch`
+ * from inside returns `SLUICE_E_REENTRANT`.
+ */
+typedef struct sluice_resume_server_callbacks {
+  /**
+   * `sizeof(sluice_resume_server_callbacks)`, set by the caller.
+   */
+  size_t size;
+  /**
+   * A peer connected: `resumed` 1 when it was known (its stream goes on,
+   * frames it missed are being sent again), 0 for a new peer.
+   */
+  void (*on_peer_connected)(void *userdata, struct sluice_resume_server *srv, uint64_t peer, int resumed);
+  /**
+   * A peer's connection ended with `err`; its stream waits for it to
+   * come back until the peer timeout. Sends to it are still accepted.
+   */
+  void (*on_peer_disconnected)(void *userdata, struct sluice_resume_server *srv, uint64_t peer, int err);
+  /**
+   * The peer did not come back in time: forgotten (its id too).
+   */
+  void (*on_peer_gone)(void *userdata, struct sluice_resume_server *srv, uint64_t peer);
+  /**
+   * A frame from `peer` (every frame without a role).
+   */
+  void (*on_frame)(void *userdata, struct sluice_resume_server *srv, uint64_t peer, uint64_t session, uint64_t type_id, const uint8_t *args_msgpack, size_t len);
+  /**
+   * With a role: a chunk (`payload` as in `sluice_callbacks.on_chunk`).
+   */
+  void (*on_chunk)(void *userdata, struct sluice_resume_server *srv, uint64_t peer, uint64_t session, const uint8_t *data, size_t len, const struct sluice_payload *payload);
+  /**
+   * With a role: the peer's direction of `session` ended.
+   */
+  void (*on_choke)(void *userdata, struct sluice_resume_server *srv, uint64_t peer, uint64_t session);
+  /**
+   * With a role: an error on `session`.
+   */
+  void (*on_error)(void *userdata, struct sluice_resume_server *srv, uint64_t peer, uint64_t session, int has_category, int64_t category, int64_t code, const uint8_t *msg, size_t len);
+  /**
+   * With role worker: an invoke.
+   */
+  void (*on_invoke)(void *userdata, struct sluice_resume_server *srv, uint64_t peer, uint64_t session, const uint8_t *event, size_t len);
+  /**
+   * With role engine: a handshake.
+   */
+  void (*on_handshake)(void *userdata, struct sluice_resume_server *srv, uint64_t peer, const uint8_t *uuid, size_t len);
+  /**
+   * With a role: a heartbeat.
+   */
+  void (*on_heartbeat)(void *userdata, struct sluice_resume_server *srv, uint64_t peer);
+  /**
+   * With a role: a terminate.
+   */
+  void (*on_terminate)(void *userdata, struct sluice_resume_server *srv, uint64_t peer, int64_t code, const uint8_t *reason, size_t len);
+  /**
+   * The peer's replay buffer has room again after a refused send.
+   */
+  void (*on_drain)(void *userdata, struct sluice_resume_server *srv, uint64_t peer);
+  /**
+   * The library will never call this callbacks set again: `userdata` may
+   * be freed. Exactly once for every successful
+   * `sluice_resume_server_bind`, after the last other callback returned:
+   * in `sluice_resume_server_close`/`_free`, or on an I/O thread shortly
+   * after.
+   */
+  void (*on_release)(void *userdata);
+} sluice_resume_server_callbacks;
+
+/**
  * A server's callbacks. Any member may be NULL (a server without
  * `on_accept` closes every connection it accepts). Copied by
  * `sluice_server_bind`.
@@ -383,6 +654,194 @@ typedef struct sluice_server_callbacks {
    */
   void (*on_release)(void *userdata);
 } sluice_server_callbacks;
+
+/**
+ * A session's callbacks. Set `size` to `sizeof(sluice_session_callbacks)`
+ * (see "sized callbacks" at `sluice_engine_callbacks`); any other member
+ * may be NULL. Copied by `sluice_session_connect`.
+ *
+ * **Thread.** Inline delivery (the default): on a library I/O thread, one
+ * at a time; poll delivery: on the thread that calls
+ * `sluice_session_dispatch`, with the same descriptor across reconnections.
+ * In order: `on_connected`, the frames of that connection,
+ * `on_disconnected`, `on_reconnect_attempt`..., `on_connected` again.
+ *
+ * **Arguments.** `endpoint` strings are NUL-terminated and, like byte
+ * strings, valid only until the callback returns. Typed message callbacks
+ * (`on_invoke`...`on_terminate`) come only when the session's options set a
+ * role; without one every frame reaches `on_frame`.
+ *
+ * **Calling back.** Any sluice function, including
+ * `sluice_session_stop`/`_free` of this session;
+ * `sluice_session_dispatch` from inside returns `SLUICE_E_REENTRANT`.
+ */
+typedef struct sluice_session_callbacks {
+  /**
+   * `sizeof(sluice_session_callbacks)`, set by the caller.
+   */
+  size_t size;
+  /**
+   * A connection to `endpoint` is up (with resume: the peer answered;
+   * `resumed` is 1 when the stream continues where it was, 0 on the first
+   * connection or when the peer had forgotten this session). Restart
+   * subscriptions here.
+   */
+  void (*on_connected)(void *userdata, struct sluice_session *s, const char *endpoint, int resumed);
+  /**
+   * The connection was lost with `err` (`ETIMEDOUT` for a silent peer);
+   * a reconnection follows.
+   */
+  void (*on_disconnected)(void *userdata, struct sluice_session *s, int err);
+  /**
+   * Attempt `attempt` (1 for the first after a loss) goes to `endpoint`
+   * after `delay_ms`.
+   */
+  void (*on_reconnect_attempt)(void *userdata, struct sluice_session *s, uint32_t attempt, const char *endpoint, uint64_t delay_ms);
+  /**
+   * A frame: every frame without a role, frames the role drops with one.
+   * `args_msgpack` is the msgpack encoding of its argument array.
+   */
+  void (*on_frame)(void *userdata, struct sluice_session *s, uint64_t session, uint64_t type_id, const uint8_t *args_msgpack, size_t len);
+  /**
+   * With a role: a chunk (`payload` as in `sluice_callbacks.on_chunk`).
+   */
+  void (*on_chunk)(void *userdata, struct sluice_session *s, uint64_t session, const uint8_t *data, size_t len, const struct sluice_payload *payload);
+  /**
+   * With a role: the peer's direction of `session` ended.
+   */
+  void (*on_choke)(void *userdata, struct sluice_session *s, uint64_t session);
+  /**
+   * With a role: an error on `session` (as `sluice_callbacks.on_error`).
+   */
+  void (*on_error)(void *userdata, struct sluice_session *s, uint64_t session, int has_category, int64_t category, int64_t code, const uint8_t *msg, size_t len);
+  /**
+   * With role worker: an invoke.
+   */
+  void (*on_invoke)(void *userdata, struct sluice_session *s, uint64_t session, const uint8_t *event, size_t len);
+  /**
+   * With role engine: a handshake.
+   */
+  void (*on_handshake)(void *userdata, struct sluice_session *s, const uint8_t *uuid, size_t len);
+  /**
+   * With a role: a heartbeat.
+   */
+  void (*on_heartbeat)(void *userdata, struct sluice_session *s);
+  /**
+   * With a role: a terminate.
+   */
+  void (*on_terminate)(void *userdata, struct sluice_session *s, int64_t code, const uint8_t *reason, size_t len);
+  /**
+   * A refused send may be retried.
+   */
+  void (*on_drain)(void *userdata, struct sluice_session *s);
+  /**
+   * The library will never call this callbacks set again: `userdata` may
+   * be freed. Exactly once for every successful `sluice_session_connect`,
+   * after the last other callback returned: in `sluice_session_stop` or
+   * `_free`, or on an I/O thread shortly after.
+   */
+  void (*on_release)(void *userdata);
+} sluice_session_callbacks;
+
+/**
+ * A worker's callbacks. Set `size` to `sizeof(sluice_worker_callbacks)`
+ * (see "sized callbacks" in the notes on `sluice_engine_callbacks`); any
+ * other member may be NULL: that event is then ignored. Copied by
+ * `sluice_worker_connect`.
+ *
+ * **Thread.** With inline delivery (the default) callbacks run on a
+ * library I/O thread, possibly before `sluice_worker_connect` returns;
+ * with poll delivery (`sluice_worker_options_set_channel` with
+ * `SLUICE_DELIVERY_POLL`) they run on the thread that calls
+ * `sluice_worker_dispatch`. The callbacks of one worker never run
+ * concurrently and arrive in wire order. Do not block in them.
+ *
+ * **Arguments.** `userdata` is the pointer given to
+ * `sluice_worker_connect`; `w` is the handle it returns. Byte strings are
+ * (pointer, length) pairs, not NUL-terminated, valid only until the
+ * callback returns (`sluice_payload_retain` keeps a chunk without a copy).
+ *
+ * **Calling back.** A callback may call any sluice function, including
+ * the stream sends, `sluice_worker_terminate`, `_close` and `_free` of
+ * `w` (the handle stays valid until the callback returns; no callback
+ * follows a close). `sluice_worker_dispatch(w, ...)` from inside a
+ * callback of `w` returns `SLUICE_E_REENTRANT`. Callbacks must not unwind
+ * into the library.
+ */
+typedef struct sluice_worker_callbacks {
+  /**
+   * `sizeof(sluice_worker_callbacks)`, set by the caller: the library
+   * reads only this many bytes of the struct (members past them count
+   * as NULL), so members added at its end in later versions do not
+   * break programs built against this header.
+   */
+  size_t size;
+  /**
+   * Connected: the handshake and the first heartbeat are sent; the
+   * timers run.
+   */
+  void (*on_connect)(void *userdata, struct sluice_worker *w);
+  /**
+   * The engine opened `session` for `event`: answer it with
+   * `sluice_worker_stream_write`, then `_close` or `_error`.
+   */
+  void (*on_invoke)(void *userdata, struct sluice_worker *w, uint64_t session, const uint8_t *event, size_t len);
+  /**
+   * Request data on `session`. `payload` is the same bytes as a borrowed
+   * `sluice_payload` (`sluice_payload_retain` keeps them past the
+   * callback; `sluice_worker_stream_write_payload` echoes them without a
+   * copy).
+   */
+  void (*on_chunk)(void *userdata, struct sluice_worker *w, uint64_t session, const uint8_t *data, size_t len, const struct sluice_payload *payload);
+  /**
+   * The engine failed `session` (its direction ends). v1 errors have a
+   * category (`has_category` 1); v0 ones do not. `msg` is NULL with
+   * `len` 0 when there is no message.
+   */
+  void (*on_error)(void *userdata, struct sluice_worker *w, uint64_t session, int has_category, int64_t category, int64_t code, const uint8_t *msg, size_t len);
+  /**
+   * The engine's direction of `session` ended (v0 `choke`, v1 `close`).
+   */
+  void (*on_close)(void *userdata, struct sluice_worker *w, uint64_t session);
+  /**
+   * The engine answered a heartbeat.
+   */
+  void (*on_heartbeat)(void *userdata, struct sluice_worker *w);
+  /**
+   * The engine asks the worker to stop: finish or abandon the open
+   * sessions, then answer with `sluice_worker_terminate`. No new
+   * sessions are started after it. v0 codes: 1 normal, 2 abnormal.
+   */
+  void (*on_terminate)(void *userdata, struct sluice_worker *w, int64_t code, const uint8_t *reason, size_t len);
+  /**
+   * The engine sent nothing for the disown timeout: the worker has
+   * closed its connection; `on_disconnected` with `ETIMEDOUT` follows.
+   */
+  void (*on_disown)(void *userdata, struct sluice_worker *w);
+  /**
+   * After a send returned `SLUICE_E_WOULD_BLOCK`: sends are accepted
+   * again.
+   */
+  void (*on_drain)(void *userdata, struct sluice_worker *w);
+  /**
+   * The connection ended (the last event, unless the worker was closed
+   * or terminated first): `err` as for `on_socket_error` (`ETIMEDOUT`
+   * after a disown, `ESHUTDOWN` when the engine hung up...), and the
+   * `n` sessions that were still open (`sessions` may be NULL when `n`
+   * is 0). The sessions are forgotten: stream sends return
+   * `SLUICE_E_NO_SESSION` from now on.
+   */
+  void (*on_disconnected)(void *userdata, struct sluice_worker *w, int err, const uint64_t *sessions, size_t n);
+  /**
+   * The library will never call this callbacks set again: `userdata`
+   * may be freed. Called exactly once for every successful
+   * `sluice_worker_connect` (never when it fails), after the last other
+   * callback returned, on whichever thread notices: an I/O thread, or
+   * inside `sluice_worker_close`/`_terminate`/`_free`/`_dispatch` (the
+   * handle may already be freed then; do not use it).
+   */
+  void (*on_release)(void *userdata);
+} sluice_worker_callbacks;
 
 #ifdef __cplusplus
 extern "C" {
@@ -551,6 +1010,148 @@ int sluice_channel_fd(const struct sluice_channel *ch);
  * handle stays valid until this call returns.
  */
 int sluice_channel_dispatch(struct sluice_channel *ch, size_t max, size_t *ran);
+
+/**
+ * Options for an engine listening on `endpoint` (a Unix socket path as
+ * the runtime uses, or TCP; as for `sluice_server_bind`) for workers of
+ * `dialect`, with the runtime's timeouts: handshake 5 s, heartbeat 30 s,
+ * terminate 10 s; any uuid accepted. Into `*out` (NULL on failure).
+ * Errors: `SLUICE_E_NULL`, `SLUICE_E_INVALID` (endpoint, dialect).
+ */
+int sluice_engine_options_new(const char *endpoint, int dialect, struct sluice_engine_options **out);
+
+/**
+ * Releases engine options. NULL is a no-op.
+ */
+void sluice_engine_options_free(struct sluice_engine_options *opts);
+
+/**
+ * Cut (`ETIMEDOUT`) a worker whose handshake has not come this many
+ * milliseconds after it connected (> 0).
+ */
+int sluice_engine_options_set_handshake_timeout_ms(struct sluice_engine_options *opts, uint64_t v);
+
+/**
+ * Cut (`ETIMEDOUT`) a worker that has sent nothing for this many
+ * milliseconds (> 0).
+ */
+int sluice_engine_options_set_heartbeat_timeout_ms(struct sluice_engine_options *opts, uint64_t v);
+
+/**
+ * After `sluice_engine_worker_terminate`, cut (`ETIMEDOUT`) a worker that
+ * has not closed its connection within this many milliseconds (> 0).
+ */
+int sluice_engine_options_set_terminate_timeout_ms(struct sluice_engine_options *opts, uint64_t v);
+
+/**
+ * Accepts workers whose handshake names `uuid` (NUL-terminated UTF-8).
+ * Once any uuid is added, only the added ones are accepted; the others get
+ * `on_rejected` and are disconnected.
+ */
+int sluice_engine_options_add_uuid(struct sluice_engine_options *opts, const char *uuid);
+
+/**
+ * Sets the workers' channel settings from `channel` (copied; NULL: the
+ * defaults); its dialect and role are ignored. Its delivery mode says how
+ * the engine's callbacks run: inline on an I/O thread, or in
+ * `sluice_engine_dispatch` (`SLUICE_DELIVERY_POLL`).
+ */
+int sluice_engine_options_set_channel(struct sluice_engine_options *opts, const struct sluice_options *channel);
+
+/**
+ * Listens and returns the engine in `*out` (NULL on failure). `opts` is
+ * required and copied; `cbs` (copied; NULL for none) and `userdata`: see
+ * `sluice_engine_callbacks`. Errors: `SLUICE_E_NULL`, `SLUICE_E_INVALID`
+ * (`cbs->size`), `SLUICE_E_IO` (e.g. `EADDRINUSE`: see
+ * `sluice_last_errno`); then no callback is called, not even `on_release`.
+ */
+int sluice_engine_bind(const struct sluice_engine_options *opts, const struct sluice_engine_callbacks *cbs, void *userdata, struct sluice_engine **out);
+
+/**
+ * Writes where the engine listens (`"unix:/path"`, `"127.0.0.1:40231"`
+ * with the actual port), NUL-terminated, into `buf` (`cap` bytes); full
+ * length to `*len` (may be NULL); `SLUICE_E_BUFFER` if truncated.
+ */
+int sluice_engine_endpoint(const struct sluice_engine *e, char *buf, size_t cap, size_t *len);
+
+/**
+ * Stops listening and closes every worker connection; no callback starts
+ * after this returns (one running on another thread finishes).
+ * Idempotent.
+ */
+int sluice_engine_close(struct sluice_engine *e);
+
+/**
+ * Closes the engine (as `sluice_engine_close`) and releases the handle.
+ * NULL is a no-op. May be called from inside its own callbacks.
+ */
+void sluice_engine_free(struct sluice_engine *e);
+
+/**
+ * Poll delivery: the descriptor that is readable while events wait
+ * (level-triggered). -1 for inline delivery or NULL. Do not close it.
+ */
+int sluice_engine_fd(const struct sluice_engine *e);
+
+/**
+ * Poll delivery: runs the callbacks for up to `max` waiting events on
+ * this thread (`SIZE_MAX`: all); how many into `*ran` (may be NULL).
+ * `SLUICE_E_NOT_POLLED` for inline delivery, `SLUICE_E_REENTRANT` from
+ * inside its own callback.
+ */
+int sluice_engine_dispatch(struct sluice_engine *e, size_t max, size_t *ran);
+
+/**
+ * Opens a session on `worker` for `event`: sends `invoke` and writes the
+ * new session's id to `*session`. Errors: `SLUICE_E_NO_SESSION` (no such
+ * worker), `SLUICE_E_CLOSED` (it is gone), `SLUICE_E_WOULD_BLOCK`,
+ * `SLUICE_E_INVALID` (`event` not UTF-8).
+ */
+int sluice_engine_worker_invoke(struct sluice_engine *e, uint64_t worker, const uint8_t *event, size_t len, uint64_t *session);
+
+/**
+ * Sends `terminate(code, reason)` to `worker`; it should answer with its
+ * own terminate (`on_terminate`) and close (`on_gone`, `ESHUTDOWN`);
+ * after the terminate timeout it is cut (`ETIMEDOUT`).
+ */
+int sluice_engine_worker_terminate(struct sluice_engine *e, uint64_t worker, int64_t code, const uint8_t *reason, size_t len);
+
+/**
+ * Disconnects `worker` at once; `on_gone` follows with `err`.
+ */
+int sluice_engine_worker_kill(struct sluice_engine *e, uint64_t worker, int err);
+
+/**
+ * The number of sessions open on `worker` in at least one direction, into
+ * `*out`.
+ */
+int sluice_engine_worker_open_sessions(const struct sluice_engine *e, uint64_t worker, size_t *out);
+
+/**
+ * Sends a request chunk on `session` of `worker`; copied. Result codes:
+ * `SLUICE_E_WOULD_BLOCK`, `SLUICE_E_CLOSED`, `SLUICE_E_ENDED` (this side
+ * already closed or failed it), `SLUICE_E_NO_SESSION` (no such session or
+ * worker).
+ */
+int sluice_engine_stream_write(struct sluice_engine *e, uint64_t worker, uint64_t session, const uint8_t *data, size_t len);
+
+/**
+ * Sends a request chunk whose bytes are a payload, without a copy.
+ * Result codes as `sluice_engine_stream_write`.
+ */
+int sluice_engine_stream_write_payload(struct sluice_engine *e, uint64_t worker, uint64_t session, const struct sluice_payload *payload);
+
+/**
+ * Ends the request side of `session` (v0 `choke`, v1 `close`). Result
+ * codes as `sluice_engine_stream_write`.
+ */
+int sluice_engine_stream_close(struct sluice_engine *e, uint64_t worker, uint64_t session);
+
+/**
+ * Fails `session` (v1 category 42; v0 error then choke); `msg` UTF-8.
+ * Result codes as `sluice_engine_stream_write`.
+ */
+int sluice_engine_stream_error(struct sluice_engine *e, uint64_t worker, uint64_t session, int64_t code, const uint8_t *msg, size_t len);
 
 /**
  * The symbolic name of a result code, e.g. `"SLUICE_E_CLOSED"`; NULL for a
@@ -725,6 +1326,132 @@ size_t sluice_payload_len(const struct sluice_payload *payload);
 void sluice_payload_free(struct sluice_payload *payload);
 
 /**
+ * Options for a resume server on `endpoint` (as for `sluice_server_bind`):
+ * channel defaults with no role, replay buffer 8 MiB, acknowledgements
+ * every 256 frames or 1 MiB, peers forgotten 60 s after their connection
+ * is gone, connections without a hello cut after 10 s. Into `*out` (NULL
+ * on failure). Errors: `SLUICE_E_NULL`, `SLUICE_E_INVALID` (endpoint).
+ */
+int sluice_resume_server_options_new(const char *endpoint, struct sluice_resume_server_options **out);
+
+/**
+ * Releases resume server options. NULL is a no-op.
+ */
+void sluice_resume_server_options_free(struct sluice_resume_server_options *opts);
+
+/**
+ * Sets the accepted channels' settings from `channel` (copied; NULL: the
+ * defaults; role none unless set). Its delivery mode says how the server's
+ * callbacks run (inline, or in `sluice_resume_server_dispatch`).
+ */
+int sluice_resume_server_options_set_channel(struct sluice_resume_server_options *opts, const struct sluice_options *channel);
+
+/**
+ * Sets the replay buffer bound and the acknowledgement rate, as
+ * `sluice_session_options_set_resume` (0: the default).
+ */
+int sluice_resume_server_options_set_resume(struct sluice_resume_server_options *opts, size_t max_unacked, uint64_t ack_every, size_t ack_bytes);
+
+/**
+ * Forget a peer (`on_peer_gone`) whose connection has been gone this many
+ * milliseconds (> 0).
+ */
+int sluice_resume_server_options_set_peer_timeout_ms(struct sluice_resume_server_options *opts, uint64_t v);
+
+/**
+ * Cut (`ETIMEDOUT`) a connection whose first frame is not a hello within
+ * this many milliseconds (> 0).
+ */
+int sluice_resume_server_options_set_hello_timeout_ms(struct sluice_resume_server_options *opts, uint64_t v);
+
+/**
+ * Listens and returns the server in `*out` (NULL on failure). `opts` is
+ * required and copied; `cbs` (copied; NULL for none) and `userdata`: see
+ * `sluice_resume_server_callbacks`. Errors: `SLUICE_E_NULL`,
+ * `SLUICE_E_INVALID` (`cbs->size`), `SLUICE_E_IO`; then no callback is
+ * called, not even `on_release`.
+ */
+int sluice_resume_server_bind(const struct sluice_resume_server_options *opts, const struct sluice_resume_server_callbacks *cbs, void *userdata, struct sluice_resume_server **out);
+
+/**
+ * Writes where the server listens, NUL-terminated, into `buf` (`cap`
+ * bytes); full length to `*len` (may be NULL); `SLUICE_E_BUFFER` if
+ * truncated.
+ */
+int sluice_resume_server_endpoint(const struct sluice_resume_server *srv, char *buf, size_t cap, size_t *len);
+
+/**
+ * Stops listening, closes every connection and forgets every peer; no
+ * callback starts after this returns. Idempotent.
+ */
+int sluice_resume_server_close(struct sluice_resume_server *srv);
+
+/**
+ * Closes the server (as `sluice_resume_server_close`) and releases the
+ * handle. NULL is a no-op. May be called from inside its own callbacks.
+ */
+void sluice_resume_server_free(struct sluice_resume_server *srv);
+
+/**
+ * Poll delivery: the descriptor that is readable while events wait
+ * (level-triggered). -1 for inline delivery or NULL. Do not close it.
+ */
+int sluice_resume_server_fd(const struct sluice_resume_server *srv);
+
+/**
+ * Poll delivery: runs the callbacks for up to `max` waiting events on this
+ * thread (`SIZE_MAX`: all); how many into `*ran` (may be NULL).
+ * `SLUICE_E_NOT_POLLED` for inline delivery, `SLUICE_E_REENTRANT` from
+ * inside its own callback.
+ */
+int sluice_resume_server_dispatch(struct sluice_resume_server *srv, size_t max, size_t *ran);
+
+/**
+ * Sends a chunk to `peer` on `session`; copied. Result codes:
+ * `SLUICE_E_WOULD_BLOCK` (replay buffer full: wait for `on_drain`),
+ * `SLUICE_E_CLOSED` (the peer is gone), `SLUICE_E_NO_SESSION` (unknown
+ * peer id). Accepted while the peer is disconnected: sent when it is back.
+ */
+int sluice_peer_send_chunk(struct sluice_resume_server *srv, uint64_t peer, uint64_t session, const uint8_t *data, size_t len);
+
+/**
+ * Sends a chunk whose bytes are a payload, without a copy. Result codes
+ * as `sluice_peer_send_chunk`.
+ */
+int sluice_peer_send_chunk_payload(struct sluice_resume_server *srv, uint64_t peer, uint64_t session, const struct sluice_payload *payload);
+
+/**
+ * Sends the end of this side's direction of `session` (v0 `choke`, v1
+ * `close`). Result codes as `sluice_peer_send_chunk`.
+ */
+int sluice_peer_send_choke(struct sluice_resume_server *srv, uint64_t peer, uint64_t session);
+
+/**
+ * Sends a generic frame (as `sluice_channel_send_frame`). Result codes
+ * as `sluice_peer_send_chunk`, and `SLUICE_E_INVALID` for bad
+ * `args_msgpack`.
+ */
+int sluice_peer_send_frame(struct sluice_resume_server *srv, uint64_t peer, uint64_t session, uint64_t type_id, const uint8_t *args_msgpack, size_t len);
+
+/**
+ * Cuts `peer`'s current connection (it reconnects and resumes);
+ * `on_peer_disconnected` follows with `err`. No-op while it is
+ * disconnected.
+ */
+int sluice_peer_disconnect(struct sluice_resume_server *srv, uint64_t peer, int err);
+
+/**
+ * 1 into `*out` if `peer` has a connection now, else 0.
+ */
+int sluice_peer_is_connected(const struct sluice_resume_server *srv, uint64_t peer, int *out);
+
+/**
+ * The number of frames received from `peer` so far (across its
+ * connections), into `*out`.
+ */
+int sluice_peer_received(const struct sluice_resume_server *srv, uint64_t peer, uint64_t *out);
+
+/**
  * Listens on `endpoint` and returns the server in `*out` (NULL on
  * failure).
  *
@@ -811,6 +1538,306 @@ int sluice_incoming_start(struct sluice_incoming *incoming, const struct sluice_
  * Valid before and after `sluice_incoming_start`, during `on_accept`.
  */
 int sluice_incoming_peer(const struct sluice_incoming *incoming, char *buf, size_t cap, size_t *len);
+
+/**
+ * New session options: no endpoint yet (add at least one with
+ * `sluice_session_options_add_endpoint`), channel defaults with no role
+ * (every frame reaches `on_frame`), backoff 100 ms doubling up to 10 s
+ * with ± 20 % jitter, no liveness, no resume. NULL only if memory ran out.
+ */
+struct sluice_session_options *sluice_session_options_new(void);
+
+/**
+ * Releases session options. NULL is a no-op.
+ */
+void sluice_session_options_free(struct sluice_session_options *opts);
+
+/**
+ * Adds an endpoint (as for `sluice_channel_connect`). Endpoints are tried
+ * in the order added: the first at start and after each loss of a working
+ * connection, the next one after each failed attempt (failover).
+ */
+int sluice_session_options_add_endpoint(struct sluice_session_options *opts, const char *endpoint);
+
+/**
+ * Sets the connections' settings from `channel` (copied; NULL: the
+ * defaults). The role defaults to none (`SLUICE_ROLE_NONE`) unless the
+ * options set one. The delivery mode says how the session's callbacks run
+ * (inline, or in `sluice_session_dispatch`).
+ */
+int sluice_session_options_set_channel(struct sluice_session_options *opts, const struct sluice_options *channel);
+
+/**
+ * Sets the reconnection delays: `initial_ms × multiplier^attempt`, at
+ * most `max_ms`, spread by ± `jitter` (0 to 1). Needs `0 < initial_ms <=
+ * max_ms`, `multiplier >= 1`, `0 <= jitter <= 1`.
+ */
+int sluice_session_options_set_backoff(struct sluice_session_options *opts, uint64_t initial_ms, uint64_t max_ms, double multiplier, double jitter);
+
+/**
+ * Liveness: a heartbeat every `interval_ms`, and a connection that has
+ * received nothing for `timeout_ms` is cut (`ETIMEDOUT`) and a new one
+ * made. Both 0: off (the default; rely on the socket). Otherwise both > 0.
+ */
+int sluice_session_options_set_liveness(struct sluice_session_options *opts, uint64_t interval_ms, uint64_t timeout_ms);
+
+/**
+ * Resume (`enable` non-zero; the peer must be a `sluice_resume_server`):
+ * frames in flight when a connection drops are sent again on the next
+ * one, nothing lost or duplicated in either direction, and sends are
+ * accepted while no connection is up. `max_unacked`: sends are refused
+ * (`SLUICE_E_WOULD_BLOCK`) while this many bytes wait for the peer's
+ * acknowledgement; `ack_every` / `ack_bytes`: acknowledge after this many
+ * frames or bytes delivered. 0 for any of them: the default (8 MiB, 256,
+ * 1 MiB).
+ */
+int sluice_session_options_set_resume(struct sluice_session_options *opts, int enable, size_t max_unacked, uint64_t ack_every, size_t ack_bytes);
+
+/**
+ * Starts connecting to the first endpoint and returns the session in
+ * `*out` (NULL on failure). `opts` is required and copied; `cbs` (copied;
+ * NULL for none) and `userdata`: see `sluice_session_callbacks`. Every
+ * outcome arrives as a callback (`on_connected`, or
+ * `on_reconnect_attempt` after a failed dial): the session never gives up
+ * until `sluice_session_stop`. Errors: `SLUICE_E_NULL`, `SLUICE_E_INVALID`
+ * (no endpoint, `cbs->size`), `SLUICE_E_IO`; then no callback is called.
+ */
+int sluice_session_connect(const struct sluice_session_options *opts, const struct sluice_session_callbacks *cbs, void *userdata, struct sluice_session **out);
+
+/**
+ * Stops for good: no more reconnections, the connection is closed
+ * gracefully, no callback starts after this returns. Idempotent.
+ */
+int sluice_session_stop(struct sluice_session *s);
+
+/**
+ * Stops the session (as `sluice_session_stop`) and releases the handle.
+ * NULL is a no-op. May be called from inside its own callbacks.
+ */
+void sluice_session_free(struct sluice_session *s);
+
+/**
+ * Cuts the current connection as if it had failed with `err`; the session
+ * reconnects (and resumes) as after any loss. No-op while disconnected.
+ */
+int sluice_session_disconnect(struct sluice_session *s, int err);
+
+/**
+ * 1 into `*out` if a connection is up and usable now, else 0.
+ */
+int sluice_session_is_connected(const struct sluice_session *s, int *out);
+
+/**
+ * The id for a new channel opened by this side (one above every id sent
+ * or received, across connections), into `*out`.
+ */
+int sluice_session_next_session(const struct sluice_session *s, uint64_t *out);
+
+/**
+ * Resume: the number of frames delivered to the callbacks so far (across
+ * connections), into `*out`; 0 without resume.
+ */
+int sluice_session_received(const struct sluice_session *s, uint64_t *out);
+
+/**
+ * Sends a chunk on `session` (v0 `chunk`, v1 `write`). Without resume:
+ * `SLUICE_E_CLOSED` while disconnected, `SLUICE_E_WOULD_BLOCK` at the high
+ * watermark. With resume: kept and (re)sent until acknowledged,
+ * `SLUICE_E_WOULD_BLOCK` while `max_unacked` bytes wait (then
+ * `on_drain`). `SLUICE_E_CLOSED` after `sluice_session_stop`.
+ */
+int sluice_session_send_chunk(struct sluice_session *s, uint64_t session, const uint8_t *data, size_t len);
+
+/**
+ * Sends a chunk whose bytes are a payload, without a copy. Result codes as
+ * `sluice_session_send_chunk`.
+ */
+int sluice_session_send_chunk_payload(struct sluice_session *s, uint64_t session, const struct sluice_payload *payload);
+
+/**
+ * Sends the end of this side's direction of `session` (v0 `choke`, v1
+ * `close`). Result codes as `sluice_session_send_chunk`.
+ */
+int sluice_session_send_choke(struct sluice_session *s, uint64_t session);
+
+/**
+ * Sends `error` on `session` (as `sluice_channel_send_error`). Result
+ * codes as `sluice_session_send_chunk`.
+ */
+int sluice_session_send_error(struct sluice_session *s, uint64_t session, int64_t category, int64_t code, const uint8_t *msg, size_t len);
+
+/**
+ * Sends a generic frame (as `sluice_channel_send_frame`: `args_msgpack`
+ * is one msgpack array, NULL with `len` 0 for `[]`; `SLUICE_E_INVALID`
+ * otherwise). Result codes as `sluice_session_send_chunk`.
+ */
+int sluice_session_send_frame(struct sluice_session *s, uint64_t session, uint64_t type_id, const uint8_t *args_msgpack, size_t len);
+
+/**
+ * Poll delivery: the descriptor that is readable while events wait
+ * (level-triggered; the same across reconnections). -1 for inline
+ * delivery or NULL. Do not close it.
+ */
+int sluice_session_fd(const struct sluice_session *s);
+
+/**
+ * Poll delivery: runs the callbacks for up to `max` waiting events on
+ * this thread (`SIZE_MAX`: all); how many into `*ran` (may be NULL).
+ * `SLUICE_E_NOT_POLLED` for inline delivery, `SLUICE_E_REENTRANT` from
+ * inside its own callback.
+ */
+int sluice_session_dispatch(struct sluice_session *s, size_t max, size_t *ran);
+
+/**
+ * Options for a worker with this `uuid` (sent in the handshake), the
+ * engine at `endpoint` (as for `sluice_channel_connect`) and `dialect`
+ * (`SLUICE_DIALECT_V0`/`_V1`), with the runtime's timers: a heartbeat
+ * every 5 s, disown after 30 s without a control frame from the engine.
+ * The new options go to `*out` (NULL on failure). Errors:
+ * `SLUICE_E_NULL`, `SLUICE_E_INVALID` (endpoint, dialect, text that is
+ * not UTF-8).
+ */
+int sluice_worker_options_new(const char *uuid, const char *endpoint, int dialect, struct sluice_worker_options **out);
+
+/**
+ * Options from the arguments the runtime starts a worker with, exactly as
+ * `main` receives them (`argv[0]`, the program, is skipped): `--app NAME`,
+ * `--uuid UUID`, `--endpoint PATH`, `--locator HOST:PORT[,...]`,
+ * `--protocol 1` (absent: v0). `--uuid` and `--endpoint` are required;
+ * unknown flags are skipped with their value. The new options go to
+ * `*out` (NULL on failure). Errors: `SLUICE_E_NULL`, `SLUICE_E_INVALID`
+ * (a missing or bad argument: the last error says which).
+ */
+int sluice_worker_options_from_args(int argc, char *const *argv, struct sluice_worker_options **out);
+
+/**
+ * Releases worker options. NULL is a no-op.
+ */
+void sluice_worker_options_free(struct sluice_worker_options *opts);
+
+/**
+ * Sets how often the worker heartbeats, in milliseconds (> 0).
+ */
+int sluice_worker_options_set_heartbeat_interval_ms(struct sluice_worker_options *opts, uint64_t ms_);
+
+/**
+ * Sets the disown timeout in milliseconds (> 0): when the engine has sent
+ * no control frame (heartbeat, terminate) for this long, the worker
+ * closes its connection: `on_disown`, then `on_disconnected` with
+ * `ETIMEDOUT`.
+ */
+int sluice_worker_options_set_disown_timeout_ms(struct sluice_worker_options *opts, uint64_t ms_);
+
+/**
+ * Sets the channel settings (delivery mode, watermarks, limits, profile,
+ * connect timeout) from `channel` (copied; NULL: the defaults). Its
+ * dialect and role are ignored: the worker's dialect is its own and its
+ * role is worker. With `SLUICE_DELIVERY_POLL` the worker's callbacks run
+ * in `sluice_worker_dispatch`.
+ */
+int sluice_worker_options_set_channel(struct sluice_worker_options *opts, const struct sluice_options *channel);
+
+/**
+ * Reads the dialect (`SLUICE_DIALECT_V0`/`_V1`, from `--protocol`) into
+ * `*out`.
+ */
+int sluice_worker_options_get_dialect(const struct sluice_worker_options *opts, int *out);
+
+/**
+ * Writes one of the options' texts (`what`: `SLUICE_WORKER_APP`,
+ * `_UUID`, `_ENDPOINT`, `_LOCATOR`), NUL-terminated, into `buf` (`cap`
+ * bytes); the full length goes to `*len` (may be NULL).
+ * `SLUICE_E_BUFFER` if `buf` was too small (the text is truncated),
+ * `SLUICE_E_INVALID` for an unknown `what`.
+ */
+int sluice_worker_options_get(const struct sluice_worker_options *opts, int what, char *buf, size_t cap, size_t *len);
+
+/**
+ * Connects to the engine in the background and returns the worker in
+ * `*out` (NULL on failure). `opts` is required and copied; `cbs` (copied;
+ * NULL for none) and `userdata`: see `sluice_worker_callbacks`.
+ *
+ * Returns `SLUICE_OK` once the connect has started: then `on_connect`
+ * (handshake and first heartbeat sent) or `on_disconnected` (e.g.
+ * `ECONNREFUSED`, `ENOENT`) comes first, possibly before this call
+ * returns. Errors: `SLUICE_E_NULL`, `SLUICE_E_INVALID` (`cbs->size`
+ * too small), `SLUICE_E_IO`; then no callback is called, not even
+ * `on_release`.
+ */
+int sluice_worker_connect(const struct sluice_worker_options *opts, const struct sluice_worker_callbacks *cbs, void *userdata, struct sluice_worker **out);
+
+/**
+ * Sends `terminate(code, reason)` to the engine and closes the connection
+ * gracefully (what is queued is written first). No callback follows; the
+ * worker's own answer to `on_terminate`, or its decision to stop. v0
+ * codes: 1 normal, 2 abnormal (the engine marks the app broken); v1
+ * engines ignore the code.
+ */
+int sluice_worker_terminate(struct sluice_worker *w, int64_t code, const uint8_t *reason, size_t len);
+
+/**
+ * Closes the connection gracefully without a terminate; no callback
+ * follows. Idempotent.
+ */
+int sluice_worker_close(struct sluice_worker *w);
+
+/**
+ * Closes the worker (as `sluice_worker_close`) and releases the handle.
+ * NULL is a no-op. May be called from inside the worker's own callbacks.
+ */
+void sluice_worker_free(struct sluice_worker *w);
+
+/**
+ * Sends a chunk on `session` (v0 `chunk`, v1 `write`); copied. Result
+ * codes: `SLUICE_E_WOULD_BLOCK` (queue full, nothing sent: wait for
+ * `on_drain`), `SLUICE_E_CLOSED` (the connection is gone),
+ * `SLUICE_E_ENDED` (this side already closed or failed the session),
+ * `SLUICE_E_NO_SESSION` (not an open session).
+ */
+int sluice_worker_stream_write(struct sluice_worker *w, uint64_t session, const uint8_t *data, size_t len);
+
+/**
+ * Sends a chunk whose bytes are a payload (borrowed in `on_chunk`, or
+ * owned) without a copy; the caller keeps its reference. Result codes as
+ * `sluice_worker_stream_write`.
+ */
+int sluice_worker_stream_write_payload(struct sluice_worker *w, uint64_t session, const struct sluice_payload *payload);
+
+/**
+ * Ends this side of `session` (v0 `choke`, v1 `close`). Nothing may
+ * follow on it. Result codes as `sluice_worker_stream_write`.
+ */
+int sluice_worker_stream_close(struct sluice_worker *w, uint64_t session);
+
+/**
+ * Fails `session`: v1 `error([category, code], msg)` (the frameworks use
+ * category 42); v0 `error(code, msg)` followed by the `choke` the engine
+ * needs. `msg` is UTF-8 (NULL with `len` 0: empty). Nothing may follow on
+ * the session. Result codes as `sluice_worker_stream_write`, and
+ * `SLUICE_E_INVALID` for a `msg` that is not UTF-8.
+ */
+int sluice_worker_stream_error(struct sluice_worker *w, uint64_t session, int64_t category, int64_t code, const uint8_t *msg, size_t len);
+
+/**
+ * The number of sessions open in at least one direction, into `*out`.
+ */
+int sluice_worker_open_sessions(const struct sluice_worker *w, size_t *out);
+
+/**
+ * Poll delivery: the file descriptor that is readable while events wait
+ * (level-triggered; poll it, never read it). -1 for inline delivery or
+ * NULL. Owned by the worker: do not close it.
+ */
+int sluice_worker_fd(const struct sluice_worker *w);
+
+/**
+ * Poll delivery: runs the callbacks for up to `max` waiting events on
+ * this thread (`SIZE_MAX`: all); how many into `*ran` (may be NULL).
+ * `SLUICE_E_NOT_POLLED` for inline delivery, `SLUICE_E_REENTRANT` from
+ * inside this worker's own callback. A callback may free the worker: the
+ * handle stays valid until this call returns.
+ */
+int sluice_worker_dispatch(struct sluice_worker *w, size_t max, size_t *ran);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -5,7 +5,8 @@
 #   make bench        every contender, every workload, over TCP and Unix, 5 rounds:
 #                     prints the table and writes bench/results.json, bench/chart.png
 #                     and bench/RESULTS.md (BENCH_ARGS: e.g. --rounds 3, --only ...)
-#   make bench-quick  one small round into target/bench-quick; fails only if a
+#   make bench-quick  the sluice-bench tests (streams and peers over real sockets),
+#                     then one small round into target/bench-quick; fails only if a
 #                     contender produced no figure (CI)
 #   make bench-core   the cargo benches of sluice-core (channel against plain
 #                     sockets, the decoder against rmpv)
@@ -43,6 +44,7 @@ bench: bench-deps
 	$(BENCH_RUN) $(BENCH_ARGS)
 
 bench-quick: bench-deps
+	$(CARGO) test --locked --release -p sluice-bench
 	$(BENCH_RUN) --quick $(BENCH_ARGS)
 
 bench-core: toolchain

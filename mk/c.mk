@@ -8,6 +8,9 @@
 #   make c-test        install into a temporary prefix, build the C tests against it
 #                      with pkg-config, run them, then run them under valgrind
 #   make c-demo        build examples/c/echo.c against the installed library and run it
+#                      (and build the example worker, as c-worker does)
+#   make c-worker      build examples/c/worker.c (a worker an engine starts with the
+#                      runtime's argv) into $(C_WORK)/worker
 
 # Wherever this file is included, it does not change the default goal.
 C_MK_SAVED_GOAL := $(.DEFAULT_GOAL)
@@ -37,7 +40,7 @@ C_STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 C_WORK := $(C_TARGET_DIR)/c
 C_TEST_PREFIX := $(C_WORK)/prefix
 
-.PHONY: c-lib header header-check cbindgen install c-test c-demo c-clean
+.PHONY: c-lib header header-check cbindgen install c-test c-demo c-worker c-clean
 
 c-lib: toolchain
 	$(CARGO) build --locked --release -p sluice-ffi
@@ -83,18 +86,25 @@ install: c-lib
 
 # The tests and the demo build against the installed files only, as a user
 # would: `install` runs first with PREFIX set to a temporary prefix.
-c-test c-demo: PREFIX = $(C_TEST_PREFIX)
-c-test c-demo: DESTDIR =
+c-test c-demo c-worker: PREFIX = $(C_TEST_PREFIX)
+c-test c-demo c-worker: DESTDIR =
 
 c-test: install
 	bash tests/c/run.sh $(C_TEST_PREFIX) $(C_WORK)/tests
 
-c-demo: install
+c-demo: install c-worker
 	mkdir -p $(C_WORK)
 	PKG_CONFIG_PATH=$(C_TEST_PREFIX)/lib/pkgconfig; export PKG_CONFIG_PATH; \
 	  $${CC:-cc} -std=c11 -Wall -Wextra -Werror -O2 -o $(C_WORK)/echo examples/c/echo.c \
 	    $$(pkg-config --cflags sluice) $$(pkg-config --libs sluice) -lpthread -Wl,-rpath,$(C_TEST_PREFIX)/lib
 	$(C_WORK)/echo
+
+c-worker: install
+	mkdir -p $(C_WORK)
+	PKG_CONFIG_PATH=$(C_TEST_PREFIX)/lib/pkgconfig; export PKG_CONFIG_PATH; \
+	  $${CC:-cc} -std=c11 -Wall -Wextra -Werror -O2 -o $(C_WORK)/worker examples/c/worker.c \
+	    $$(pkg-config --cflags sluice) $$(pkg-config --libs sluice) -lpthread -Wl,-rpath,$(C_TEST_PREFIX)/lib
+	@echo "built $(C_WORK)/worker"
 
 c-clean:
 	rm -rf $(C_WORK)

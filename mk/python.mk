@@ -18,6 +18,9 @@ PY_BENCH_ARGS ?=
 PY_PATH := $(PY_VENV)/bin:$(HOME)/.cargo/bin:$(PATH)
 
 TESTS += py-test
+# The demo engine starts the example echo worker with the runtime's arguments.
+DEMO_DEPS += py-install
+DEMO_WORKERS += "python=$(PY) $(CURDIR)/bindings/python/examples/worker.py"
 
 .PHONY: py-venv py-install py-test py-bench
 

@@ -197,7 +197,8 @@ fn worker_and_engine(dialect: Dialect, name: &str) {
     }
     match recv(&w3rx) {
         WorkerEvent::Disconnected { errno: e, sessions } => {
-            assert!(e == errno::ECONNRESET || e == errno::ESHUTDOWN, "errno {e}");
+            // Cut while its heartbeat was on the way: EPIPE is as right.
+            assert!([errno::ECONNRESET, errno::ESHUTDOWN, errno::EPIPE].contains(&e), "errno {e}");
             assert!(sessions.is_empty());
         }
         other => panic!("expected disconnected, got {other:?}"),

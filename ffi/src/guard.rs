@@ -45,6 +45,13 @@ pub const SLUICE_E_STATE: c_int = 9;
 /// The caller's buffer is too small; the output was truncated (still
 /// NUL-terminated) and the full length was reported.
 pub const SLUICE_E_BUFFER: c_int = 10;
+/// A worker or engine stream send after this side ended the session (its
+/// close or error was sent): nothing may follow on it. Nothing was sent.
+pub const SLUICE_E_ENDED: c_int = 11;
+/// A worker or engine stream send on a session this side does not know (never
+/// opened, finished in both directions, or lost with its connection), or an
+/// engine worker / resume peer id that is not (or no longer) known.
+pub const SLUICE_E_NO_SESSION: c_int = 12;
 
 /// The symbolic name of a result code, e.g. `"SLUICE_E_CLOSED"`; NULL for a
 /// number that is not a sluice result code. The string is static.
@@ -69,6 +76,8 @@ pub(crate) fn name_of(code: c_int) -> Option<&'static CStr> {
         SLUICE_E_NOT_POLLED => c"SLUICE_E_NOT_POLLED",
         SLUICE_E_STATE => c"SLUICE_E_STATE",
         SLUICE_E_BUFFER => c"SLUICE_E_BUFFER",
+        SLUICE_E_ENDED => c"SLUICE_E_ENDED",
+        SLUICE_E_NO_SESSION => c"SLUICE_E_NO_SESSION",
         _ => return None,
     })
 }
@@ -344,12 +353,12 @@ mod tests {
     #[test]
     fn every_code_has_a_unique_name_and_unknown_ones_none() {
         let mut seen = std::collections::HashSet::new();
-        for code in 0..=SLUICE_E_BUFFER {
+        for code in 0..=SLUICE_E_NO_SESSION {
             let n = name_of(code).expect("every code up to the last is named");
             assert!(seen.insert(n));
         }
         assert!(sluice_result_name(-1).is_null());
-        assert!(sluice_result_name(SLUICE_E_BUFFER + 1).is_null());
+        assert!(sluice_result_name(SLUICE_E_NO_SESSION + 1).is_null());
     }
 
     #[test]

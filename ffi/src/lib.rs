@@ -3,7 +3,8 @@
 //! reference manual.
 //!
 //! One module per C object — [`channel`], [`server`], [`options`],
-//! [`payload`] — plus the boundary machinery: [`guard`] (result codes, the
+//! [`payload`], and the protocol roles [`worker`], [`engine`], [`session`],
+//! [`resume`] (their shared boundary helpers in `roles`) — plus the boundary machinery: [`guard`] (result codes, the
 //! panic guard, the last error, argument helpers) and `release` (the
 //! `on_release` promise).
 //!
@@ -18,11 +19,16 @@
 use std::ffi::{c_char, c_int};
 
 pub mod channel;
+pub mod engine;
 pub mod guard;
 pub mod options;
 pub mod payload;
 mod release;
+pub mod resume;
+mod roles;
 pub mod server;
+pub mod session;
+pub mod worker;
 
 /// The major version of this header (`SLUICE_VERSION_MAJOR.MINOR.PATCH`
 /// matches the crate version; `sluice_version()` tells the library's at run

@@ -69,11 +69,17 @@ impl sluice_options {
     }
 
     fn resolve(opts: *const sluice_options, default_role: Role) -> ChannelConfig {
+        Self::with_default_role(opts, Some(default_role))
+    }
+
+    /// The settings with `default_role` unless a role was set (sessions and
+    /// resume servers default to no role).
+    pub(crate) fn with_default_role(opts: *const sluice_options, default_role: Option<Role>) -> ChannelConfig {
         // SAFETY: callers pass NULL or a pointer from sluice_options_new.
         match unsafe { opts.as_ref() } {
             Some(o) if o.role_set => o.config.clone(),
-            Some(o) => ChannelConfig { role: Some(default_role), ..o.config.clone() },
-            None => ChannelConfig { role: Some(default_role), ..ChannelConfig::default() },
+            Some(o) => ChannelConfig { role: default_role, ..o.config.clone() },
+            None => ChannelConfig { role: default_role, ..ChannelConfig::default() },
         }
     }
 }

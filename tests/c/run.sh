@@ -48,6 +48,9 @@ done
 build test_static $CC $cflags -o "$out/test_static" "$here/test_static.c" \
   "$prefix/lib/libsluice.a" $(pkg-config --static --libs-only-l sluice | sed 's/-lsluice//') -lpthread &&
   programs+=(test_static)
+# examples/c/worker.c, which test_example_worker starts as ./example_worker.
+build example_worker $CC $cflags -o "$out/example_worker" "$here/../../examples/c/worker.c" $libs
+
 # The header compiles as C++ (extern "C" guards), warnings as errors.
 build test_cxx $CXX -std=c++11 -Wall -Wextra -Werror -O1 $(pkg-config --cflags sluice) -o "$out/test_cxx" \
   "$here/test_cxx.cpp" $libs && programs+=(test_cxx)

@@ -49,7 +49,7 @@ impl Handler for Sink {
     }
 }
 
-fn callable(value: Option<Bound<'_, PyAny>>, name: &str) -> PyResult<Option<Py<PyAny>>> {
+pub(crate) fn callable(value: Option<Bound<'_, PyAny>>, name: &str) -> PyResult<Option<Py<PyAny>>> {
     match value {
         None => Ok(None),
         Some(v) if v.is_none() => Ok(None),
@@ -446,16 +446,7 @@ impl Channel {
     }
 
     fn encode_args(&self, args: &Bound<'_, PyAny>) -> PyResult<Args> {
-        let items: Vec<Value> = args
-            .try_iter()
-            .map_err(|_| PyTypeError::new_err("args must be a list or tuple of msgpack-encodable values"))?
-            .map(|i| convert::py_to_value(&i?, 1))
-            .collect::<PyResult<_>>()?;
-        let profile = match self.core.config().dialect {
-            Dialect::V0 => Profile::Compat,
-            Dialect::V1 => self.core.config().profile,
-        };
-        Args::from_raw(Value::Array(items).to_bytes(profile)).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
+        encode_args(args, self.core.config().dialect, self.core.config().profile)
     }
 
     fn send_message(&self, py: Python<'_>, session: u64, message: &Message) -> PyResult<()> {
@@ -475,7 +466,22 @@ fn flush(py: Python<'_>, cbs: &Callbacks, session: u64, run: &mut Vec<Bound<'_, 
     }
 }
 
-fn frame_args<'py>(py: Python<'py>, frame: &Frame) -> PyResult<Bound<'py, PyAny>> {
+/// A frame's `args` argument (a list or tuple of values) as msgpack in
+/// the dialect's profile.
+pub(crate) fn encode_args(args: &Bound<'_, PyAny>, dialect: Dialect, profile: Profile) -> PyResult<Args> {
+    let items: Vec<Value> = args
+        .try_iter()
+        .map_err(|_| PyTypeError::new_err("args must be a list or tuple of msgpack-encodable values"))?
+        .map(|i| convert::py_to_value(&i?, 1))
+        .collect::<PyResult<_>>()?;
+    let profile = match dialect {
+        Dialect::V0 => Profile::Compat,
+        Dialect::V1 => profile,
+    };
+    Args::from_raw(Value::Array(items).to_bytes(profile)).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
+}
+
+pub(crate) fn frame_args<'py>(py: Python<'py>, frame: &Frame) -> PyResult<Bound<'py, PyAny>> {
     let values = frame.args.to_values().map_err(|e| errors::error(py, &format!("frame arguments: {e}")))?;
     let list = PyList::empty(py);
     for v in &values {

@@ -28,6 +28,7 @@ classes! {
     error_class => "Error",
     would_block_class => "WouldBlock",
     closed_class => "Closed",
+    bad_arguments_class => "BadArguments",
 }
 
 fn make<'py>(cls: PyResult<Bound<'py, PyType>>, args: impl pyo3::call::PyCallArgs<'py>) -> PyErr {
@@ -54,6 +55,16 @@ pub(crate) fn send_error(py: Python<'_>, e: SendError) -> PyErr {
         ),
         SendError::Closed => make(closed_class(py), ("the channel is closed".to_string(),)),
     }
+}
+
+/// `sluice.Closed(message)`.
+pub(crate) fn closed(py: Python<'_>, message: &str) -> PyErr {
+    make(closed_class(py), (message.to_string(),))
+}
+
+/// `sluice.BadArguments(message)`: worker arguments that cannot be used.
+pub(crate) fn bad_arguments(py: Python<'_>, message: &str) -> PyErr {
+    make(bad_arguments_class(py), (message.to_string(),))
 }
 
 /// Maps a send's result.

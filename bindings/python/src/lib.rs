@@ -22,6 +22,7 @@ mod errors;
 mod events;
 mod options;
 mod payload;
+mod roles;
 mod server;
 mod wait;
 
@@ -42,6 +43,7 @@ fn _sluice(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<channel::Channel>()?;
     m.add_class::<server::Server>()?;
     events::register(m)?;
+    roles::register(m)?;
     m.add("Payload", payload::init_type(py)?)?;
     m.add_function(wrap_pyfunction!(wait::poll, m)?)?;
     m.add_function(wrap_pyfunction!(set_io_threads, m)?)?;

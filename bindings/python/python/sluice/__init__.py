@@ -8,6 +8,13 @@ events to Python on your thread, in batches:
   callbacks, ``send_*`` methods; ``dispatch()``/``run()``/``fileno()``.
 * :class:`Server` — listen and accept channels (an engine or a service).
 * :func:`poll` — wait on several channels and servers, dispatch them.
+* The protocol roles: :class:`Worker` (the app side: handshake, heartbeats,
+  disown, sessions as :class:`WorkerStream`), :class:`Engine` (accepts
+  workers: :class:`WorkerRef`, :class:`EngineStream`), :class:`Session` (a
+  connection that reconnects, optionally resumable) and
+  :class:`ResumeServer` (its server: :class:`Peer`). Same delivery as a
+  channel: ``on_*`` callbacks run by ``dispatch()``/``run()`` or
+  :func:`sluice.aio.run`.
 * :mod:`sluice.aio` — the asyncio API (``await sluice.aio.connect(...)``).
 * :mod:`sluice.events` — event objects for pull-style delivery.
 * :mod:`sluice.errors` — exceptions, rooted at :class:`Error`.
@@ -22,13 +29,21 @@ from ._sluice import (
     DEFAULT_BATCH,
     DEFAULT_COPY_THRESHOLD,
     Channel,
+    Engine,
+    EngineStream,
     Payload,
+    Peer,
+    ResumeServer,
     Server,
+    Session,
+    Worker,
+    WorkerRef,
+    WorkerStream,
     __version__,
     poll,
     set_io_threads,
 )
-from .errors import Closed, ConnectionError, Error, ProtocolError, WouldBlock
+from .errors import BadArguments, Closed, ConnectionError, Error, ProtocolError, WouldBlock
 from .events import Event
 
 if TYPE_CHECKING:
@@ -38,6 +53,14 @@ __all__ = [
     "Channel",
     "Server",
     "Payload",
+    "Worker",
+    "WorkerStream",
+    "Engine",
+    "WorkerRef",
+    "EngineStream",
+    "Session",
+    "ResumeServer",
+    "Peer",
     "poll",
     "set_io_threads",
     "Event",
@@ -45,6 +68,7 @@ __all__ = [
     "ProtocolError",
     "WouldBlock",
     "Closed",
+    "BadArguments",
     "errors",
     "events",
     "aio",

@@ -9,7 +9,8 @@ from typing_extensions import Buffer, Self
 
 from .events import Event
 
-__all__ = ['__version__', 'DEFAULT_COPY_THRESHOLD', 'DEFAULT_BATCH', 'Channel', 'Server', 'events', 'Payload', 'poll', 'set_io_threads']
+__all__ = ['__version__', 'DEFAULT_COPY_THRESHOLD', 'DEFAULT_BATCH', 'Channel', 'Server', 'events', 'Payload', 'poll', 'set_io_threads',
+           'Worker', 'WorkerStream', 'Engine', 'WorkerRef', 'EngineStream', 'Session', 'ResumeServer', 'Peer']
 __version__: str
 #: Chunks of at least this many bytes arrive as a zero-copy :class:`Payload`.
 DEFAULT_COPY_THRESHOLD: int
@@ -230,3 +231,450 @@ def poll(*objects: Union[Channel, Server], timeout: Optional[float] = None) -> i
 
 def set_io_threads(n: int) -> bool:
     """Sets the number of I/O threads (before the first channel); returns whether it took effect."""
+
+# ---------------------------------------------------------------------------
+# The protocol roles. Each delivers its events like a channel: ``on_*``
+# callbacks (attributes or constructor keywords) run by ``dispatch()`` /
+# ``run()`` on the calling thread, or on the event loop by ``sluice.aio.run``.
+
+#: An endpoint: a Unix socket path, ``"unix:PATH"``, ``"host:port"`` or ``(host, port)``.
+_Endpoint = Union[_PathLike, Tuple[str, int]]
+_Cb = Optional[Callable[..., Any]]
+
+class _Role:
+    """What every role has (not a runtime class)."""
+    def fileno(self) -> int:
+        """The descriptor readable while events wait (level-triggered)."""
+    def dispatch(self, timeout: Optional[float] = 0.0) -> int:
+        """Runs the callbacks of the waiting events; returns how many ran."""
+    def run(self, timeout: Optional[float] = None) -> None:
+        """Dispatches until ``done`` or ``timeout`` seconds."""
+    @property
+    def pending(self) -> bool:
+        """Events left undelivered by a callback that raised."""
+    @property
+    def done(self) -> bool:
+        """Nothing more will be delivered."""
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> bool: ...
+
+@final
+class WorkerStream:
+    """A session the engine opened, seen from the worker."""
+    @property
+    def session(self) -> int:
+        """The session id."""
+    def write(self, data: _Data) -> None:
+        """Sends a chunk."""
+    def close(self) -> None:
+        """Ends this side of the session."""
+    def error(self, code: int, message: Optional[_Text] = None, category: Optional[int] = None) -> None:
+        """Fails the session (v1 category 42 when None; v0 error then choke)."""
+
+@final
+class Worker(_Role):
+    """The app side of the engine protocol: handshake, heartbeats, disown,
+    sessions as :class:`WorkerStream`."""
+
+    def __new__(
+        cls,
+        endpoint: _Endpoint,
+        uuid: _Text,
+        *,
+        dialect: _DialectArg = 1,
+        app: str = "",
+        locator: Optional[List[str]] = None,
+        heartbeat_interval: Optional[float] = 5.0,
+        disown_timeout: Optional[float] = 30.0,
+        max_frame_size: Optional[int] = None,
+        high_watermark: Optional[int] = None,
+        low_watermark: Optional[int] = None,
+        connect_timeout: Optional[float] = 30.0,
+        max_pending: Optional[int] = None,
+        on_connect: Optional[Callable[[], Any]] = None,
+        on_invoke: Optional[Callable[[WorkerStream, str], Any]] = None,
+        on_chunk: Optional[Callable[[int, _ChunkData], Any]] = None,
+        on_error: Optional[Callable[[int, Optional[int], int, Optional[str]], Any]] = None,
+        on_choke: Optional[Callable[[int], Any]] = None,
+        on_heartbeat: Optional[Callable[[], Any]] = None,
+        on_terminate: Optional[Callable[[int, str], Any]] = None,
+        on_disown: Optional[Callable[[], Any]] = None,
+        on_drain: Optional[Callable[[], Any]] = None,
+        on_disconnect: Optional[Callable[[int, List[int]], Any]] = None,
+    ) -> Self: ...
+    @staticmethod
+    def from_args(
+        args: Iterable[str],
+        *,
+        heartbeat_interval: Optional[float] = 5.0,
+        disown_timeout: Optional[float] = 30.0,
+        max_frame_size: Optional[int] = None,
+        high_watermark: Optional[int] = None,
+        low_watermark: Optional[int] = None,
+        connect_timeout: Optional[float] = 30.0,
+        max_pending: Optional[int] = None,
+        on_connect: Optional[Callable[[], Any]] = None,
+        on_invoke: Optional[Callable[[WorkerStream, str], Any]] = None,
+        on_chunk: Optional[Callable[[int, _ChunkData], Any]] = None,
+        on_error: Optional[Callable[[int, Optional[int], int, Optional[str]], Any]] = None,
+        on_choke: Optional[Callable[[int], Any]] = None,
+        on_heartbeat: Optional[Callable[[], Any]] = None,
+        on_terminate: Optional[Callable[[int, str], Any]] = None,
+        on_disown: Optional[Callable[[], Any]] = None,
+        on_drain: Optional[Callable[[], Any]] = None,
+        on_disconnect: Optional[Callable[[int, List[int]], Any]] = None,
+    ) -> "Worker":
+        """A worker from the runtime's arguments (``sys.argv[1:]``); raises ``BadArguments``."""
+
+    on_connect: Optional[Callable[[], Any]]
+    """``on_connect()``: connected, handshake sent."""
+    on_invoke: Optional[Callable[[WorkerStream, str], Any]]
+    """``on_invoke(stream, event)``: the engine opens a session."""
+    on_chunk: Optional[Callable[[int, _ChunkData], Any]]
+    """``on_chunk(session, data)``: request data."""
+    on_error: Optional[Callable[[int, Optional[int], int, Optional[str]], Any]]
+    """``on_error(session, category, code, message)``: the engine failed the session."""
+    on_choke: Optional[Callable[[int], Any]]
+    """``on_choke(session)``: the engine's direction ended."""
+    on_heartbeat: Optional[Callable[[], Any]]
+    """``on_heartbeat()``: the engine answered a heartbeat."""
+    on_terminate: Optional[Callable[[int, str], Any]]
+    """``on_terminate(code, reason)``: the engine asks the worker to stop."""
+    on_disown: Optional[Callable[[], Any]]
+    """``on_disown()``: the engine was silent for ``disown_timeout``."""
+    on_drain: Optional[Callable[[], Any]]
+    """``on_drain()``: sends are accepted again."""
+    on_disconnect: Optional[Callable[[int, List[int]], Any]]
+    """``on_disconnect(errno, sessions)``: the connection ended; the last event."""
+
+    def stream(self, session: int) -> WorkerStream:
+        """The stream of ``session``."""
+    def terminate(self, code: int = 1, reason: Optional[_Text] = None) -> None:
+        """Sends terminate and closes; no callback runs afterwards."""
+    def close(self) -> None:
+        """Closes without a terminate; no callback runs afterwards."""
+    @property
+    def app(self) -> str:
+        """``--app``."""
+    @property
+    def uuid(self) -> str:
+        """``--uuid``."""
+    @property
+    def endpoint(self) -> str:
+        """``--endpoint`` as ``unix:PATH`` or ``host:port``."""
+    @property
+    def locator(self) -> List[str]:
+        """``--locator`` entries."""
+    @property
+    def dialect(self) -> int:
+        """0 or 1."""
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between heartbeats."""
+    @property
+    def disown_timeout(self) -> float:
+        """Seconds of engine silence before disowning."""
+    @property
+    def open_sessions(self) -> int:
+        """Sessions open in at least one direction."""
+
+@final
+class WorkerRef:
+    """A worker connected to an :class:`Engine` (``==`` and ``hash`` by connection)."""
+    @property
+    def id(self) -> int:
+        """Unique to this connection within the process."""
+    @property
+    def uuid(self) -> Optional[str]:
+        """The handshake's uuid (None before it)."""
+    @property
+    def open_sessions(self) -> int:
+        """Sessions open in at least one direction."""
+    def invoke(self, event: _Text) -> "EngineStream":
+        """Opens a session for ``event``."""
+    def stream(self, session: int) -> "EngineStream":
+        """The stream of a session this engine opened."""
+    def terminate(self, code: int = 1, reason: Optional[_Text] = None) -> None:
+        """Sends terminate; the worker is cut after the terminate timeout."""
+    def kill(self, errno: int = 104) -> None:
+        """Disconnects the worker at once."""
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class EngineStream:
+    """A session an :class:`Engine` opened on a worker."""
+    @property
+    def session(self) -> int:
+        """The session id."""
+    @property
+    def worker(self) -> WorkerRef:
+        """The worker it runs on."""
+    def write(self, data: _Data) -> None:
+        """Sends a request chunk."""
+    def close(self) -> None:
+        """Ends the request."""
+    def error(self, code: int, message: Optional[_Text] = None) -> None:
+        """Fails the session."""
+
+@final
+class Engine(_Role):
+    """Listens and drives workers: handshakes, heartbeats, timeouts, invokes, terminate."""
+
+    def __new__(
+        cls,
+        endpoint: _Endpoint,
+        dialect: _DialectArg = 1,
+        *,
+        uuids: Optional[Iterable[_Text]] = None,
+        handshake_timeout: float = 5.0,
+        heartbeat_timeout: float = 30.0,
+        terminate_timeout: float = 10.0,
+        max_frame_size: Optional[int] = None,
+        high_watermark: Optional[int] = None,
+        low_watermark: Optional[int] = None,
+        max_pending: Optional[int] = None,
+        on_handshake: Optional[Callable[[WorkerRef], Any]] = None,
+        on_rejected: Optional[Callable[[str], Any]] = None,
+        on_heartbeat: Optional[Callable[[WorkerRef], Any]] = None,
+        on_chunk: Optional[Callable[[WorkerRef, int, _ChunkData], Any]] = None,
+        on_error: Optional[Callable[[WorkerRef, int, Optional[int], int, Optional[str]], Any]] = None,
+        on_choke: Optional[Callable[[WorkerRef, int], Any]] = None,
+        on_terminate: Optional[Callable[[WorkerRef, int, str], Any]] = None,
+        on_drain: Optional[Callable[[WorkerRef], Any]] = None,
+        on_gone: Optional[Callable[[WorkerRef, int], Any]] = None,
+    ) -> Self: ...
+
+    on_handshake: Optional[Callable[[WorkerRef], Any]]
+    """``on_handshake(worker)``: a worker with an accepted uuid."""
+    on_rejected: Optional[Callable[[str], Any]]
+    """``on_rejected(uuid)``: an unknown uuid, disconnected."""
+    on_heartbeat: Optional[Callable[[WorkerRef], Any]]
+    """``on_heartbeat(worker)``: answered already."""
+    on_chunk: Optional[Callable[[WorkerRef, int, _ChunkData], Any]]
+    """``on_chunk(worker, session, data)``: reply data."""
+    on_error: Optional[Callable[[WorkerRef, int, Optional[int], int, Optional[str]], Any]]
+    """``on_error(worker, session, category, code, message)``."""
+    on_choke: Optional[Callable[[WorkerRef, int], Any]]
+    """``on_choke(worker, session)``: the worker's direction ended."""
+    on_terminate: Optional[Callable[[WorkerRef, int, str], Any]]
+    """``on_terminate(worker, code, reason)``."""
+    on_drain: Optional[Callable[[WorkerRef], Any]]
+    """``on_drain(worker)``."""
+    on_gone: Optional[Callable[[WorkerRef, int], Any]]
+    """``on_gone(worker, errno)``: the worker's last event."""
+
+    @property
+    def workers(self) -> List[WorkerRef]:
+        """Handshaken workers, oldest first."""
+    def worker(self, uuid: _Text) -> Optional[WorkerRef]:
+        """The connected worker with this uuid."""
+    def close(self) -> None:
+        """Stops listening and closes every worker connection."""
+    @property
+    def address(self) -> Union[Tuple[str, int], str]:
+        """``(host, port)`` or the path."""
+    @property
+    def port(self) -> Optional[int]:
+        """The TCP port, or None."""
+    @property
+    def endpoint(self) -> str:
+        """``host:port`` or ``unix:PATH``."""
+
+@final
+class Session(_Role):
+    """A connection that reconnects (backoff, failover, liveness), optionally resumable."""
+
+    def __new__(
+        cls,
+        endpoints: Union[_Endpoint, List[_Endpoint]],
+        *,
+        dialect: _DialectArg = 1,
+        role: _RoleArg = None,
+        profile: Literal["compat", "modern"] = "compat",
+        backoff_initial: float = 0.1,
+        backoff_max: float = 10.0,
+        backoff_multiplier: float = 2.0,
+        backoff_jitter: float = 0.2,
+        heartbeat_interval: Optional[float] = None,
+        liveness_timeout: Optional[float] = None,
+        resume: bool = False,
+        max_unacked: Optional[int] = None,
+        ack_every: Optional[int] = None,
+        ack_bytes: Optional[int] = None,
+        max_frame_size: Optional[int] = None,
+        high_watermark: Optional[int] = None,
+        low_watermark: Optional[int] = None,
+        connect_timeout: Optional[float] = 30.0,
+        max_pending: Optional[int] = None,
+        on_connect: Optional[Callable[[str, bool], Any]] = None,
+        on_disconnect: Optional[Callable[[int], Any]] = None,
+        on_reconnect_attempt: Optional[Callable[[int, str, float], Any]] = None,
+        on_handshake: Optional[Callable[[str], Any]] = None,
+        on_heartbeat: Optional[Callable[[], Any]] = None,
+        on_terminate: Optional[Callable[[int, int, str], Any]] = None,
+        on_invoke: Optional[Callable[[int, str], Any]] = None,
+        on_chunk: Optional[Callable[[int, _ChunkData], Any]] = None,
+        on_choke: Optional[Callable[[int], Any]] = None,
+        on_error: Optional[Callable[[int, Optional[int], int, Optional[str]], Any]] = None,
+        on_frame: Optional[Callable[[int, int, List[Any]], Any]] = None,
+        on_drain: Optional[Callable[[], Any]] = None,
+    ) -> Self: ...
+
+    on_connect: Optional[Callable[[str, bool], Any]]
+    """``on_connect(endpoint, resumed)``: a connection is up."""
+    on_disconnect: Optional[Callable[[int], Any]]
+    """``on_disconnect(errno)``: the connection was lost; a reconnection follows."""
+    on_reconnect_attempt: Optional[Callable[[int, str, float], Any]]
+    """``on_reconnect_attempt(attempt, endpoint, delay)``."""
+    on_handshake: Optional[Callable[[str], Any]]
+    """As :attr:`Channel.on_handshake`."""
+    on_heartbeat: Optional[Callable[[], Any]]
+    """As :attr:`Channel.on_heartbeat`."""
+    on_terminate: Optional[Callable[[int, int, str], Any]]
+    """As :attr:`Channel.on_terminate`."""
+    on_invoke: Optional[Callable[[int, str], Any]]
+    """As :attr:`Channel.on_invoke`."""
+    on_chunk: Optional[Callable[[int, _ChunkData], Any]]
+    """As :attr:`Channel.on_chunk`."""
+    on_choke: Optional[Callable[[int], Any]]
+    """As :attr:`Channel.on_choke`."""
+    on_error: Optional[Callable[[int, Optional[int], int, Optional[str]], Any]]
+    """As :attr:`Channel.on_error`."""
+    on_frame: Optional[Callable[[int, int, List[Any]], Any]]
+    """As :attr:`Channel.on_frame`."""
+    on_drain: Optional[Callable[[], Any]]
+    """A refused send may be retried."""
+
+    def send_chunk(self, session: int, data: _Data) -> None:
+        """Queues a chunk (kept while disconnected with resume)."""
+    def send_choke(self, session: int) -> None:
+        """Ends this side of ``session``."""
+    def send_error(self, session: int, code: int, message: Optional[_Text] = None, category: Optional[int] = None) -> None:
+        """Fails ``session``."""
+    def send_invoke(self, event: _Text, session: Optional[int] = None) -> int:
+        """Opens a session; returns its id."""
+    def send_frame(self, session: int, type_id: int, args: Optional[Iterable[Any]] = None) -> None:
+        """Queues a generic frame."""
+    def next_session(self) -> int:
+        """The id for a new session opened by this side."""
+    def disconnect(self, errno: int = 104) -> None:
+        """Cuts the current connection; the session reconnects."""
+    def stop(self) -> None:
+        """Stops for good."""
+    def close(self) -> None:
+        """The same as :meth:`stop`."""
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is up and usable."""
+    @property
+    def received(self) -> int:
+        """With resume: frames delivered so far."""
+    @property
+    def endpoints(self) -> List[str]:
+        """The endpoints in order."""
+    @property
+    def dialect(self) -> int:
+        """0 or 1."""
+    @property
+    def resume(self) -> bool:
+        """Whether the stream resumes across reconnections."""
+
+@final
+class Peer:
+    """A client of a :class:`ResumeServer` across its connections (``==``/``hash`` by token)."""
+    @property
+    def token(self) -> bytes:
+        """The client's 16-byte token."""
+    @property
+    def received(self) -> int:
+        """Frames received from it so far."""
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is attached."""
+    def send_chunk(self, session: int, data: _Data) -> None:
+        """Queues a chunk (replayed after a reconnection if needed)."""
+    def send_choke(self, session: int) -> None:
+        """Ends this side of ``session``."""
+    def send_error(self, session: int, code: int, message: Optional[_Text] = None, category: Optional[int] = None) -> None:
+        """Fails ``session``."""
+    def send_frame(self, session: int, type_id: int, args: Optional[Iterable[Any]] = None) -> None:
+        """Queues a generic frame."""
+    def disconnect(self, errno: int = 104) -> None:
+        """Cuts the current connection; the client resumes."""
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class ResumeServer(_Role):
+    """The server of resumable sessions."""
+
+    def __new__(
+        cls,
+        endpoint: _Endpoint,
+        dialect: _DialectArg = 1,
+        *,
+        role: _RoleArg = None,
+        profile: Literal["compat", "modern"] = "compat",
+        peer_timeout: float = 60.0,
+        hello_timeout: float = 10.0,
+        max_unacked: Optional[int] = None,
+        ack_every: Optional[int] = None,
+        ack_bytes: Optional[int] = None,
+        max_frame_size: Optional[int] = None,
+        max_pending: Optional[int] = None,
+        on_peer_connect: Optional[Callable[[Peer, bool], Any]] = None,
+        on_peer_disconnect: Optional[Callable[[Peer, int], Any]] = None,
+        on_peer_gone: Optional[Callable[[Peer], Any]] = None,
+        on_handshake: Optional[Callable[[Peer, str], Any]] = None,
+        on_heartbeat: Optional[Callable[[Peer], Any]] = None,
+        on_terminate: Optional[Callable[[Peer, int, int, str], Any]] = None,
+        on_invoke: Optional[Callable[[Peer, int, str], Any]] = None,
+        on_chunk: Optional[Callable[[Peer, int, _ChunkData], Any]] = None,
+        on_choke: Optional[Callable[[Peer, int], Any]] = None,
+        on_error: Optional[Callable[[Peer, int, Optional[int], int, Optional[str]], Any]] = None,
+        on_frame: Optional[Callable[[Peer, int, int, List[Any]], Any]] = None,
+        on_drain: Optional[Callable[[Peer], Any]] = None,
+    ) -> Self: ...
+
+    on_peer_connect: Optional[Callable[[Peer, bool], Any]]
+    """``on_peer_connect(peer, resumed)``."""
+    on_peer_disconnect: Optional[Callable[[Peer, int], Any]]
+    """``on_peer_disconnect(peer, errno)``: it may come back."""
+    on_peer_gone: Optional[Callable[[Peer], Any]]
+    """``on_peer_gone(peer)``: forgotten after ``peer_timeout``."""
+    on_handshake: Optional[Callable[[Peer, str], Any]]
+    """``on_handshake(peer, uuid)``."""
+    on_heartbeat: Optional[Callable[[Peer], Any]]
+    """``on_heartbeat(peer)``."""
+    on_terminate: Optional[Callable[[Peer, int, int, str], Any]]
+    """``on_terminate(peer, session, code, reason)``."""
+    on_invoke: Optional[Callable[[Peer, int, str], Any]]
+    """``on_invoke(peer, session, event)``."""
+    on_chunk: Optional[Callable[[Peer, int, _ChunkData], Any]]
+    """``on_chunk(peer, session, data)``."""
+    on_choke: Optional[Callable[[Peer, int], Any]]
+    """``on_choke(peer, session)``."""
+    on_error: Optional[Callable[[Peer, int, Optional[int], int, Optional[str]], Any]]
+    """``on_error(peer, session, category, code, message)``."""
+    on_frame: Optional[Callable[[Peer, int, int, List[Any]], Any]]
+    """``on_frame(peer, session, type_id, args)``."""
+    on_drain: Optional[Callable[[Peer], Any]]
+    """``on_drain(peer)``: its replay buffer has room again."""
+
+    @property
+    def peers(self) -> List[Peer]:
+        """The peers it remembers."""
+    def close(self) -> None:
+        """Stops listening and forgets every peer."""
+    @property
+    def address(self) -> Union[Tuple[str, int], str]:
+        """``(host, port)`` or the path."""
+    @property
+    def port(self) -> Optional[int]:
+        """The TCP port, or None."""
+    @property
+    def endpoint(self) -> str:
+        """``host:port`` or ``unix:PATH``."""

@@ -21,6 +21,13 @@ readable the reader takes every waiting event in one batch::
 Iteration ends after the channel's last event, ``SocketError(errno)``
 (which it yields), or when the channel is closed. Everything here must be
 used from the loop's thread.
+
+The protocol roles (:class:`sluice.Worker`, :class:`sluice.Engine`,
+:class:`sluice.Session`, :class:`sluice.ResumeServer`) keep their ``on_*``
+callbacks; :func:`run` runs them on the loop::
+
+    worker = sluice.Worker.from_args(sys.argv[1:], on_chunk=..., on_terminate=...)
+    await sluice.aio.run(worker)     # returns once worker.done
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from typing import Any, AsyncIterator, Deque, Dict, Iterable, List, Optional, Un
 from . import _sluice, errors
 from .events import Drain, Event, SocketError
 
-__all__ = ["Channel", "Server", "connect", "serve"]
+__all__ = ["Channel", "Server", "connect", "serve", "run"]
 
 _PathOrHost = Union[str, bytes, "os.PathLike[str]"]
 
@@ -384,3 +391,56 @@ async def serve(host: _PathOrHost, port: Optional[int] = None, **options: Any) -
     ``on_accept``)."""
     _no_callbacks(options)
     return Server(_sluice.Server(host, port, **options), asyncio.get_running_loop())
+
+
+#: What :func:`run` drives: an object with ``fileno()``, ``dispatch()`` and ``done``.
+_Role = Union[_sluice.Worker, _sluice.Engine, _sluice.Session, _sluice.ResumeServer]
+
+
+async def run(role: _Role, *, check_interval: float = 0.1) -> None:
+    """Runs a role's callbacks on the running loop until it is done.
+
+    ``role`` is a :class:`sluice.Worker`, :class:`sluice.Engine`,
+    :class:`sluice.Session` or :class:`sluice.ResumeServer`. Its descriptor
+    is watched with ``loop.add_reader``; when it is readable the waiting
+    events are dispatched (their callbacks run on the loop's thread, where
+    they may create tasks). Returns once ``role.done`` holds: the worker's
+    ``on_disconnect`` ran, or ``terminate()``/``close()``/``stop()`` was
+    called (from a callback or another task; checked every
+    ``check_interval`` seconds as well). An exception raised by a callback
+    is raised from here (the events after it stay queued). Cancelling the
+    task stops watching; the role itself stays open.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    fd = role.fileno()
+
+    def ready() -> None:
+        if done.done():
+            return
+        try:
+            # One batch; the reader is level-triggered and fires again.
+            role.dispatch()
+        except BaseException as e:  # handed to the awaiting task
+            done.set_exception(e)
+            return
+        if role.done:
+            done.set_result(None)
+
+    timer: Optional[asyncio.TimerHandle] = None
+
+    def tick() -> None:
+        nonlocal timer
+        ready()
+        if not done.done():
+            timer = loop.call_later(check_interval, tick)
+
+    loop.add_reader(fd, ready)
+    timer = loop.call_later(check_interval, tick)
+    try:
+        ready()
+        await done
+    finally:
+        if timer is not None:
+            timer.cancel()
+        loop.remove_reader(fd)

@@ -10,7 +10,10 @@ class               raised when                            also an instance of
 ``WouldBlock``      a send past the high watermark         ``BlockingIOError``
                     (.errno EAGAIN): wait for ``on_drain``
 ``Closed``          a send on a closed/ended channel,      ``Error``
-                    ``accept`` on a closed server
+                    ``accept`` on a closed server, a
+                    stream send after its close/error
+``BadArguments``    worker arguments (``--uuid``...) that  ``ValueError``
+                    cannot be used
 ==================  =====================================  ==========================
 
 Callbacks report connection failures as ``on_socket_error(errno)``; the
@@ -23,7 +26,7 @@ import builtins
 import errno as _errno
 import os
 
-__all__ = ["Error", "ConnectionError", "ProtocolError", "WouldBlock", "Closed", "from_errno"]
+__all__ = ["Error", "ConnectionError", "ProtocolError", "WouldBlock", "Closed", "BadArguments", "from_errno"]
 
 
 class Error(Exception):
@@ -57,7 +60,14 @@ class WouldBlock(Error, builtins.BlockingIOError):
 
 class Closed(Error):
     """The channel is closed or its connection has ended (or the server is
-    closed)."""
+    closed); for a role's stream: this side has ended it (close or error
+    sent), or the session is not open."""
+
+
+class BadArguments(Error, builtins.ValueError):
+    """Worker arguments (``--app --uuid --endpoint --locator --protocol``)
+    that cannot be used: a flag without a value, no ``--uuid`` or
+    ``--endpoint``, an unknown ``--protocol``."""
 
 
 _MESSAGES = {

@@ -1,0 +1,300 @@
+//! `sluice.ResumeServer` and `sluice.Peer`: the server side of resumable
+//! sessions (the core's `roles::ResumeServer`, poll delivery).
+
+use std::os::fd::RawFd;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
+
+use sluice_core::net::{DispatchError, Endpoint};
+use sluice_core::roles::{Peer as CorePeer, ResumeEvent, ResumeServer as CoreServer, ResumeServerOptions};
+use sluice_core::wire::{Args, Dialect, Message, Profile};
+
+use super::{frame_call, message_call, role_class, seconds, Call, Hub, Role};
+use crate::channel::encode_args;
+use crate::convert::text_arg;
+use crate::errors;
+use crate::options::{self, DialectArg, RoleArg};
+
+/// The server of resumable ``sluice.Session`` clients: each client is a
+/// ``Peer`` whose stream outlives its connections. When a client's
+/// connection drops, its peer waits ``peer_timeout`` seconds for it to come
+/// back; frames either side missed are sent again, none is lost or
+/// delivered twice.
+///
+/// ``ResumeServer(endpoint, dialect=1, role=None, ...)``: ``endpoint`` is a
+/// Unix socket path or ``(host, port)`` (port 0 picks one). Callbacks run
+/// only on the thread that calls ``dispatch()`` / ``run()`` (or in the
+/// event loop with ``sluice.aio.run(server)``). The message callbacks are
+/// the Channel's with the peer first: ``on_chunk(peer, session, data)``,
+/// ``on_frame(peer, session, type_id, args)``...
+#[pyclass(frozen, weakref, module = "sluice", name = "ResumeServer")]
+pub struct ResumeServer {
+    core: CoreServer,
+    hub: Hub<ResumeEvent>,
+    dialect: Dialect,
+    profile: Profile,
+}
+
+impl Drop for ResumeServer {
+    fn drop(&mut self) {
+        if !self.hub.is_done() {
+            self.core.close();
+        }
+    }
+}
+
+fn peer<'py>(py: Python<'py>, p: CorePeer, dialect: Dialect, profile: Profile) -> PyResult<Bound<'py, PyAny>> {
+    Ok(Bound::new(py, Peer { core: p, dialect, profile })?.into_any())
+}
+
+impl Role for ResumeServer {
+    type Event = ResumeEvent;
+
+    fn hub(&self) -> &Hub<ResumeEvent> {
+        &self.hub
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.core.fd().expect("sluice resume servers use poll delivery")
+    }
+
+    fn core_dispatch(&self, max: usize) -> Result<usize, DispatchError> {
+        self.core.dispatch(max)
+    }
+
+    fn convert<'py>(&self, py: Python<'py>, event: ResumeEvent) -> PyResult<Option<Call<'py>>> {
+        let (d, pr) = (self.dialect, self.profile);
+        Ok(Some(match event {
+            ResumeEvent::PeerConnected { peer: p, resumed } => (
+                "on_peer_connect",
+                vec![peer(py, p, d, pr)?, pyo3::types::PyBool::new(py, resumed).to_owned().into_any()],
+            ),
+            ResumeEvent::PeerDisconnected { peer: p, errno } => {
+                ("on_peer_disconnect", vec![peer(py, p, d, pr)?, errno.into_pyobject(py)?.into_any()])
+            }
+            ResumeEvent::PeerGone { peer: p } => ("on_peer_gone", vec![peer(py, p, d, pr)?]),
+            ResumeEvent::Message { peer: p, session, message, .. } => message_call(py, Some(peer(py, p, d, pr)?), session, message)?,
+            ResumeEvent::Frame { peer: p, frame } => frame_call(py, Some(peer(py, p, d, pr)?), &frame)?,
+            ResumeEvent::Drain { peer: p } => ("on_drain", vec![peer(py, p, d, pr)?]),
+        }))
+    }
+}
+
+role_class! {
+    ResumeServer,
+    callbacks {
+        /// ``on_peer_connect(peer: Peer, resumed: bool)``: a client connected;
+        /// ``resumed`` when it was known (its stream goes on), otherwise a
+        /// new peer.
+        on_peer_connect / set_on_peer_connect;
+        /// ``on_peer_disconnect(peer, errno)``: a peer's connection ended;
+        /// its stream waits ``peer_timeout`` seconds for it to come back.
+        on_peer_disconnect / set_on_peer_disconnect;
+        /// ``on_peer_gone(peer)``: the peer did not come back in time:
+        /// forgotten (its last event).
+        on_peer_gone / set_on_peer_gone;
+        /// ``on_handshake(peer, uuid)`` (with a role).
+        on_handshake / set_on_handshake;
+        /// ``on_heartbeat(peer)`` (with a role).
+        on_heartbeat / set_on_heartbeat;
+        /// ``on_terminate(peer, session, code, reason)`` (with a role).
+        on_terminate / set_on_terminate;
+        /// ``on_invoke(peer, session, event)`` (with a role).
+        on_invoke / set_on_invoke;
+        /// ``on_chunk(peer, session, data)`` (with a role).
+        on_chunk / set_on_chunk;
+        /// ``on_choke(peer, session)`` (with a role).
+        on_choke / set_on_choke;
+        /// ``on_error(peer, session, category, code, message)`` (with a role).
+        on_error / set_on_error;
+        /// ``on_frame(peer, session, type_id, args: list)``: every frame when
+        /// ``role`` is None; with a role, frames the protocol drops.
+        on_frame / set_on_frame;
+        /// ``on_drain(peer)``: the peer's replay buffer has room again after
+        /// a send raised ``WouldBlock``.
+        on_drain / set_on_drain;
+    }
+    methods {
+        #[new]
+        #[pyo3(signature = (
+            endpoint, dialect=DialectArg(Dialect::V1), *, role=RoleArg(None), profile="compat",
+            peer_timeout=60.0, hello_timeout=10.0, max_unacked=None, ack_every=None, ack_bytes=None,
+            max_frame_size=None, max_pending=None, **callbacks
+        ))]
+        #[pyo3(text_signature = "(endpoint, dialect=1, *, role=None, profile='compat', peer_timeout=60.0, hello_timeout=10.0, max_unacked=None, ack_every=None, ack_bytes=None, max_frame_size=None, max_pending=None, **callbacks)")]
+        #[allow(clippy::too_many_arguments)]
+        fn py_new(
+            endpoint: &Bound<'_, PyAny>,
+            dialect: DialectArg,
+            role: RoleArg,
+            profile: &str,
+            peer_timeout: f64,
+            hello_timeout: f64,
+            max_unacked: Option<usize>,
+            ack_every: Option<u64>,
+            ack_bytes: Option<usize>,
+            max_frame_size: Option<usize>,
+            max_pending: Option<usize>,
+            callbacks: Option<&Bound<'_, PyDict>>,
+        ) -> PyResult<ResumeServer> {
+            let hub = Hub::new(Self::CALLBACKS, callbacks)?;
+            let endpoint = super::endpoint_arg(endpoint)?;
+            let config =
+                options::build(dialect, role, profile, max_frame_size, None, None, None, max_pending, None, None, None)?.config;
+            let (d, pr) = (config.dialect, config.profile);
+            let mut opts = ResumeServerOptions::new(endpoint, config);
+            opts.peer_timeout = seconds(peer_timeout, "peer_timeout")?;
+            opts.hello_timeout = seconds(hello_timeout, "hello_timeout")?;
+            opts.resume = super::session::resume_options(max_unacked, ack_every, ack_bytes)?;
+            let queue = hub.queue.clone();
+            let core = CoreServer::bind(opts, move |_: &CoreServer, ev: ResumeEvent| {
+                crate::channel::lock(&queue).push(ev);
+            })?;
+            Ok(ResumeServer { core, hub, dialect: d, profile: pr })
+        }
+
+        /// The peers it remembers (connected or waiting to come back).
+        #[getter]
+        fn peers(&self) -> Vec<Peer> {
+            self.core.peers().into_iter().map(|core| Peer { core, dialect: self.dialect, profile: self.profile }).collect()
+        }
+
+        /// Stops listening, closes every connection and forgets every peer;
+        /// no callback runs afterwards and ``done`` becomes true.
+        /// Idempotent; called by ``with`` and when the object is
+        /// garbage-collected.
+        fn close(&self) {
+            self.core.close();
+            self.hub.finish();
+        }
+
+        fn __enter__(slf: Py<Self>) -> Py<Self> {
+            slf
+        }
+
+        #[pyo3(signature = (*_exc))]
+        fn __exit__(&self, _exc: &Bound<'_, PyTuple>) -> bool {
+            self.close();
+            false
+        }
+
+        /// Whether ``close()`` was called.
+        #[getter]
+        fn done(&self) -> bool {
+            self.hub.is_done()
+        }
+
+        /// Where it listens: ``(host, port)`` for TCP, the path for a Unix socket.
+        #[getter]
+        fn address<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+            super::engine::address(py, &self.core.local())
+        }
+
+        /// The TCP port, or None for a Unix socket.
+        #[getter]
+        fn port(&self) -> Option<u16> {
+            match self.core.local() {
+                Endpoint::Tcp(_, p) => Some(p),
+                Endpoint::Unix(_) => None,
+            }
+        }
+
+        /// The listening endpoint as text: ``host:port`` or ``unix:PATH``.
+        #[getter]
+        fn endpoint(&self) -> String {
+            self.core.local().to_string()
+        }
+
+        fn __repr__(&self) -> String {
+            format!("<sluice.ResumeServer {}{}>", self.core.local(), if self.hub.is_done() { " closed" } else { "" })
+        }
+    }
+}
+
+/// A client of a ``ResumeServer``, across its connections. Sends are kept
+/// until the client acknowledges them and sent again after a reconnection
+/// if needed; they raise ``sluice.WouldBlock`` while ``max_unacked`` bytes
+/// wait (``on_drain(peer)`` follows) and ``sluice.Closed`` once the peer is
+/// gone. Objects for the same peer compare equal and hash alike.
+#[pyclass(frozen, module = "sluice", name = "Peer")]
+pub struct Peer {
+    core: CorePeer,
+    dialect: Dialect,
+    profile: Profile,
+}
+
+#[pymethods]
+impl Peer {
+    /// The 16-byte token the client chose (it names the peer).
+    #[getter]
+    fn token<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.core.token())
+    }
+
+    /// Frames received from the peer so far, across connections.
+    #[getter]
+    fn received(&self) -> u64 {
+        self.core.received()
+    }
+
+    /// Whether a connection is attached now.
+    #[getter]
+    fn connected(&self) -> bool {
+        self.core.is_connected()
+    }
+
+    /// Queues a chunk on ``session``.
+    fn send_chunk(&self, py: Python<'_>, session: u64, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let b = super::data(data)?;
+        errors::sent(py, self.core.send_chunk(session, &b))
+    }
+
+    /// Ends this side of ``session``.
+    fn send_choke(&self, py: Python<'_>, session: u64) -> PyResult<()> {
+        errors::sent(py, self.core.send_message(session, &Message::Choke, &[]))
+    }
+
+    /// Fails ``session`` (v1 category 42 when None).
+    #[pyo3(signature = (session, code, message=None, category=None))]
+    fn send_error(&self, py: Python<'_>, session: u64, code: i64, message: Option<&Bound<'_, PyAny>>, category: Option<i64>) -> PyResult<()> {
+        let message = message.filter(|m| !m.is_none()).map(|m| text_arg(m, "message")).transpose()?;
+        errors::sent(py, self.core.send_message(session, &Message::Error { category, code, message }, &[]))
+    }
+
+    /// Queues a generic frame: ``args`` is a list or tuple of values,
+    /// encoded as msgpack.
+    #[pyo3(signature = (session, type_id, args=None))]
+    fn send_frame(&self, py: Python<'_>, session: u64, type_id: u64, args: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let args = match args {
+            Some(a) => encode_args(a, self.dialect, self.profile)?,
+            None => Args::empty(),
+        };
+        errors::sent(py, self.core.send_frame(session, type_id, &args, &[]))
+    }
+
+    /// Cuts the current connection (the client reconnects and resumes);
+    /// ``on_peer_disconnect(peer, errno)`` follows (ECONNRESET 104 by
+    /// default).
+    #[pyo3(signature = (errno=104))]
+    fn disconnect(&self, errno: i32) {
+        self.core.disconnect(errno);
+    }
+
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other.cast::<Peer>().is_ok_and(|o| o.get().core == self.core)
+    }
+
+    fn __hash__(&self) -> u64 {
+        let t = self.core.token();
+        let mut b = [0u8; 8];
+        let n = t.len().min(8);
+        b[..n].copy_from_slice(&t[..n]);
+        u64::from_le_bytes(b) >> 1
+    }
+
+    fn __repr__(&self) -> String {
+        let hex: String = self.core.token().iter().take(4).map(|b| format!("{b:02x}")).collect();
+        format!("<sluice.Peer {hex}{}>", if self.core.is_connected() { " connected" } else { "" })
+    }
+}

@@ -1,0 +1,363 @@
+//! `sluice.Session`: a client connection that stays up (the core's
+//! `roles::Session`, poll delivery with a descriptor that stays the same
+//! across reconnections).
+
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use sluice_core::net::DispatchError;
+use sluice_core::roles::{Backoff, Liveness, ResumeOptions, Session as CoreSession, SessionEvent, SessionOptions};
+use sluice_core::wire::{Args, Dialect, Message};
+
+use super::{frame_call, message_call, role_class, seconds, Call, Hub, Role};
+use crate::channel::encode_args;
+use crate::convert::text_arg;
+use crate::errors;
+use crate::options::{self, DialectArg, RoleArg};
+
+/// A connection that stays up: it connects to the first of its endpoints
+/// and, whenever the connection fails or ends, reconnects by itself after a
+/// delay that grows exponentially with jitter, trying the endpoints in
+/// order (failover).
+///
+/// ``Session(endpoints, dialect=1, role=None, resume=False, ...)``:
+/// ``endpoints`` is a list of endpoints (Unix paths, ``"unix:PATH"``,
+/// ``"host:port"``, ``(host, port)``) or one endpoint. With
+/// ``heartbeat_interval`` and ``liveness_timeout`` it heartbeats and treats
+/// a peer silent for the timeout as gone (ETIMEDOUT). With ``resume=True``
+/// (against a ``sluice.ResumeServer``) the stream survives reconnections:
+/// what the peer missed is sent again, nothing is lost or duplicated either
+/// way, and sends made while disconnected are kept and sent once connected.
+///
+/// Callbacks run only on the thread that calls ``dispatch()`` / ``run()``
+/// (or in the event loop with ``sluice.aio.run(session)``); the descriptor
+/// (``fileno()``) is the same across reconnections. ``role=None`` (the
+/// default) delivers every frame to ``on_frame``; with a role, protocol
+/// messages go to the Channel-style callbacks (``on_chunk``...).
+#[pyclass(frozen, weakref, module = "sluice", name = "Session")]
+pub struct Session {
+    core: CoreSession,
+    hub: Hub<SessionEvent>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.hub.is_done() {
+            self.core.stop();
+        }
+    }
+}
+
+impl Role for Session {
+    type Event = SessionEvent;
+
+    fn hub(&self) -> &Hub<SessionEvent> {
+        &self.hub
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.core.fd().expect("sluice sessions use poll delivery")
+    }
+
+    fn core_dispatch(&self, max: usize) -> Result<usize, DispatchError> {
+        self.core.dispatch(max)
+    }
+
+    fn convert<'py>(&self, py: Python<'py>, event: SessionEvent) -> PyResult<Option<Call<'py>>> {
+        Ok(Some(match event {
+            SessionEvent::Connected { endpoint, resumed } => (
+                "on_connect",
+                vec![endpoint.to_string().into_pyobject(py)?.into_any(), pyo3::types::PyBool::new(py, resumed).to_owned().into_any()],
+            ),
+            SessionEvent::Disconnected { errno } => ("on_disconnect", vec![errno.into_pyobject(py)?.into_any()]),
+            SessionEvent::ReconnectAttempt { attempt, endpoint, delay } => (
+                "on_reconnect_attempt",
+                vec![
+                    attempt.into_pyobject(py)?.into_any(),
+                    endpoint.to_string().into_pyobject(py)?.into_any(),
+                    delay.as_secs_f64().into_pyobject(py)?.into_any(),
+                ],
+            ),
+            SessionEvent::Message { session, message, .. } => message_call(py, None, session, message)?,
+            SessionEvent::Frame(f) => frame_call(py, None, &f)?,
+            SessionEvent::Drain => ("on_drain", vec![]),
+        }))
+    }
+}
+
+/// The endpoints argument: a list of endpoints, or one.
+fn endpoints(obj: &Bound<'_, PyAny>) -> PyResult<Vec<sluice_core::net::Endpoint>> {
+    match obj.cast::<PyList>() {
+        Ok(list) => list.iter().map(|e| super::endpoint_arg(&e)).collect(),
+        Err(_) => Ok(vec![super::endpoint_arg(obj)?]),
+    }
+}
+
+/// Resume options from keywords (None: the defaults).
+pub(crate) fn resume_options(max_unacked: Option<usize>, ack_every: Option<u64>, ack_bytes: Option<usize>) -> PyResult<ResumeOptions> {
+    let mut r = ResumeOptions::default();
+    if let Some(n) = max_unacked {
+        r.max_unacked = n;
+    }
+    if let Some(n) = ack_every {
+        if n == 0 {
+            return Err(PyValueError::new_err("ack_every must be at least 1"));
+        }
+        r.ack_every = n;
+    }
+    if let Some(n) = ack_bytes {
+        r.ack_bytes = n;
+    }
+    Ok(r)
+}
+
+role_class! {
+    Session,
+    callbacks {
+        /// ``on_connect(endpoint: str, resumed: bool)``: a connection is up
+        /// (with resume: the peer answered the hello; ``resumed`` says the
+        /// stream continues where it was). Restart subscriptions here.
+        on_connect / set_on_connect;
+        /// ``on_disconnect(errno)``: the connection was lost (ETIMEDOUT 110
+        /// for a silent peer); a reconnection follows.
+        on_disconnect / set_on_disconnect;
+        /// ``on_reconnect_attempt(attempt, endpoint: str, delay: float)``:
+        /// the next attempt (1, 2, ... since the last good connection) is
+        /// made to ``endpoint`` after ``delay`` seconds.
+        on_reconnect_attempt / set_on_reconnect_attempt;
+        /// ``on_handshake(uuid)``: as ``Channel.on_handshake`` (with a role).
+        on_handshake / set_on_handshake;
+        /// ``on_heartbeat()``: as ``Channel.on_heartbeat`` (with a role).
+        on_heartbeat / set_on_heartbeat;
+        /// ``on_terminate(session, code, reason)``: as ``Channel.on_terminate``.
+        on_terminate / set_on_terminate;
+        /// ``on_invoke(session, event)``: as ``Channel.on_invoke``.
+        on_invoke / set_on_invoke;
+        /// ``on_chunk(session, data)``: as ``Channel.on_chunk``.
+        on_chunk / set_on_chunk;
+        /// ``on_choke(session)``: as ``Channel.on_choke``.
+        on_choke / set_on_choke;
+        /// ``on_error(session, category, code, message)``: as ``Channel.on_error``.
+        on_error / set_on_error;
+        /// ``on_frame(session, type_id, args: list)``: every frame when
+        /// ``role`` is None; with a role, frames the protocol drops.
+        on_frame / set_on_frame;
+        /// ``on_drain()``: a send that raised ``WouldBlock`` may be retried.
+        on_drain / set_on_drain;
+    }
+    methods {
+        #[new]
+        #[pyo3(signature = (
+            endpoints, *, dialect=DialectArg(Dialect::V1), role=RoleArg(None), profile="compat",
+            backoff_initial=0.1, backoff_max=10.0, backoff_multiplier=2.0, backoff_jitter=0.2,
+            heartbeat_interval=None, liveness_timeout=None, resume=false, max_unacked=None, ack_every=None,
+            ack_bytes=None, max_frame_size=None, high_watermark=None, low_watermark=None,
+            connect_timeout=Some(30.0), max_pending=None, **callbacks
+        ))]
+        #[pyo3(text_signature = "(endpoints, *, dialect=1, role=None, profile='compat', backoff_initial=0.1, backoff_max=10.0, backoff_multiplier=2.0, backoff_jitter=0.2, heartbeat_interval=None, liveness_timeout=None, resume=False, max_unacked=None, ack_every=None, ack_bytes=None, max_frame_size=None, high_watermark=None, low_watermark=None, connect_timeout=30.0, max_pending=None, **callbacks)")]
+        #[allow(clippy::too_many_arguments)]
+        fn py_new(
+            py: Python<'_>,
+            endpoints: &Bound<'_, PyAny>,
+            dialect: DialectArg,
+            role: RoleArg,
+            profile: &str,
+            backoff_initial: f64,
+            backoff_max: f64,
+            backoff_multiplier: f64,
+            backoff_jitter: f64,
+            heartbeat_interval: Option<f64>,
+            liveness_timeout: Option<f64>,
+            resume: bool,
+            max_unacked: Option<usize>,
+            ack_every: Option<u64>,
+            ack_bytes: Option<usize>,
+            max_frame_size: Option<usize>,
+            high_watermark: Option<usize>,
+            low_watermark: Option<usize>,
+            connect_timeout: Option<f64>,
+            max_pending: Option<usize>,
+            callbacks: Option<&Bound<'_, PyDict>>,
+        ) -> PyResult<Session> {
+            let hub = Hub::new(Self::CALLBACKS, callbacks)?;
+            let eps = self::endpoints(endpoints)?;
+            if eps.is_empty() {
+                return Err(PyValueError::new_err("a session needs at least one endpoint"));
+            }
+            let config = options::build(
+                dialect, role, profile, max_frame_size, high_watermark, low_watermark, connect_timeout, max_pending,
+                None, None, None,
+            )?
+            .config;
+            let mut opts = SessionOptions::new(eps, config);
+            if !(backoff_multiplier.is_finite() && backoff_multiplier >= 1.0) {
+                return Err(PyValueError::new_err("backoff_multiplier must be at least 1"));
+            }
+            if !(0.0..=1.0).contains(&backoff_jitter) {
+                return Err(PyValueError::new_err("backoff_jitter must be between 0 and 1"));
+            }
+            opts.backoff = Backoff {
+                initial: seconds(backoff_initial, "backoff_initial")?,
+                max: seconds(backoff_max, "backoff_max")?,
+                multiplier: backoff_multiplier,
+                jitter: backoff_jitter,
+            };
+            opts.liveness = match (heartbeat_interval, liveness_timeout) {
+                (None, None) => None,
+                (Some(i), Some(t)) => Some(Liveness { interval: seconds(i, "heartbeat_interval")?, timeout: seconds(t, "liveness_timeout")? }),
+                (Some(i), None) => {
+                    let interval = seconds(i, "heartbeat_interval")?;
+                    Some(Liveness { interval, timeout: interval * 3 })
+                }
+                (None, Some(t)) => {
+                    let timeout = seconds(t, "liveness_timeout")?;
+                    Some(Liveness { interval: (timeout / 3).max(Duration::from_millis(1)), timeout })
+                }
+            };
+            if resume {
+                opts.resume = Some(resume_options(max_unacked, ack_every, ack_bytes)?);
+            }
+            let queue = hub.queue.clone();
+            let core = CoreSession::connect(opts, move |_: &CoreSession, ev: SessionEvent| {
+                crate::channel::lock(&queue).push(ev);
+            })
+            .map_err(|e| errors::error(py, &format!("cannot start the session: {e}")))?;
+            Ok(Session { core, hub })
+        }
+
+        /// Queues a chunk on ``session``. Without resume, raises
+        /// ``sluice.Closed`` while no connection is up; with resume, the
+        /// chunk is kept and sent once one is (``sluice.WouldBlock`` while
+        /// ``max_unacked`` bytes wait for the peer's acknowledgement).
+        fn send_chunk(&self, py: Python<'_>, session: u64, data: &Bound<'_, PyAny>) -> PyResult<()> {
+            let b = super::data(data)?;
+            errors::sent(py, self.core.send_chunk(session, &b))
+        }
+
+        /// Ends this side of ``session`` (v0 ``choke``, v1 ``close``).
+        fn send_choke(&self, py: Python<'_>, session: u64) -> PyResult<()> {
+            errors::sent(py, self.core.send(session, &Message::Choke))
+        }
+
+        /// Fails ``session`` (v1 category 42 when None).
+        #[pyo3(signature = (session, code, message=None, category=None))]
+        fn send_error(&self, py: Python<'_>, session: u64, code: i64, message: Option<&Bound<'_, PyAny>>, category: Option<i64>) -> PyResult<()> {
+            let message = message.filter(|m| !m.is_none()).map(|m| text_arg(m, "message")).transpose()?;
+            errors::sent(py, self.core.send(session, &Message::Error { category, code, message }))
+        }
+
+        /// Opens a session for ``event`` and returns its id
+        /// (``next_session()`` when ``session`` is None).
+        #[pyo3(signature = (event, session=None))]
+        fn send_invoke(&self, py: Python<'_>, event: &Bound<'_, PyAny>, session: Option<u64>) -> PyResult<u64> {
+            let event = text_arg(event, "event")?;
+            let session = session.unwrap_or_else(|| self.core.next_session());
+            errors::sent(py, self.core.send(session, &Message::Invoke { event }))?;
+            Ok(session)
+        }
+
+        /// Queues a generic frame: ``args`` is a list or tuple of values,
+        /// encoded as msgpack.
+        #[pyo3(signature = (session, type_id, args=None))]
+        fn send_frame(&self, py: Python<'_>, session: u64, type_id: u64, args: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+            let cfg = &self.core.options().channel;
+            let args = match args {
+                Some(a) => encode_args(a, cfg.dialect, cfg.profile)?,
+                None => Args::empty(),
+            };
+            errors::sent(py, self.core.send_frame(session, type_id, &args, &[]))
+        }
+
+        /// The id for a new session opened by this side: one above every id
+        /// sent or received, across connections.
+        fn next_session(&self) -> u64 {
+            self.core.next_session()
+        }
+
+        /// Cuts the current connection as if it had failed with ``errno``
+        /// (ECONNRESET 104 by default): the session reconnects (and
+        /// resumes) as after any loss.
+        #[pyo3(signature = (errno=104))]
+        fn disconnect(&self, errno: i32) {
+            self.core.disconnect(errno);
+        }
+
+        /// Stops for good: no more reconnections, the connection is closed
+        /// gracefully, no callback runs afterwards and ``done`` becomes
+        /// true. Idempotent; called by ``with`` and when the object is
+        /// garbage-collected.
+        fn stop(&self) {
+            self.core.stop();
+            self.hub.finish();
+        }
+
+        /// The same as ``stop()``.
+        fn close(&self) {
+            self.stop();
+        }
+
+        fn __enter__(slf: Py<Self>) -> Py<Self> {
+            slf
+        }
+
+        #[pyo3(signature = (*_exc))]
+        fn __exit__(&self, _exc: &Bound<'_, PyTuple>) -> bool {
+            self.stop();
+            false
+        }
+
+        /// Whether ``stop()`` was called.
+        #[getter]
+        fn done(&self) -> bool {
+            self.hub.is_done()
+        }
+
+        /// Whether a connection is up and usable now.
+        #[getter]
+        fn connected(&self) -> bool {
+            self.core.is_connected()
+        }
+
+        /// With resume: frames delivered so far (0 without resume).
+        #[getter]
+        fn received(&self) -> u64 {
+            self.core.received()
+        }
+
+        /// The endpoints, in the order they are tried.
+        #[getter]
+        fn endpoints(&self) -> Vec<String> {
+            self.core.options().endpoints.iter().map(ToString::to_string).collect()
+        }
+
+        /// The dialect: 0 or 1.
+        #[getter]
+        fn dialect(&self) -> u8 {
+            match self.core.options().channel.dialect {
+                Dialect::V0 => 0,
+                Dialect::V1 => 1,
+            }
+        }
+
+        /// Whether the stream resumes across reconnections.
+        #[getter]
+        fn resume(&self) -> bool {
+            self.core.options().resume.is_some()
+        }
+
+        fn __repr__(&self) -> String {
+            let state = if self.hub.is_done() {
+                "stopped"
+            } else if self.core.is_connected() {
+                "connected"
+            } else {
+                "connecting"
+            };
+            format!("<sluice.Session {} {}>", self.endpoints().join(","), state)
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Cocaine services over sluice channels: the method graph, clients that
+//! resolve services through the Locator and call them, a Logger client, and
+//! the serving side — hosting services, a Locator whose table is a registry
+//! of online services, and remote invocation of services that connected
+//! clients attach (a sluice extension, `docs/attach.md`).
+//!
+//! * [`graph`] — method graphs (PROTOCOL.md §3.3, §7.2): decode, encode, print.
+//! * [`Locator`], [`Service`], [`Call`] — the client (PROTOCOL.md §7).
+//! * [`Logger`] — the logging service client (PROTOCOL.md §7.4).
+//! * [`ServiceDef`], [`Hosted`], [`Responder`] — hosting a service.
+//! * [`LocatorServer`], [`Registry`] — a Locator and its service registry.
+//! * [`Attached`] — a service a client provides over its Locator connection.
+//! * [`demo`] — the built-in demo services of `sluice serve`.
+//!
+//! Every network operation exists as an `async fn` (for tokio programs) and
+//! as a `*_blocking` function for threads outside the runtime (C, Python,
+//! plain Rust). A blocking call made on a runtime thread returns
+//! [`Error::InRuntime`] instead of deadlocking.
+//!
+//! ```no_run
+//! use sluice_core::services::Locator;
+//! use sluice_core::wire::Value;
+//!
+//! let locator = Locator::default(); // localhost:10053
+//! let math = locator.service("math");
+//! let sum = math.call_blocking("add", vec![Value::from(2u64), Value::from(3u64)])?.value_blocking()?;
+//! println!("{sum:?}");
+//! # Ok::<(), sluice_core::services::Error>(())
+//! ```
+
+pub mod demo;
+pub mod graph;
+
+mod attach;
+mod client;
+mod host;
+mod locator;
+mod logger;
+mod peer;
+
+use std::fmt;
+use std::time::Duration;
+
+pub use attach::Attached;
+pub use client::{Locator, Resolved, Service, ServiceState};
+pub use host::{Hosted, MethodFn, Publication, Request, Responder, ServiceDef};
+pub use locator::{Entry, LocatorServer, Registry, MAX_SERVICES};
+pub use logger::{Level, Logger};
+pub use peer::{Call, CallSender, Follow, Inbound, Reply};
+
+use crate::wire::{Dialect, Value};
+
+/// The Locator's usual port.
+pub const LOCATOR_PORT: u16 = 10053;
+
+/// Error category of the Locator (PROTOCOL.md §3.5).
+pub const LOCATOR_CATEGORY: i64 = 10;
+/// Error category of dispatch errors (PROTOCOL.md §3.5).
+pub const DISPATCH_CATEGORY: i64 = 7;
+/// Locator code: the service is not available.
+pub const SERVICE_NOT_AVAILABLE: i64 = 1;
+/// Locator code: the routing storage (here: the registry) failed.
+pub const ROUTING_STORAGE_ERROR: i64 = 2;
+/// Locator code: a service of that name is already online.
+pub const DUPLICATE_SERVICE: i64 = 4;
+/// Dispatch code: invalid argument.
+pub const INVALID_ARGUMENT: i64 = 2;
+/// Dispatch code: no such method.
+pub const SLOT_NOT_FOUND: i64 = 5;
+/// Dispatch code: the handler failed without a reply.
+pub const UNCAUGHT_ERROR: i64 = 7;
+
+/// An error a service answered with: `error([category, code], message)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceError {
+    /// The error category (PROTOCOL.md §3.5); `None` for v0 services.
+    pub category: Option<i64>,
+    /// The code within the category.
+    pub code: i64,
+    /// The message, empty when the service sent none.
+    pub message: String,
+}
+
+impl ServiceError {
+    /// An error from its parts.
+    pub fn new(category: i64, code: i64, message: impl Into<String>) -> ServiceError {
+        ServiceError { category: Some(category), code, message: message.into() }
+    }
+
+    /// Reads the arguments of an `error` message: v1 `[[category, code],
+    /// message?]`, v0 `[code, message]`.
+    pub fn from_args(args: &[Value]) -> Option<ServiceError> {
+        let message = args.get(1).and_then(|m| m.as_bytes()).map(|m| String::from_utf8_lossy(m).into_owned());
+        match args.first()? {
+            Value::Array(pair) if pair.len() == 2 => Some(ServiceError {
+                category: Some(pair[0].as_i64()?),
+                code: pair[1].as_i64()?,
+                message: message.unwrap_or_default(),
+            }),
+            v => Some(ServiceError { category: None, code: v.as_i64()?, message: message.unwrap_or_default() }),
+        }
+    }
+
+    /// The arguments of the `error` message that carries this error.
+    pub fn to_args(&self) -> Vec<Value> {
+        let id = match self.category {
+            Some(c) => Value::Array(vec![Value::from(c), Value::from(self.code)]),
+            None => Value::from(self.code),
+        };
+        vec![id, Value::from(self.message.as_str())]
+    }
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.category {
+            Some(c) => write!(f, "[{c}, {}]", self.code)?,
+            None => write!(f, "[{}]", self.code)?,
+        }
+        if !self.message.is_empty() {
+            write!(f, " {}", self.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Errors of service clients and hosts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The service answered with an error.
+    #[error("{0}")]
+    Service(ServiceError),
+    /// The Locator does not know the service (or it is offline).
+    #[error("service '{0}' is not available")]
+    NotFound(String),
+    /// The service's graph has no method of that name.
+    #[error("service '{service}' has no method '{method}'")]
+    UnknownMethod {
+        /// The service.
+        service: String,
+        /// The method asked for.
+        method: String,
+    },
+    /// No endpoint could be reached; each endpoint tried with its errno.
+    #[error("cannot connect to {what}: {}", describe_attempts(.tried))]
+    Connect {
+        /// What was being reached (`the locator`, `service 'x'`).
+        what: String,
+        /// Each endpoint tried, with the errno it failed with.
+        tried: Vec<(String, i32)>,
+    },
+    /// The connection ended while the call was open (errno, PROTOCOL.md §8.3).
+    #[error("connection lost ({})", errno_name(*.0))]
+    Disconnected(i32),
+    /// A message this side tried to send is not allowed by the graph now.
+    #[error("'{0}' is not allowed in the current protocol")]
+    NotAllowed(String),
+    /// The send queue is full: retry after the peer has read.
+    #[error("the send queue is full")]
+    WouldBlock,
+    /// The call has ended or its connection is closed.
+    #[error("the call or connection is closed")]
+    Closed,
+    /// A reply that does not have the expected shape.
+    #[error("bad reply: {0}")]
+    BadReply(String),
+    /// Replies arrived faster than they were read, past the call's limit.
+    #[error("too many unread replies (more than {0} bytes)")]
+    Overflow(usize),
+    /// Nothing came within the time allowed.
+    #[error("timed out")]
+    Timeout,
+    /// A blocking call was made on a thread of the async runtime.
+    #[error("blocking call on an async runtime thread: use the async form")]
+    InRuntime,
+    /// A local failure (binding a socket, starting the runtime).
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::Io(e.to_string())
+    }
+}
+
+/// A short name for an errno value sluice reports.
+pub fn errno_name(e: i32) -> String {
+    use crate::errno::*;
+    let s = match e {
+        ENOENT => "ENOENT",
+        EBADF => "EBADF",
+        EACCES => "EACCES",
+        EPIPE => "EPIPE",
+        EBADMSG => "EBADMSG",
+        EMSGSIZE => "EMSGSIZE",
+        ECONNRESET => "ECONNRESET",
+        ESHUTDOWN => "ESHUTDOWN",
+        ETIMEDOUT => "ETIMEDOUT",
+        ECONNREFUSED => "ECONNREFUSED",
+        _ => return format!("errno {e}"),
+    };
+    s.to_string()
+}
+
+fn describe_attempts(tried: &[(String, i32)]) -> String {
+    if tried.is_empty() {
+        return "no endpoints".into();
+    }
+    tried.iter().map(|(e, n)| format!("{e} ({})", errno_name(*n))).collect::<Vec<_>>().join(", ")
+}
+
+/// Settings of service clients.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The protocol dialect (v1 for Cocaine 0.12).
+    pub dialect: Dialect,
+    /// How long a connect may take before the next endpoint is tried.
+    pub connect_timeout: Duration,
+    /// How long to wait for a Locator's answer (and for the first reply of
+    /// internal calls such as the Logger's `verbosity`); `None`: forever.
+    pub request_timeout: Option<Duration>,
+    /// Unread reply bytes one call may hold before it fails with
+    /// [`Error::Overflow`].
+    pub max_pending: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            dialect: Dialect::V1,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Some(Duration::from_secs(30)),
+            max_pending: 64 << 20,
+        }
+    }
+}
+
+
+/// Runs `f` to completion on the calling thread (which must not be a thread
+/// of the runtime).
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, Error> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::InRuntime);
+    }
+    Ok(crate::net::runtime::handle()?.block_on(f))
+}
+
+/// Waits for `f`, or fails with [`Error::Timeout`] after `limit`.
+pub(crate) async fn within<T>(limit: Option<Duration>, f: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    match limit {
+        Some(d) => tokio::time::timeout(d, f).await.unwrap_or(Err(Error::Timeout)),
+        None => f.await,
+    }
+}
