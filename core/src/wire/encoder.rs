@@ -59,6 +59,14 @@ impl OutBuf {
         self.len() == 0
     }
 
+    /// Empties the queue, keeping the scratch buffer's memory for reuse
+    /// (a written-out queue can be handed back to be filled again).
+    pub fn reset(&mut self) {
+        self.segs.clear();
+        self.len = 0;
+        self.tail.clear();
+    }
+
     /// Number of segments (a measure of write fragmentation).
     pub fn segments(&self) -> usize {
         self.segs.len() + usize::from(!self.tail.is_empty())
