@@ -166,9 +166,11 @@ pub trait Handler: Send + 'static {
     }
 
     /// Called after a run of events delivered together: inline, after the
-    /// events decoded from one read of the socket; in poll mode, at the end
-    /// of a [`Channel::dispatch`] that ran any. A place to flush work
-    /// gathered per event. The default does nothing.
+    /// events decoded from one read of the socket (and after a connect,
+    /// drain or socket error event); in poll mode, at the end of a
+    /// [`Channel::dispatch`] that ran any. Also called when a close cut
+    /// the run short. A place to flush work gathered per event, or to let
+    /// go of what was held through the run. The default does nothing.
     #[inline]
     fn on_batch_end(&mut self, channel: &Channel) {
         let _ = channel;
@@ -689,9 +691,6 @@ impl Channel {
 
     /// Inline: tells the handler a run of events is over.
     fn batch_end(&self) {
-        if self.inner.silenced.load(Ordering::Acquire) {
-            return;
-        }
         if let Some(h) = lock(&self.inner.handler).as_mut() {
             h.on_batch_end(self);
         }
@@ -718,7 +717,9 @@ impl Channel {
                         }
                         handle(h.as_mut(), self, ev);
                     }
+                    h.on_batch_end(self);
                 }
+                events.clear();
                 false
             }
         }
@@ -990,7 +991,7 @@ impl Channel {
                 handle(handler.as_mut(), self, ev);
                 n += 1;
             }
-            if n > 0 && !self.inner.silenced.load(Ordering::Acquire) {
+            if n > 0 {
                 handler.on_batch_end(self);
             }
         }

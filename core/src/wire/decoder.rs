@@ -839,6 +839,88 @@ mod tests {
         Ok(out)
     }
 
+    /// Every frame of `dec`'s input so far by the in-place path, as owned
+    /// frames (the way a channel reads it).
+    fn all_in_place(dec: &mut Decoder) -> Result<Vec<Frame>, DecodeError> {
+        let mut out = Vec::new();
+        loop {
+            let mut refs = Vec::new();
+            let n = dec.decode_run(|r| {
+                refs.push(r);
+                // Alternate run endings: cut after a frame now and then.
+                r.session % 3 != 0
+            });
+            if n > 0 {
+                let batch = dec.take_batch();
+                out.extend(refs.iter().map(|r| r.to_frame(&batch)));
+                continue;
+            }
+            match dec.decode_in_place()? {
+                Some(InPlace::Owned(f)) => out.push(f),
+                Some(InPlace::Ref(r)) => {
+                    let mut more = vec![r];
+                    while let Some(InPlace::Ref(r)) = dec.decode_in_place()? {
+                        more.push(r);
+                    }
+                    let batch = dec.take_batch();
+                    out.extend(more.iter().map(|r| r.to_frame(&batch)));
+                }
+                None => return Ok(out),
+            }
+        }
+    }
+
+    #[test]
+    fn in_place_frames_are_the_frames_decode_gives_at_any_split() {
+        use crate::wire::{Encoder, Header, Message, Profile};
+        let mut enc = Encoder::new(Dialect::V1, Profile::Compat);
+        let big = Bytes::from(vec![7u8; 70_000]);
+        for i in 0..300u64 {
+            let h = [Header::new(Bytes::from_static(b"trace_id"), Bytes::from(i.to_le_bytes().to_vec()))];
+            match i % 7 {
+                0 => enc.chunk(i, &Bytes::from(vec![i as u8; (i * 13 % 300) as usize]), &[]),
+                1 => enc.chunk(i, &Bytes::from_static(b"with headers"), &h),
+                2 => enc.message(i, &Message::Error { category: Some(42), code: i as i64, message: None }, &[]),
+                3 => enc.message(i, &Message::Heartbeat, &[]),
+                4 if i % 5 == 0 => enc.chunk(i, &big, &[]),
+                _ => enc.message(i, &Message::Terminate { code: 1, reason: Bytes::from_static(b"bye") }, &[]),
+            }
+        }
+        let n = enc.out().remaining();
+        let bytes = enc.out().copy_to_bytes(n);
+        let mut whole = Decoder::new(DecoderConfig::new(Dialect::V1));
+        whole.feed(&bytes);
+        let want = all(&mut whole).unwrap();
+        assert_eq!(want.len(), 300);
+        let mut seed = 0x9e3779b97f4a7c15u64;
+        for round in 0..40 {
+            let mut dec = Decoder::new(DecoderConfig::new(Dialect::V1));
+            let mut got = Vec::new();
+            let mut pos = 0;
+            while pos < bytes.len() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let k = if round == 0 { 1 } else { 1 + (seed % 9000) as usize };
+                let end = (pos + k).min(bytes.len());
+                dec.feed(&bytes[pos..end]);
+                pos = end;
+                got.extend(all_in_place(&mut dec).unwrap());
+            }
+            assert_eq!(got, want, "round {round}");
+            assert_eq!((dec.buffered(), dec.partial()), (0, 0));
+        }
+        // Errors come after the frames before them, and stay.
+        let mut dec = Decoder::new(DecoderConfig::new(Dialect::V1));
+        dec.feed(&[0x93, 0x02, 0x00, 0x91, 0xa2, b'h', b'i', 0xc1]);
+        let mut refs = Vec::new();
+        assert_eq!(dec.decode_run(|r| { refs.push(r); true }), 1);
+        let batch = dec.take_batch();
+        assert_eq!(&batch[refs[0].first_bytes().unwrap()], b"hi");
+        assert_eq!(dec.decode_in_place().unwrap_err(), DecodeError::Msgpack { offset: 7 });
+        assert_eq!(dec.decode().unwrap_err(), DecodeError::Msgpack { offset: 7 });
+    }
+
     #[test]
     fn many_frames_in_one_read_cross_batches_in_order() {
         let mut dec = Decoder::new(DecoderConfig::new(Dialect::V1));
