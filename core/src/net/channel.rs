@@ -322,15 +322,32 @@ pub(crate) struct Sock(Stream);
 
 impl Sock {
     async fn read_buf(&self, buf: &mut bytes::BytesMut) -> std::io::Result<usize> {
+        use tokio::io::Interest;
+        // A read that does not fill the space offered has emptied the
+        // socket: its readiness is cleared at once, so the next read waits
+        // for new data instead of first failing with EAGAIN (a system call
+        // saved per message in a request/response exchange). Data that
+        // arrives meanwhile sets readiness again (tokio clears it only if
+        // no new event came since it was observed).
+        let drained = || Err::<(), _>(std::io::Error::from(std::io::ErrorKind::WouldBlock));
         loop {
+            let room = buf.capacity() - buf.len();
             let r = match &self.0 {
                 Stream::Tcp(s) => {
                     s.readable().await?;
-                    s.try_read_buf(buf)
+                    let r = s.try_read_buf(buf);
+                    if matches!(r, Ok(n) if n > 0 && n < room) {
+                        let _ = s.try_io(Interest::READABLE, drained);
+                    }
+                    r
                 }
                 Stream::Unix(s) => {
                     s.readable().await?;
-                    s.try_read_buf(buf)
+                    let r = s.try_read_buf(buf);
+                    if matches!(r, Ok(n) if n > 0 && n < room) {
+                        let _ = s.try_io(Interest::READABLE, drained);
+                    }
+                    r
                 }
             };
             match r {
