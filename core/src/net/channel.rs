@@ -324,32 +324,34 @@ impl Sock {
     async fn read_buf(&self, buf: &mut bytes::BytesMut) -> std::io::Result<usize> {
         use tokio::io::Interest;
         // A read that does not fill the space offered has emptied the
-        // socket: its readiness is cleared at once, so the next read waits
-        // for new data instead of first failing with EAGAIN (a system call
-        // saved per message in a request/response exchange). Data that
-        // arrives meanwhile sets readiness again (tokio clears it only if
-        // no new event came since it was observed).
-        let drained = || Err::<(), _>(std::io::Error::from(std::io::ErrorKind::WouldBlock));
+        // socket: the readiness seen before it is cleared, so the next read
+        // waits for new data instead of first failing with EAGAIN (a system
+        // call saved per message in a request/response exchange). The read
+        // runs inside `try_io`, which clears readiness only if no new event
+        // came after it was observed: data arriving meanwhile is not missed.
         loop {
             let room = buf.capacity() - buf.len();
+            let mut got = None;
+            let mut read = |r: std::io::Result<usize>| match r {
+                Ok(n) if n > 0 && n < room => {
+                    got = Some(n);
+                    Err(std::io::ErrorKind::WouldBlock.into())
+                }
+                r => r,
+            };
             let r = match &self.0 {
                 Stream::Tcp(s) => {
                     s.readable().await?;
-                    let r = s.try_read_buf(buf);
-                    if matches!(r, Ok(n) if n > 0 && n < room) {
-                        let _ = s.try_io(Interest::READABLE, drained);
-                    }
-                    r
+                    s.try_io(Interest::READABLE, || read(s.try_read_buf(buf)))
                 }
                 Stream::Unix(s) => {
                     s.readable().await?;
-                    let r = s.try_read_buf(buf);
-                    if matches!(r, Ok(n) if n > 0 && n < room) {
-                        let _ = s.try_io(Interest::READABLE, drained);
-                    }
-                    r
+                    s.try_io(Interest::READABLE, || read(s.try_read_buf(buf)))
                 }
             };
+            if let Some(n) = got {
+                return Ok(n);
+            }
             match r {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 r => return r,
@@ -663,23 +665,22 @@ impl Channel {
         }
         match &self.inner.poller {
             Some(p) => {
+                let chunk_bytes: usize = recs
+                    .iter()
+                    .map(|r| match r {
+                        Rec::Chunk { start, end, .. } => end - start,
+                        Rec::Event => 0,
+                    })
+                    .sum();
+                let bytes = chunk_bytes + events.iter().map(Event::bytes).sum::<usize>();
                 let mut owned = events.drain(..);
-                let mut bytes = 0;
-                let mut out = Vec::with_capacity(recs.len());
-                for r in recs.drain(..) {
-                    let ev = match r {
-                        Rec::Chunk { session, start, end } => {
-                            Event::Message { session, message: Message::Chunk { data: batch.slice(start..end) }, headers: Vec::new() }
-                        }
-                        Rec::Event => match owned.next() {
-                            Some(ev) => ev,
-                            None => continue,
-                        },
-                    };
-                    bytes += ev.bytes();
-                    out.push(ev);
-                }
-                p.push(out, bytes)
+                let queued = recs.drain(..).filter_map(|r| match r {
+                    Rec::Chunk { session, start, end } => {
+                        Some(Event::Message { session, message: Message::Chunk { data: batch.slice(start..end) }, headers: Vec::new() })
+                    }
+                    Rec::Event => owned.next(),
+                });
+                p.push(queued, bytes)
             }
             None => {
                 let mut h = lock(&self.inner.handler);
