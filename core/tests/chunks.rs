@@ -238,3 +238,57 @@ fn poll_delivery_gives_chunks_to_on_chunk_and_ends_each_dispatch() {
     assert_eq!(ends + 1, dispatches, "one on_batch_end per dispatch (the last one is still running when the loop ends)");
     ch.close();
 }
+
+/// Many short writes, each read as it comes while more arrive: every chunk
+/// is delivered (a read loop that lost a readiness event would stall with
+/// data unread).
+#[test]
+fn a_stream_of_small_writes_is_read_to_the_end() {
+    let (l, ep) = raw_peer();
+    let (tx, rx) = mpsc::channel();
+    let total = 200_000u64;
+    let mut n = 0u64;
+    let ch = Channel::connect(ep, ChannelConfig::new(Dialect::V1, Some(Role::Worker)), move |_: &Channel, ev: Event| {
+        if let Event::Message { message: Message::Chunk { .. }, .. } = ev {
+            n += 1;
+            if n % 10_000 == 0 {
+                let _ = tx.send(n);
+            }
+        }
+    })
+    .unwrap();
+    let (mut peer, _) = l.accept().unwrap();
+    peer.set_nodelay(true).unwrap();
+    let mut enc = Encoder::new(Dialect::V1, Profile::Compat);
+    enc.message(2, &Message::Invoke { event: Bytes::from_static(b"e") }, &[]);
+    for i in 0..total {
+        enc.chunk(2, &payload(1 + (i % 90) as usize, i as u8), &[]);
+    }
+    let bytes = {
+        use bytes::Buf;
+        let k = enc.out().remaining();
+        enc.out().copy_to_bytes(k)
+    };
+    let writer = std::thread::spawn(move || {
+        let mut seed = 0x853c49e6748fea9bu64;
+        let mut pos = 0;
+        while pos < bytes.len() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let end = (pos + 1 + (seed % 3000) as usize).min(bytes.len());
+            peer.write_all(&bytes[pos..end]).unwrap();
+            pos = end;
+            if seed % 64 == 0 {
+                std::thread::yield_now();
+            }
+        }
+        peer
+    });
+    let mut last = 0;
+    while last < total {
+        last = rx.recv_timeout(WAIT).unwrap_or_else(|_| panic!("stalled after {last} chunks"));
+    }
+    drop(writer.join().unwrap());
+    ch.close();
+}
