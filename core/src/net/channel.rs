@@ -629,10 +629,8 @@ impl Channel {
                     break failed;
                 }
             };
-            if delivered {
-                if self.inner.poller.is_none() {
-                    self.batch_end();
-                }
+            if delivered && self.inner.poller.is_none() {
+                self.batch_end();
             }
             let progress = delivered || dec.dropped() != dropped;
             frame_since = match dec.partial() {
@@ -966,11 +964,12 @@ impl Channel {
 
     /// Queues a typed message with v1 headers.
     pub fn send_with_headers(&self, session: u64, message: &Message, headers: &[Header]) -> Result<(), SendError> {
-        self.with_tx(|e| e.message(session, message, headers))?;
+        // Recorded before the bytes can reach the peer: a direct write can
+        // bring its answer back to the read loop before this call returns.
         if let Some(s) = &self.inner.session {
             lock(s).sent(session, message.kind());
         }
-        Ok(())
+        self.with_tx(|e| e.message(session, message, headers))
     }
 
     /// Queues a chunk (v0 `chunk`, v1 `write`); large payloads are not copied.

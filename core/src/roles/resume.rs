@@ -576,13 +576,21 @@ impl ResumeServer {
 struct Glue {
     server: Weak<ServerInner>,
     /// The peer and the generation this connection carries.
-    attached: Option<(Peer, u64)>,
+    /// (Weak: the peer holds this connection's channel, whose handler
+    /// this is.)
+    attached: Option<(Weak<PeerInner>, u64)>,
     enc: Option<Encoder>,
     /// Set once the hello is answered (the hello timeout stops mattering).
     helloed: Arc<AtomicBool>,
 }
 
 impl Glue {
+    /// The attached peer, if any and still remembered.
+    fn peer(&self) -> Option<(Peer, u64)> {
+        let (w, g) = self.attached.as_ref()?;
+        Some((Peer { inner: w.upgrade()? }, *g))
+    }
+
     fn hello(&mut self, server: &ResumeServer, ch: &Channel, token: Bytes, received: u64) {
         if token.len() != 16 {
             ch.fail(errno::EBADMSG);
@@ -639,7 +647,7 @@ impl Glue {
             st.channel = Some(ch.clone());
             st.generation
         };
-        self.attached = Some((peer.clone(), generation));
+        self.attached = Some((Arc::downgrade(&peer.inner), generation));
         self.helloed.store(true, Ordering::Release);
         self.enc = Some(Encoder::new(ch.config().dialect, Profile::Compat));
         server.inner.sink.emit(server, ResumeEvent::PeerConnected { peer, resumed: known });
@@ -665,7 +673,7 @@ impl Handler for Glue {
                     self.hello(&server, ch, token, received)
                 }
                 Some(Ok(Control::Ack(n))) => {
-                    if let Some((peer, _)) = &self.attached {
+                    if let Some((peer, _)) = &self.peer() {
                         let drained = {
                             let mut st = lock(&peer.inner.state);
                             if st.replay.ack(n).is_err() {
@@ -685,7 +693,7 @@ impl Handler for Glue {
                     }
                 }
                 Some(Ok(Control::Ping)) => {
-                    if let (Some((peer, _)), Some(enc)) = (&self.attached, self.enc.as_mut()) {
+                    if let (Some((peer, _)), Some(enc)) = (self.peer(), self.enc.as_mut()) {
                         let n = lock(&peer.inner.state).replay.acknowledged();
                         let _ = ch.send_raw(Control::Ack(n).encode(enc));
                     }
@@ -699,7 +707,7 @@ impl Handler for Glue {
             }
             Event::Drain => {}
             Event::SocketError(e) => {
-                if let Some((peer, generation)) = self.attached.take() {
+                if let Some((peer, generation)) = self.peer().inspect(|_| self.attached = None) {
                     let current = {
                         let mut st = lock(&peer.inner.state);
                         let current = st.generation == generation && !st.gone;
@@ -723,7 +731,7 @@ impl Glue {
     /// stream order.
     fn data(&mut self, server: &ResumeServer, ch: &Channel, event: Event, len: usize) {
         let size = event.bytes();
-        let Some((peer, generation)) = self.attached.clone() else {
+        let Some((peer, generation)) = self.peer() else {
             // Data before the hello: not a resumable client.
             ch.fail(errno::EBADMSG);
             return;
