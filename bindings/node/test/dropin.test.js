@@ -39,23 +39,28 @@ async function scenario (dialect) {
   const endpoint = sockPath(`dropin-${dialect}`)
   const server = sluice.listen(endpoint, { dialect, role: 'engine' })
   const uuid = '6d0b4c1e-3f5a-4b7c-9d2e-1f0a8b7c6d5e'
-  const worker = runWorker(endpoint, uuid, v1 ? '1' : null)
-  const [conn] = await once(server, 'connection')
   const seen = []
   const log = (...e) => seen.push(e)
   let heartbeats = 0
-  conn.on('heartbeat', () => {
-    heartbeats++
-    conn.sendHeartbeat() // the engine answers each heartbeat
-  })
-  conn.on('chunk', (sid, data) => log('chunk', sid, data.length === 13 ? data.toString() : data.length))
-  conn.on('choke', (sid) => log('choke', sid))
-  conn.on('sessionError', (sid, e) => log('error', sid, e.category, e.code, e.message))
-  conn.on('terminate', (code, reason) => log('terminate', code, reason))
+  // Listeners go on in the 'connection' event itself: the handshake and
+  // the first heartbeat can come in the same batch as the connection.
+  const connected = new Promise((resolve) => server.once('connection', (conn) => {
+    conn.on('heartbeat', () => {
+      heartbeats++
+      conn.sendHeartbeat() // the engine answers each heartbeat
+    })
+    conn.on('chunk', (sid, data) => log('chunk', sid, data.length === 13 ? data.toString() : data.length))
+    conn.on('choke', (sid) => log('choke', sid))
+    conn.on('sessionError', (sid, e) => log('error', sid, e.category, e.code, e.message))
+    conn.on('terminate', (code, reason) => log('terminate', code, reason))
+    resolve({ conn, handshake: once(conn, 'handshake'), heartbeat: once(conn, 'heartbeat') })
+  }))
+  const worker = runWorker(endpoint, uuid, v1 ? '1' : null)
+  const { conn, handshake, heartbeat } = await connected
 
-  const [hs] = await once(conn, 'handshake')
+  const [hs] = await handshake
   assert.equal(hs, uuid)
-  await once(conn, 'heartbeat')
+  await heartbeat
 
   // An echo session with a large chunk in the middle.
   const a = conn.nextSession()

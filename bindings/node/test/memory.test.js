@@ -81,12 +81,14 @@ test('20,000 chunks of 64 KiB (external buffers): memory flat after warm-up', as
   const r = await measure(65536, 20000)
   assert.equal(r.n, 20000)
   // 1.3 GB go through; what stays resident levels off (the allocator's
-  // caches make it wobble): the later half of the run holds no more than the
-  // earlier half did, plus slack.
+  // caches make it wobble: payloads are allocated on I/O threads and freed
+  // by the garbage collector on this one, and the per-thread arenas fill up
+  // before they are reused): the later half of the run holds no more than
+  // the earlier half did, plus slack, and never more than 320 MiB.
   const rss = r.marks.map((m) => m.rss)
   console.log('rss MiB by tenth: ' + rss.map((x) => (x / MB).toFixed(0)).join(' '))
   const earlier = Math.max(...rss.slice(1, 5))
   const later = Math.max(...rss.slice(5))
-  assert.ok(later - earlier < 64 * MB, `rss grew ${((later - earlier) / MB).toFixed(1)} MiB`)
+  assert.ok(later - earlier < 96 * MB, `rss grew ${((later - earlier) / MB).toFixed(1)} MiB`)
   assert.ok(later < 320 * MB, 'rss stays bounded')
 })
