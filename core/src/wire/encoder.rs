@@ -59,6 +59,14 @@ impl OutBuf {
         self.len() == 0
     }
 
+    /// Empties the queue, keeping the scratch buffer's memory for reuse
+    /// (a written-out queue can be handed back to be filled again).
+    pub fn reset(&mut self) {
+        self.segs.clear();
+        self.len = 0;
+        self.tail.clear();
+    }
+
     /// Number of segments (a measure of write fragmentation).
     pub fn segments(&self) -> usize {
         self.segs.len() + usize::from(!self.tail.is_empty())
@@ -213,11 +221,21 @@ impl Encoder {
         } else {
             msgpack::write_payload_head(s, len, self.profile);
         }
-        self.out.push(b.clone(), self.copy_max);
+        if b.len() < self.copy_max {
+            // Copied into the scratch buffer: no reference taken.
+            self.out.scratch().extend_from_slice(b);
+        } else {
+            self.out.push(b.clone(), self.copy_max);
+        }
     }
 
     /// A chunk (v0 `chunk`, v1 `write`): the hot path of sending.
     pub fn chunk(&mut self, session: u64, data: &Bytes, headers: &[Header]) {
+        if data.len() < self.copy_max {
+            // Room for the whole frame at once (without headers, its ids
+            // and payload head take at most 32 bytes).
+            self.out.scratch().reserve(data.len() + 32);
+        }
         let h = self.has_headers(headers);
         self.prefix(session, super::message::Kind::Chunk.type_id(self.dialect), h);
         self.out.scratch().put_u8(0x91);
