@@ -15,6 +15,7 @@
 //! with a fake clock; the roles run them on the shared runtime.
 
 mod sink;
+mod streams;
 
 pub mod engine;
 pub mod resume;
