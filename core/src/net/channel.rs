@@ -957,6 +957,13 @@ impl Channel {
         self.with_tx(|e| e.raw(bytes))
     }
 
+    /// Queues pre-encoded bytes given in segments (for example an
+    /// [`OutBuf`](crate::wire::OutBuf)'s), all or none; long segments are
+    /// queued without a copy.
+    pub fn send_raw_segments(&self, segments: &[Bytes]) -> Result<(), SendError> {
+        self.with_tx(|e| e.raw_segments(segments))
+    }
+
     /// Queues a typed worker-protocol message on `session`.
     pub fn send(&self, session: u64, message: &Message) -> Result<(), SendError> {
         self.send_with_headers(session, message, &[])

@@ -87,6 +87,14 @@ impl OutBuf {
         }
     }
 
+    /// Takes everything queued as a list of segments (large payloads stay
+    /// shared, not copied), leaving the queue empty.
+    pub fn take_segments(&mut self) -> Vec<Bytes> {
+        self.seal();
+        self.len = 0;
+        self.segs.drain(..).collect()
+    }
+
     /// Moves the scratch tail into the segment queue.
     fn seal(&mut self) {
         if !self.tail.is_empty() {
@@ -339,6 +347,14 @@ impl Encoder {
     /// Pre-encoded frames, sent as they are.
     pub fn raw(&mut self, bytes: Bytes) {
         self.out.push(bytes, self.copy_max);
+    }
+
+    /// Pre-encoded frames in several segments, sent as they are (short
+    /// segments are copied together, long ones chained).
+    pub fn raw_segments(&mut self, segments: &[Bytes]) {
+        for s in segments {
+            self.out.push(s.clone(), self.copy_max);
+        }
     }
 }
 
