@@ -579,9 +579,12 @@ impl ResumeServer {
                 ch.set_gate(g);
             }
             let timeout = self.inner.opts.hello_timeout;
+            // The timer does not keep a closed connection alive.
+            let ch = ch.downgrade();
             if let Ok(rt) = runtime::handle() {
                 rt.spawn(async move {
                     tokio::time::sleep(timeout).await;
+                    let Some(ch) = ch.upgrade() else { return };
                     if !helloed.load(Ordering::Acquire) && !ch.is_finished() {
                         ch.fail(errno::ETIMEDOUT);
                     }
