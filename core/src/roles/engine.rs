@@ -508,9 +508,7 @@ impl Engine {
         let glue = Glue { engine: Arc::downgrade(&self.inner), worker: worker.clone() };
         match inc.start(glue) {
             Ok(ch) => {
-                if let Some(g) = self.inner.sink.gate() {
-                    ch.set_gate(g);
-                }
+                self.inner.sink.feed_from(&ch);
                 let _ = worker.inner.channel.set(ch.clone());
                 self.run_timers(worker, ch);
             }

@@ -575,9 +575,7 @@ impl ResumeServer {
         let helloed = Arc::new(AtomicBool::new(false));
         let glue = Glue { server: Arc::downgrade(&self.inner), attached: None, enc: None, helloed: helloed.clone() };
         if let Ok(ch) = inc.start(glue) {
-            if let Some(g) = self.inner.sink.gate() {
-                ch.set_gate(g);
-            }
+            self.inner.sink.feed_from(&ch);
             let timeout = self.inner.opts.hello_timeout;
             // The timer does not keep a closed connection alive.
             let ch = ch.downgrade();

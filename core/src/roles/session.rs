@@ -402,9 +402,7 @@ impl Session {
         }
         let glue = Glue { session: self.clone(), generation, endpoint: endpoint.clone() };
         let ch = Channel::connect(endpoint, config, glue)?;
-        if let Some(g) = self.inner.sink.gate() {
-            ch.set_gate(g);
-        }
+        self.inner.sink.feed_from(&ch);
         let mut st = lock(&self.inner.state);
         if st.generation == generation && !st.stopped {
             st.channel = Some(ch);
