@@ -169,6 +169,24 @@ pub struct Encoder {
     out: OutBuf,
 }
 
+/// The head of a frame up to its arguments: the array header and the ids
+/// in the dialect's order.
+#[inline]
+fn write_prefix(s: &mut impl BufMut, dialect: Dialect, session: u64, ty: u64, has_headers: bool) {
+    match dialect {
+        Dialect::V0 => {
+            s.put_u8(0x93);
+            msgpack::write_uint(s, ty);
+            msgpack::write_uint(s, session);
+        }
+        Dialect::V1 => {
+            s.put_u8(if has_headers { 0x94 } else { 0x93 });
+            msgpack::write_uint(s, session);
+            msgpack::write_uint(s, ty);
+        }
+    }
+}
+
 impl Encoder {
     /// An encoder for `dialect`. v0 connections always use the compat
     /// profile (PROTOCOL.md §1.3), whatever `profile` says.
@@ -200,19 +218,7 @@ impl Encoder {
     /// Writes the frame prefix up to (not including) the args.
     fn prefix(&mut self, session: u64, ty: u64, has_headers: bool) {
         let dialect = self.dialect;
-        let s = self.out.scratch();
-        match dialect {
-            Dialect::V0 => {
-                s.put_u8(0x93);
-                msgpack::write_uint(s, ty);
-                msgpack::write_uint(s, session);
-            }
-            Dialect::V1 => {
-                s.put_u8(if has_headers { 0x94 } else { 0x93 });
-                msgpack::write_uint(s, session);
-                msgpack::write_uint(s, ty);
-            }
-        }
+        write_prefix(self.out.scratch(), dialect, session, ty, has_headers);
     }
 
     fn headers(&mut self, headers: &[Header]) {
@@ -246,6 +252,24 @@ impl Encoder {
 
     /// A chunk (v0 `chunk`, v1 `write`): the hot path of sending.
     pub fn chunk(&mut self, session: u64, data: &Bytes, headers: &[Header]) {
+        if data.len() < self.copy_max && !self.has_headers(headers) {
+            // The common small chunk: its head (at most 19 bytes) is built
+            // on the stack and appended with the payload in two copies.
+            let mut head = [0u8; 24];
+            let room = {
+                let mut w = &mut head[..];
+                write_prefix(&mut w, self.dialect, session, super::message::Kind::Chunk.type_id(self.dialect), false);
+                w.put_u8(0x91);
+                msgpack::write_payload_head(&mut w, data.len() as u32, self.profile);
+                w.len()
+            };
+            let n = head.len() - room;
+            let s = self.out.scratch();
+            s.reserve(n + data.len());
+            s.extend_from_slice(&head[..n]);
+            s.extend_from_slice(data);
+            return;
+        }
         if data.len() < self.copy_max {
             // Room for the whole frame at once (without headers, its ids
             // and payload head take at most 32 bytes).
