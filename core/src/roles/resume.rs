@@ -25,7 +25,7 @@ use bytes::{Buf, Bytes};
 use super::sink::Sink;
 use crate::errno;
 use crate::net::{runtime, Channel, ChannelConfig, DispatchError, Endpoint, Event, Handler, Incoming, SendError, Server};
-use crate::wire::{Args, Encoder, Frame, Header, Message, Profile, Value};
+use crate::wire::{Args, Encoder, Frame, Header, Message, Profile, Session as Streams, Value};
 
 /// `hello(token: bin, received: uint[, known: bool])`: the first frame of
 /// each side on every connection of a resumable session.
@@ -389,6 +389,10 @@ struct PeerState {
     enc: Encoder,
     /// The attached connection, once its hello is answered.
     channel: Option<Channel>,
+    /// With a role: the state of the sessions, kept across connections (a
+    /// new connection alone would not know the sessions opened before it),
+    /// fed with exactly the frames delivered once.
+    typed: Option<Streams>,
     /// Bumped at every attach: events of older connections are dropped.
     generation: u64,
     want_drain: bool,
@@ -460,6 +464,11 @@ impl Peer {
             st.want_drain = true;
             return Err(e);
         }
+        // Recorded before the bytes leave: the answer is classified under
+        // this same lock.
+        if let (Some(t), Outgoing::Message(s, m, _)) = (st.typed.as_mut(), &out) {
+            t.sent(*s, m.kind());
+        }
         if let Some(ch) = &st.channel {
             // The replay buffer is the bound: the channel's queue is not.
             let _ = ch.send_raw_segments(&segments);
@@ -524,6 +533,9 @@ impl ResumeServer {
         let mut config = server.inner.opts.channel.clone();
         config.delivery = crate::net::Delivery::Inline;
         config.high_watermark = usize::MAX;
+        // Frames are typed by each peer's own state, which outlives its
+        // connections (see `PeerState::typed`).
+        config.role = None;
         let weak = Arc::downgrade(&server.inner);
         let s = Server::bind(&server.inner.opts.endpoint, config, move |_: &Server, inc: Incoming| {
             if let Some(inner) = weak.upgrade() {
@@ -648,6 +660,11 @@ impl Glue {
                                 replay: Replay::new(server.inner.opts.resume.clone()),
                                 enc: Encoder::new(ch.config().dialect, Profile::Compat),
                                 channel: None,
+                                typed: server.inner.opts.channel.role.map(|role| {
+                                    let mut t = Streams::new(ch.config().dialect, role);
+                                    t.set_max_sessions(server.inner.opts.channel.max_sessions);
+                                    t
+                                }),
                                 generation: 0,
                                 want_drain: false,
                                 gone: false,
@@ -778,14 +795,22 @@ impl Glue {
         };
         let order = peer.inner.clone();
         let _order = lock(&order.deliver);
-        let ack = {
+        let (ack, event) = {
             let mut st = lock(&peer.inner.state);
             if st.generation != generation || st.gone {
                 // A newer connection has taken over: the client sends this
                 // frame again there.
                 return;
             }
-            st.replay.delivered(len)
+            let ack = st.replay.delivered(len);
+            let event = match (event, st.typed.as_mut()) {
+                (Event::Frame(f), Some(t)) => match t.receive_owned(f) {
+                    Ok((session, message, headers)) => Event::Message { session, message, headers },
+                    Err((f, _)) => Event::Frame(f),
+                },
+                (event, _) => event,
+            };
+            (ack, event)
         };
         if let (Some(n), Some(enc)) = (ack, self.enc.as_mut()) {
             let _ = ch.send_raw(Control::Ack(n).encode(enc));
