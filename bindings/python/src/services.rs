@@ -182,7 +182,7 @@ pub struct Locator {
 #[pymethods]
 impl Locator {
     #[new]
-    #[pyo3(signature = (endpoints=None, *, connect_timeout=5.0, request_timeout=Some(30.0)))]
+    #[pyo3(signature = (endpoints=None, *, connect_timeout=5.0, request_timeout=30.0))]
     fn new(endpoints: Option<&Bound<'_, PyAny>>, connect_timeout: f64, request_timeout: Option<f64>) -> PyResult<Locator> {
         let eps = endpoints_arg(endpoints)?;
         let config = ClientConfig {
@@ -1308,7 +1308,7 @@ impl LocatorServer {
     }
 
     /// A :class:`Locator` client for this server.
-    #[pyo3(signature = (*, connect_timeout=5.0, request_timeout=Some(30.0)))]
+    #[pyo3(signature = (*, connect_timeout=5.0, request_timeout=30.0))]
     fn locator(&self, py: Python<'_>, connect_timeout: f64, request_timeout: Option<f64>) -> PyResult<Locator> {
         let ep = self.endpoint().into_pyobject(py)?.into_any();
         Locator::new(Some(&ep), connect_timeout, request_timeout)
@@ -1409,7 +1409,6 @@ pub(crate) fn register(m: &Bound<'_, pyo3::types::PyModule>) -> PyResult<()> {
     m.add_class::<Reply>()?;
     m.add_class::<Logger>()?;
     m.add_class::<ServiceDef>()?;
-    m.add_class::<MethodDecorator>()?;
     m.add_class::<Responder>()?;
     m.add_class::<Attached>()?;
     m.add_class::<Hosted>()?;
