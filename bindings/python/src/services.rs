@@ -397,28 +397,38 @@ impl Reply {
 #[pyclass(frozen, module = "sluice", name = "Call")]
 pub struct Call {
     call: Mutex<Option<svc::Call>>,
+    /// Replies a timed-out `collect()` had taken, delivered first.
+    buffered: Mutex<VecDeque<svc::Reply>>,
     sender: svc::CallSender,
     channel: u64,
 }
 
 impl Call {
     pub(crate) fn new(call: svc::Call) -> Call {
-        Call { sender: call.sender(), channel: call.channel_id(), call: Mutex::new(Some(call)) }
+        Call { sender: call.sender(), channel: call.channel_id(), call: Mutex::new(Some(call)), buffered: Mutex::new(VecDeque::new()) }
     }
 
+    /// Lends the call out while waiting (another thread reading it meanwhile
+    /// gets `Closed`); [`put`](Self::put) gives it back.
     fn take(&self, py: Python<'_>) -> PyResult<svc::Call> {
-        lock(&self.call)
-            .take()
-            .ok_or_else(|| errors::closed(py, "the call was consumed by value()/collect() or is being read by another thread"))
+        lock(&self.call).take().ok_or_else(|| errors::closed(py, "the call is being read by another thread"))
     }
 
-    fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Reply>> {
+    fn put(&self, call: svc::Call) {
+        *lock(&self.call) = Some(call);
+    }
+
+    /// The next reply (a buffered one first).
+    fn recv_core(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<svc::Reply>> {
+        if let Some(r) = lock(&self.buffered).pop_front() {
+            return Ok(Some(r));
+        }
         let mut call = self.take(py)?;
         let r = block(py, timeout, async { Ok(call.recv().await) });
-        *lock(&self.call) = Some(call);
+        self.put(call);
         match r? {
             None => Ok(None),
-            Some(Ok(reply)) => Reply::from_core(py, reply).map(Some),
+            Some(Ok(reply)) => Ok(Some(reply)),
             Some(Err(e)) => Err(errors::service(py, e)),
         }
     }
@@ -437,7 +447,7 @@ impl Call {
     /// :class:`Timeout` after ``timeout`` seconds (the call stays usable).
     #[pyo3(signature = (*, timeout=None))]
     fn next(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Reply>> {
-        self.recv(py, timeout)
+        self.recv_core(py, timeout)?.map(|r| Reply::from_core(py, r)).transpose()
     }
 
     fn __iter__(slf: Py<Self>) -> Py<Self> {
@@ -445,28 +455,49 @@ impl Call {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Reply>> {
-        self.recv(py, None)
+        self.next(py, None)
     }
 
     /// The result of a primitive method: the arguments of its ``value``
     /// reply — None for none, the argument itself for one, a tuple for
-    /// several. Raises :class:`ServiceError` for an ``error`` reply.
-    /// Consumes the call.
+    /// several. Raises :class:`ServiceError` for an ``error`` reply,
+    /// :class:`sluice.Error` if the next reply is not a ``value``, and
+    /// :class:`Timeout` after ``timeout`` seconds (the call stays usable).
     #[pyo3(signature = (*, timeout=None))]
     fn value<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
-        let call = self.take(py)?;
-        let v = block(py, timeout, call.value())?;
-        values_to_result(py, &v)
+        match self.recv_core(py, timeout)? {
+            Some(r) if r.name == "value" => values_to_result(py, &r.args),
+            Some(r) => Err(errors::service(py, SvcError::BadReply(format!("expected a value, got '{}'", r.name)))),
+            None => Err(errors::service(py, SvcError::BadReply("the call ended without a value".into()))),
+        }
     }
 
-    /// Every reply up to the end of the call (a stream's ``write``\ s and
-    /// its ``close``). Raises :class:`ServiceError` if the call ends with an
-    /// error. Consumes the call.
+    /// Every reply up to the end of the call (a stream's ``write`` replies
+    /// and its ``close``). Raises :class:`ServiceError` if the call ends with
+    /// an error; after :class:`Timeout` the replies taken so far are
+    /// delivered again by the next ``next()``/``collect()``.
     #[pyo3(signature = (*, timeout=None))]
     fn collect(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Vec<Reply>> {
-        let call = self.take(py)?;
-        let replies = block(py, timeout, call.collect())?;
-        replies.into_iter().map(|r| Reply::from_core(py, r)).collect()
+        let mut call = self.take(py)?;
+        let mut all: Vec<svc::Reply> = lock(&self.buffered).drain(..).collect();
+        let mut fresh: Vec<svc::Reply> = Vec::new();
+        let r = block(py, timeout, async {
+            while let Some(item) = call.recv().await {
+                fresh.push(item?);
+            }
+            Ok(())
+        });
+        self.put(call);
+        all.extend(fresh);
+        match r {
+            Ok(()) => all.into_iter().map(|r| Reply::from_core(py, r)).collect(),
+            Err(e) => {
+                if e.is_instance_of::<pyo3::exceptions::PyTimeoutError>(py) {
+                    lock(&self.buffered).extend(all);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Sends message ``name`` of the method's tx protocol (e.g. ``write``
@@ -574,6 +605,10 @@ impl Logger {
 
 /// Handler threads at most; calls beyond wait for one to be free.
 pub(crate) const MAX_HANDLER_THREADS: usize = 64;
+/// Calls waiting for a handler thread at most; past this a call is
+/// answered at once with `error([7, 7], "too many calls waiting...")`,
+/// so callers cannot grow the queue without bound.
+pub(crate) const MAX_QUEUED_CALLS: usize = 10_000;
 /// A handler thread with nothing to do for this long ends.
 const IDLE_EXIT: Duration = Duration::from_secs(30);
 
@@ -599,6 +634,11 @@ fn pool() -> &'static Arc<Pool> {
 }
 
 impl Pool {
+    /// Whether a call may still be queued.
+    fn has_room(&self) -> bool {
+        lock(&self.st).queue.len() < MAX_QUEUED_CALLS
+    }
+
     fn submit(self: &Arc<Pool>, job: Job) {
         let mut st = lock(&self.st);
         st.queue.push_back(job);
@@ -636,14 +676,24 @@ impl Pool {
     }
 }
 
-/// Runs `f` with the GIL on a handler thread (not if the interpreter is gone).
-fn with_python(f: impl FnOnce(Python<'_>) + Send + 'static) {
+/// Runs `f` with the GIL on a handler thread (not if the interpreter is
+/// gone); answers `out` with an error instead when the queue is full.
+fn with_python(out: svc::Responder, f: impl FnOnce(Python<'_>, svc::Responder) + Send + 'static) {
+    if !pool().has_room() {
+        let mut out = out;
+        let _ = out.error(&ServiceError::new(
+            DISPATCH_CATEGORY,
+            UNCAUGHT_ERROR,
+            format!("too many calls waiting for a handler (more than {MAX_QUEUED_CALLS})"),
+        ));
+        return;
+    }
     pool().submit(Box::new(move || {
         // SAFETY: a plain query of the interpreter's state.
         if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
             return;
         }
-        Python::attach(f);
+        Python::attach(|py| f(py, out));
     }));
 }
 
@@ -828,13 +878,13 @@ impl ServiceDef {
         *g = if streaming {
             old.method(name, Node::Terminal, Node::streaming(), move |req, out| {
                 let f = f.clone();
-                with_python(move |py| run_streaming(py, &f, req, out));
+                with_python(out, move |py, out| run_streaming(py, &f, req, out));
                 None
             })
         } else {
             old.method(name, Node::Terminal, Node::primitive(), move |req, out| {
                 let f = f.clone();
-                with_python(move |py| run_primitive(py, &f, req, out));
+                with_python(out, move |py, out| run_primitive(py, &f, req, out));
                 None
             })
         };
@@ -1419,5 +1469,6 @@ pub(crate) fn register(m: &Bound<'_, pyo3::types::PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(attach, m)?)?;
     m.add_function(wrap_pyfunction!(host, m)?)?;
     m.add("MAX_HANDLER_THREADS", MAX_HANDLER_THREADS)?;
+    m.add("MAX_QUEUED_CALLS", MAX_QUEUED_CALLS)?;
     Ok(())
 }

@@ -147,8 +147,29 @@ def test_iteration_one_reply_at_a_time(demo):
     assert call.next() is None
     with pytest.raises(sluice.Error, match="ended without a value"):
         call.value()
-    with pytest.raises(sluice.Closed, match="consumed"):
-        call.next()  # value() took the call
+    with pytest.raises(sluice.Error, match="expected a value, got 'write'"):
+        demo.locator().service("echo").call("echo", 1).value()
+
+
+def test_timeouts_leave_the_call_usable(server):
+    kept: List[sluice.Responder] = []
+    svc_def = sluice.ServiceDef("slow")
+    svc_def.streaming("wait", lambda out: kept.append(out))
+    loc = server.locator()
+    with sluice.attach(loc, svc_def):
+        call = loc.service("slow").call("wait")
+        with pytest.raises(sluice.Timeout):
+            call.value(timeout=0.05)
+        eventually(lambda: kept, "handler ran")
+        kept[0].write("a")
+        with pytest.raises(sluice.Timeout):
+            call.collect(timeout=0.2)  # took "a", then timed out: "a" is kept
+        kept[0].write("b")
+        with pytest.raises(sluice.Timeout):
+            call.collect(timeout=0.2)
+        kept[0].close()
+        assert [(r.name, r.args) for r in call.collect(timeout=10)] == [("write", ["a"]), ("write", ["b"]), ("close", [])]
+        assert call.next() is None
 
 
 def test_relay_sends_on_a_streaming_tx(demo):
@@ -492,6 +513,7 @@ def test_registry_invoke_remote_invocation(server):
         assert ei.value.code == 7
         with pytest.raises(sluice.UnknownMethod):
             reg.invoke("remote", "nope")
+    eventually(lambda: not server.registry.get("remote").online, "offline after detach")
     with pytest.raises(sluice.NotFound):
         server.registry.invoke("remote", "ping")
 
@@ -562,3 +584,41 @@ def test_example_service_program_errors(args, needle):
     assert r.stdout == ""
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+def test_handler_threads_are_bounded_and_the_queue_too(server):
+    """More calls than handler threads wait for one; past MAX_QUEUED_CALLS
+    waiting, calls are refused at once with an error (memory stays bounded)."""
+    gate = threading.Event()
+    svc_def = sluice.ServiceDef("gated")
+
+    @svc_def.primitive("wait")
+    def wait(i):
+        gate.wait(60)
+        return i
+
+    loc = server.locator()
+    with sluice.attach(loc, svc_def):
+        svc = loc.service("gated")
+        n = sluice.MAX_HANDLER_THREADS + sluice.MAX_QUEUED_CALLS + 20
+        calls = [svc.call("wait", i) for i in range(n)]
+        # the last ones are refused while the gate is shut
+        refused = []
+        for i in range(n - 1, -1, -1):
+            try:
+                calls[i].value(timeout=0.5 if not refused else 5)
+            except sluice.ServiceError as e:
+                assert "too many calls waiting for a handler" in e.message
+                refused.append(i)
+            except sluice.Timeout:
+                break  # a call that is waiting for a handler: the refused ones are behind us
+        assert len(refused) >= 20
+        gate.set()
+        answered = 0
+        for i in range(n):
+            if i in refused:
+                continue
+            assert calls[i].value(timeout=120) == i
+            answered += 1
+        assert answered + len(refused) == n
+        assert answered >= sluice.MAX_QUEUED_CALLS

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from . import errors, events
 from ._sluice import (
     MAX_HANDLER_THREADS,
+    MAX_QUEUED_CALLS,
     Attached,
     Call,
     Entry,
@@ -125,6 +126,7 @@ __all__ = [
     "Disconnected",
     "Timeout",
     "MAX_HANDLER_THREADS",
+    "MAX_QUEUED_CALLS",
     "errors",
     "events",
     "aio",

@@ -12,7 +12,7 @@ from .events import Event
 __all__ = ['__version__', 'DEFAULT_COPY_THRESHOLD', 'DEFAULT_BATCH', 'Channel', 'Server', 'events', 'Payload', 'poll', 'set_io_threads',
            'Worker', 'WorkerStream', 'Engine', 'WorkerRef', 'EngineStream', 'Session', 'ResumeServer', 'Peer',
            'Locator', 'Resolved', 'Service', 'Call', 'Reply', 'Logger', 'ServiceDef', 'Responder', 'attach', 'Attached',
-           'host', 'Hosted', 'Publication', 'Registry', 'Entry', 'LocatorServer', 'MAX_HANDLER_THREADS']
+           'host', 'Hosted', 'Publication', 'Registry', 'Entry', 'LocatorServer', 'MAX_HANDLER_THREADS', 'MAX_QUEUED_CALLS']
 __version__: str
 #: Chunks of at least this many bytes arrive as a zero-copy :class:`Payload`.
 DEFAULT_COPY_THRESHOLD: int
@@ -698,6 +698,8 @@ _Attributes = Optional[Union[Mapping[str, _Value], Iterable[Tuple[str, _Value]]]
 
 #: Handler threads at most (calls beyond wait for a free one).
 MAX_HANDLER_THREADS: int
+#: Calls waiting for a handler thread at most (more are answered ``error([7, 7], ...)`` at once).
+MAX_QUEUED_CALLS: int
 
 @final
 class Locator:
