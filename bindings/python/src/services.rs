@@ -618,6 +618,8 @@ struct PoolState {
     queue: VecDeque<Job>,
     idle: usize,
     threads: usize,
+    /// The process the threads belong to (a forked child has none of them).
+    pid: u32,
 }
 
 /// Runs handlers off the I/O threads: a job waits only if
@@ -630,7 +632,7 @@ struct Pool {
 
 fn pool() -> &'static Arc<Pool> {
     static POOL: OnceLock<Arc<Pool>> = OnceLock::new();
-    POOL.get_or_init(|| Arc::new(Pool { st: Mutex::new(PoolState { queue: VecDeque::new(), idle: 0, threads: 0 }), cv: Condvar::new() }))
+    POOL.get_or_init(|| Arc::new(Pool { st: Mutex::new(PoolState { queue: VecDeque::new(), idle: 0, threads: 0, pid: std::process::id() }), cv: Condvar::new() }))
 }
 
 impl Pool {
@@ -641,6 +643,12 @@ impl Pool {
 
     fn submit(self: &Arc<Pool>, job: Job) {
         let mut st = lock(&self.st);
+        if st.pid != std::process::id() {
+            // Forked: the parent's threads do not exist here.
+            let old = std::mem::take(&mut st.queue);
+            std::mem::forget(old);
+            *st = PoolState { queue: VecDeque::new(), idle: 0, threads: 0, pid: std::process::id() };
+        }
         st.queue.push_back(job);
         if st.idle >= st.queue.len() || st.threads >= MAX_HANDLER_THREADS {
             self.cv.notify_one();
@@ -699,17 +707,23 @@ fn with_python(out: svc::Responder, f: impl FnOnce(Python<'_>, svc::Responder) +
 
 /// Notifications (registry changes, log records) in order, on one thread.
 fn notify(f: impl FnOnce(Python<'_>) + Send + 'static) {
-    static TX: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
-    let tx = TX.get_or_init(|| {
+    static TX: Mutex<Option<(u32, mpsc::Sender<Job>)>> = Mutex::new(None);
+    let mut slot = lock(&TX);
+    let pid = std::process::id();
+    if slot.as_ref().is_none_or(|(owner, _)| *owner != pid) {
+        // The first notification, or the first in a forked child.
         let (tx, rx) = mpsc::channel::<Job>();
         let _ = std::thread::Builder::new().name("sluice-notify".into()).spawn(move || {
             for job in rx {
                 job();
             }
         });
-        Mutex::new(tx)
-    });
-    let _ = lock(tx).send(Box::new(move || {
+        if let Some(old) = slot.replace((pid, tx)) {
+            std::mem::forget(old);
+        }
+    }
+    let Some((_, tx)) = slot.as_ref() else { return };
+    let _ = tx.send(Box::new(move || {
         // SAFETY: a plain query of the interpreter's state.
         if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
             return;
@@ -830,8 +844,8 @@ pub struct MethodDecorator {
 
 #[pymethods]
 impl MethodDecorator {
-    fn __call__<'py>(&self, py: Python<'py>, handler: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        self.def.get().add(py, &self.name, handler.clone(), self.streaming)?;
+    fn __call__<'py>(&self, handler: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        self.def.get().add(&self.name, handler.clone(), self.streaming)?;
         Ok(handler)
     }
 }
@@ -867,14 +881,13 @@ pub struct ServiceDef {
 }
 
 impl ServiceDef {
-    fn add(&self, py: Python<'_>, name: &str, handler: Bound<'_, PyAny>, streaming: bool) -> PyResult<()> {
+    fn add(&self, name: &str, handler: Bound<'_, PyAny>, streaming: bool) -> PyResult<()> {
         if !handler.is_callable() {
             return Err(PyTypeError::new_err(format!("the handler of '{name}' must be callable")));
         }
         let f = Arc::new(handler.unbind());
         let mut g = lock(&self.def);
         let old = std::mem::replace(&mut *g, svc::ServiceDef::new("", 0));
-        let _ = py;
         *g = if streaming {
             old.method(name, Node::Terminal, Node::streaming(), move |req, out| {
                 let f = f.clone();
@@ -983,7 +996,7 @@ impl ServiceDef {
         let py = slf.py();
         match handler {
             Some(h) => {
-                slf.get().add(py, name, h.clone(), streaming)?;
+                slf.get().add(name, h.clone(), streaming)?;
                 Ok(h)
             }
             None => Ok(Bound::new(py, MethodDecorator { def: slf.clone().unbind(), name: name.to_string(), streaming })?.into_any()),

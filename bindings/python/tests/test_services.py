@@ -622,3 +622,35 @@ def test_handler_threads_are_bounded_and_the_queue_too(server):
             answered += 1
         assert answered + len(refused) == n
         assert answered >= sluice.MAX_QUEUED_CALLS
+
+
+def _forked_child(endpoint: str, conn) -> None:
+    svc_def = sluice.ServiceDef("forked")
+    svc_def.primitive("pid", lambda: os.getpid())
+    with sluice.attach(sluice.Locator([endpoint]), svc_def):
+        conn.send("ready")
+        conn.recv()  # stay until told
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_handlers_work_in_a_forked_child(server):
+    import multiprocessing
+
+    loc = server.locator()
+    # handler threads exist in this process before the fork
+    with sluice.attach(loc, example_def("parent")):
+        assert loc.service("parent").call("ping", 1).value() == 1
+    ctx = multiprocessing.get_context("fork")
+    here, there = ctx.Pipe()
+    child = ctx.Process(target=_forked_child, args=(server.endpoint, there))
+    child.start()
+    try:
+        assert here.poll(60) and here.recv() == "ready"
+        assert loc.service("forked").call("pid").value(timeout=60) == child.pid
+        here.send("exit")
+        child.join(60)
+        assert child.exitcode == 0
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join()
