@@ -140,7 +140,7 @@ fn endpoints_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Endpoint>> {
     let Some(obj) = obj.filter(|o| !o.is_none()) else {
         return Ok(vec![Endpoint::Tcp("localhost".into(), svc::LOCATOR_PORT)]);
     };
-    if obj.extract::<String>().is_ok() || obj.cast::<PyTuple>().is_ok() {
+    if obj.extract::<String>().is_ok() || obj.extract::<(String, u16)>().is_ok() {
         return Ok(vec![endpoint_arg(obj)?]);
     }
     let eps = obj.try_iter()?.map(|e| endpoint_arg(&e?)).collect::<PyResult<Vec<_>>>()?;
@@ -613,9 +613,11 @@ pub(crate) const MAX_QUEUED_CALLS: usize = 10_000;
 const IDLE_EXIT: Duration = Duration::from_secs(30);
 
 type Job = Box<dyn FnOnce() + Send>;
+/// A handler call, run with the GIL.
+type PyJob = Box<dyn for<'py> FnOnce(Python<'py>) + Send>;
 
 struct PoolState {
-    queue: VecDeque<Job>,
+    queue: VecDeque<PyJob>,
     idle: usize,
     threads: usize,
     /// The process the threads belong to (a forked child has none of them).
@@ -641,7 +643,7 @@ impl Pool {
         lock(&self.st).queue.len() < MAX_QUEUED_CALLS
     }
 
-    fn submit(self: &Arc<Pool>, job: Job) {
+    fn submit(self: &Arc<Pool>, job: PyJob) {
         let mut st = lock(&self.st);
         if st.pid != std::process::id() {
             // Forked: the parent's threads do not exist here.
@@ -663,14 +665,27 @@ impl Pool {
         }
     }
 
+    /// A handler thread: keeps its Python thread state for its whole life
+    /// (attached while it runs a handler, detached while it waits).
     fn work(&self) {
+        // SAFETY: a plain query of the interpreter's state.
+        if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
+            lock(&self.st).threads -= 1;
+            return;
+        }
+        Python::attach(|py| {
+            while let Some(job) = py.detach(|| self.next_job()) {
+                job(py);
+            }
+        });
+    }
+
+    /// The next job; None when the thread has been idle for [`IDLE_EXIT`].
+    fn next_job(&self) -> Option<PyJob> {
         let mut st = lock(&self.st);
         loop {
             if let Some(job) = st.queue.pop_front() {
-                drop(st);
-                job();
-                st = lock(&self.st);
-                continue;
+                return Some(job);
             }
             st.idle += 1;
             let (next, r) = self.cv.wait_timeout(st, IDLE_EXIT).unwrap_or_else(|e| e.into_inner());
@@ -678,7 +693,7 @@ impl Pool {
             st.idle -= 1;
             if r.timed_out() && st.queue.is_empty() {
                 st.threads -= 1;
-                return;
+                return None;
             }
         }
     }
@@ -696,13 +711,7 @@ fn with_python(out: svc::Responder, f: impl FnOnce(Python<'_>, svc::Responder) +
         ));
         return;
     }
-    pool().submit(Box::new(move || {
-        // SAFETY: a plain query of the interpreter's state.
-        if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
-            return;
-        }
-        Python::attach(|py| f(py, out));
-    }));
+    pool().submit(Box::new(move |py| f(py, out)));
 }
 
 /// Notifications (registry changes, log records) in order, on one thread.

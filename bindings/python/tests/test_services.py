@@ -232,6 +232,11 @@ def test_locator_failover_first_endpoint_dead(demo):
     assert loc.endpoints[1] == demo.endpoint
     assert loc.resolve("math").name == "math"
     assert loc.service("math").call("add", 1, 1).value() == 2
+    # a tuple of endpoints, a single (host, port), a single string
+    assert sluice.Locator((dead_endpoint(), dead_endpoint(), demo.endpoint)).resolve("kv").name == "kv"
+    assert sluice.Locator(("127.0.0.1", demo.port)).endpoints == [demo.endpoint]
+    assert sluice.Locator(demo.endpoint).resolve("echo").version == 1
+    assert sluice.Locator().endpoints == ["localhost:10053"]
 
 
 def test_bad_arguments_are_type_and_value_errors(demo):
