@@ -118,6 +118,7 @@ def test_primitive_and_streaming_demo_calls(demo):
     assert math.state == "closed"
     assert math.call("add", 2, 3).value() == 5
     assert math.state == "connected"
+    assert math.info.name == "math" and math.info.methods == ["add", "sub", "mul", "div"]
     assert math.call("mul", 1.5, 4).value() == 6.0
     echo = loc.service("echo")
     replies = echo.call("echo", 1, "two", [3, {"k": None}]).collect()
@@ -225,6 +226,10 @@ def test_no_locator_is_a_connection_error():
         loc.resolve("echo")
     assert ei.value.errno == errno.ECONNREFUSED
     assert "cannot connect to the locator" in str(ei.value)
+    svc = loc.service("echo")
+    with pytest.raises(sluice.ConnectionError):
+        svc.call("ping")
+    assert svc.state == "error" and svc.info is None
 
 
 def test_locator_failover_first_endpoint_dead(demo):
