@@ -303,6 +303,18 @@ pub struct Channel {
     inner: Arc<Inner>,
 }
 
+/// A channel handle that does not keep the channel alive (for timers that
+/// should not outlive the connection they watch).
+#[derive(Clone)]
+pub(crate) struct WeakChannel(std::sync::Weak<Inner>);
+
+impl WeakChannel {
+    /// The channel, if something else still holds it.
+    pub(crate) fn upgrade(&self) -> Option<Channel> {
+        self.0.upgrade().map(|inner| Channel { inner })
+    }
+}
+
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Channel").field("dialect", &self.inner.config.dialect).finish_non_exhaustive()
@@ -952,9 +964,21 @@ impl Channel {
         Ok(())
     }
 
+    /// A handle that does not keep this channel alive.
+    pub(crate) fn downgrade(&self) -> WeakChannel {
+        WeakChannel(Arc::downgrade(&self.inner))
+    }
+
     /// Queues pre-encoded bytes (whole frames) as they are.
     pub fn send_raw(&self, bytes: Bytes) -> Result<(), SendError> {
         self.with_tx(|e| e.raw(bytes))
+    }
+
+    /// Queues pre-encoded bytes given in segments (for example an
+    /// [`OutBuf`](crate::wire::OutBuf)'s), all or none; long segments are
+    /// queued without a copy.
+    pub fn send_raw_segments(&self, segments: &[Bytes]) -> Result<(), SendError> {
+        self.with_tx(|e| e.raw_segments(segments))
     }
 
     /// Queues a typed worker-protocol message on `session`.

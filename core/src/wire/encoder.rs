@@ -65,6 +65,13 @@ impl OutBuf {
         self.segs.clear();
         self.len = 0;
         self.tail.clear();
+        if self.tail.capacity() == 0 {
+            // A tail written out to its last byte points past the end of
+            // its memory; reserving moves it back to the start (reusing the
+            // memory when nothing else holds it), so that the buffer is not
+            // held by a pointer past its end, which leak checkers cannot see.
+            self.tail.reserve(1);
+        }
     }
 
     /// Number of segments (a measure of write fragmentation).
@@ -85,6 +92,14 @@ impl OutBuf {
             self.len += b.len();
             self.segs.push_back(b);
         }
+    }
+
+    /// Takes everything queued as a list of segments (large payloads stay
+    /// shared, not copied), leaving the queue empty.
+    pub fn take_segments(&mut self) -> Vec<Bytes> {
+        self.seal();
+        self.len = 0;
+        self.segs.drain(..).collect()
     }
 
     /// Moves the scratch tail into the segment queue.
@@ -340,11 +355,34 @@ impl Encoder {
     pub fn raw(&mut self, bytes: Bytes) {
         self.out.push(bytes, self.copy_max);
     }
+
+    /// Pre-encoded frames in several segments, sent as they are (short
+    /// segments are copied together, long ones chained).
+    pub fn raw_segments(&mut self, segments: &[Bytes]) {
+        for s in segments {
+            self.out.push(s.clone(), self.copy_max);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_written_out_queue_reuses_its_memory_from_the_start() {
+        let mut out = OutBuf::new();
+        out.push(Bytes::from_static(&[1; 27]), DEFAULT_COPY_MAX);
+        let start = out.chunk().as_ptr();
+        out.advance(27);
+        assert!(!out.has_remaining());
+        out.reset();
+        // Back at the start at once, not past the end until the next push.
+        assert_eq!(out.tail.as_ptr(), start);
+        out.push(Bytes::from_static(&[2; 20]), DEFAULT_COPY_MAX);
+        assert_eq!(out.chunk().as_ptr(), start);
+        assert_eq!(out.chunk(), &[2; 20]);
+    }
 
     fn take(enc: &mut Encoder) -> Vec<u8> {
         let n = enc.out().remaining();
