@@ -896,6 +896,9 @@ impl ServiceDef {
         }
         let f = Arc::new(handler.unbind());
         let mut g = lock(&self.def);
+        if g.graph().method(name).is_some() {
+            return Err(PyValueError::new_err(format!("'{}' already has a method '{name}'", g.name())));
+        }
         let old = std::mem::replace(&mut *g, svc::ServiceDef::new("", 0));
         *g = if streaming {
             old.method(name, Node::Terminal, Node::streaming(), move |req, out| {

@@ -253,6 +253,14 @@ def test_bad_arguments_are_type_and_value_errors(demo):
         demo.locator().service("echo").call("ping", object())
     with pytest.raises(ValueError):
         demo.add_demo(["nope"])
+    svc = sluice.ServiceDef("twice")
+    svc.primitive("m", lambda: 1)
+    with pytest.raises(ValueError, match="already has a method 'm'"):
+        svc.primitive("m", lambda: 2)
+    with pytest.raises(TypeError):
+        svc.streaming("s", 42)
+    assert svc.methods == ["m"] and svc.name == "twice" and svc.version == 1
+    assert svc.graph == {0: ("m", {}, {0: ["value", {}], 1: ["error", {}]})}
 
 
 # --- Python services ------------------------------------------------------------
