@@ -803,9 +803,12 @@ class Call:
     def __next__(self) -> Reply: ...
     def value(self, *, timeout: Optional[float] = None) -> Any:
         """A primitive method's result: None (no arguments), the argument,
-        or a tuple of several. Consumes the call."""
+        or a tuple of several. Raises :class:`ServiceError` for an ``error``
+        reply; after :class:`Timeout` the call stays usable."""
     def collect(self, *, timeout: Optional[float] = None) -> List[Reply]:
-        """Every reply to the end (the ``write`` replies and the ``close``). Consumes the call."""
+        """Every reply to the end (the ``write`` replies and the ``close``);
+        :class:`ServiceError` if it ends with an error. After
+        :class:`Timeout` the replies taken so far come again first."""
     def send(self, name: str, *args: _Value) -> None:
         """Sends message ``name`` of the method's tx protocol (e.g. ``write``,
         ``close`` of ``echo.relay``). Does not block."""
