@@ -23,6 +23,7 @@ mod modern;
 mod options;
 mod outbox;
 mod roles;
+mod services;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
