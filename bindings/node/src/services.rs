@@ -40,6 +40,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Replies of one call on their way to JavaScript at most.
+const CALL_WINDOW: usize = 256;
+
 /// Nesting limit of values converted either way (a cyclic object fails).
 const MAX_DEPTH: usize = 64;
 
@@ -764,8 +767,13 @@ fn start_call<'a>(
     let sending = Arc::new(Mutex::new(Sending::Queued(Vec::new())));
     let inst = Call { service, method, sending: sending.clone() }.into_instance(env)?;
     let post = Post::new(e, Some(inst.value))?;
-    let deliver = move |post: &Post, item: Option<std::result::Result<Reply, CoreError>>| {
+    // Replies posted to JavaScript and not yet run: past this the task
+    // stops reading, and the call's unread replies wait in the core (which
+    // fails the call past its own limit, ClientConfig::max_pending).
+    let window = Arc::new(tokio::sync::Semaphore::new(CALL_WINDOW));
+    let deliver = move |post: &Post, item: Option<std::result::Result<Reply, CoreError>>, permit: Option<tokio::sync::OwnedSemaphorePermit>| {
         post.post(move |env, obj| {
+            let _permit = permit;
             let f = registered(env, |f| f.on_call);
             let s = |x: &str| unsafe { str_value(env, x) };
             let args = match &item {
@@ -781,7 +789,7 @@ fn start_call<'a>(
             Ok(c) => c,
             Err(e) => {
                 *lock(&sending) = Sending::Failed;
-                return deliver(&post, Some(Err(e)));
+                return deliver(&post, Some(Err(e)), None);
             }
         };
         let queued = std::mem::replace(&mut *lock(&sending), Sending::Open(call.sender()));
@@ -789,19 +797,21 @@ fn start_call<'a>(
             for (name, args) in q {
                 if let Err(e) = call.send(&name, &args) {
                     *lock(&sending) = Sending::Failed;
-                    return deliver(&post, Some(Err(e)));
+                    return deliver(&post, Some(Err(e)), None);
                 }
             }
         }
-        while let Some(item) = call.recv().await {
+        loop {
+            let Ok(permit) = window.clone().acquire_owned().await else { return };
+            let Some(item) = call.recv().await else { break };
             let failed = item.is_err();
-            deliver(&post, Some(item));
+            deliver(&post, Some(item), Some(permit));
             if failed {
                 *lock(&sending) = Sending::Failed;
                 return;
             }
         }
-        deliver(&post, None);
+        deliver(&post, None, None);
     });
     Ok(inst)
 }

@@ -413,6 +413,71 @@ test('Logger: the demo logging service with verbosity warning', async () => {
   }
 })
 
+test('long streams arrive whole and in order', async () => {
+  const server = new LocatorServer()
+  server.addDemoServices()
+  const locator = server.locator()
+  const attached = await attach(locator, greeter('long'))
+  try {
+    const n = 20000
+    const replies = await locator.service('long').call('count', n).collect()
+    assert.equal(replies.length, n + 1)
+    for (let i = 0; i < n; i++) assert.equal(replies[i].args[0], i)
+    assert.equal(replies[n].name, 'close')
+    // The demo echo: one write per argument, through the Locator's proxy too.
+    const args = Array.from({ length: 3000 }, (_, i) => `arg-${i}`)
+    const echoed = await locator.service('echo').call('echo', ...args).collect()
+    assert.deepEqual(echoed.slice(0, -1).map((r) => r.args[0]), args)
+    let seen = 0
+    for await (const r of server.registry.invoke('long', 'count', [n])) {
+      if (r.name === 'write') assert.equal(r.args[0], seen++)
+    }
+    assert.equal(seen, n)
+  } finally {
+    attached.detach()
+    server.close()
+  }
+})
+
+test('Node exits by itself once servers are closed and services detached; stays while they are open', async () => {
+  const pkg = JSON.stringify(path.join(__dirname, '..'))
+  const done = spawn(process.execPath, ['-e', `
+    const { LocatorServer, ServiceDef, attach, host } = require(${pkg})
+    ;(async () => {
+      const server = new LocatorServer()
+      server.addDemoServices()
+      const locator = server.locator()
+      const attached = await attach(locator, new ServiceDef('x').primitive('p', () => 1))
+      const hosted = host(new ServiceDef('y').primitive('p', () => 2))
+      await hosted.publish(locator)
+      const a = await locator.service('x').call('p').value()
+      const b = await locator.service('y').call('p').value()
+      const c = await locator.service('math').call('add', 1, 2).value()
+      attached.detach()
+      hosted.close()
+      server.close()
+      console.log('done', a[0], b[0], c[0])
+    })()
+  `], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  done.stdout.on('data', (d) => { out += d })
+  const [status] = await once(done, 'exit', 30000)
+  assert.equal(status, 0)
+  assert.equal(out, 'done 1 2 3\n')
+
+  const open = spawn(process.execPath, ['-e', `
+    const { LocatorServer } = require(${pkg})
+    const server = new LocatorServer()
+    console.log('listening')
+  `], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let exited = false
+  open.on('exit', () => { exited = true })
+  await once(open.stdout, 'data')
+  await sleep(500)
+  assert.equal(exited, false)
+  open.kill()
+})
+
 const SERVICE_JS = path.join(__dirname, '..', 'examples', 'service.js')
 
 function runService (args) {
