@@ -74,7 +74,9 @@ export declare class Attached {
  * Use it as an async iterator (`for await (const r of call)`, throws the
  * error), through `value()` (primitive methods: the arguments of `value`)
  * or `collect()` (every reply), or as an EventEmitter: `'reply' (reply)`,
- * `'error' (err)` (emitted only if listened to), `'end' ()`.
+ * `'error' (err)` (emitted only if listened to), `'end' ()`. Replies are
+ * kept for the iterator, `value()` and `collect()` unless a `'reply'`
+ * listener takes them first. A call in progress keeps Node running.
  */
 export declare class Call {
   /** The service called. */
@@ -427,7 +429,7 @@ export declare class LocatorServer {
   /** Where it listens (`host:port`, with the actual port). */
   get endpoint(): string
   /** Its registry (the same object each time). */
-  get registry(): unknown
+  get registry(): Registry
   /** A `Locator` client of this server. */
   locator(): Locator
   /**

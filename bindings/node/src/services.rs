@@ -748,7 +748,9 @@ enum Sending {
 /// Use it as an async iterator (`for await (const r of call)`, throws the
 /// error), through `value()` (primitive methods: the arguments of `value`)
 /// or `collect()` (every reply), or as an EventEmitter: `'reply' (reply)`,
-/// `'error' (err)` (emitted only if listened to), `'end' ()`.
+/// `'error' (err)` (emitted only if listened to), `'end' ()`. Replies are
+/// kept for the iterator, `value()` and `collect()` unless a `'reply'`
+/// listener takes them first. A call in progress keeps Node running.
 #[napi]
 pub struct Call {
     service: String,
@@ -1439,7 +1441,7 @@ impl LocatorServer {
     }
 
     /// Its registry (the same object each time).
-    #[napi(getter)]
+    #[napi(getter, ts_return_type = "Registry")]
     pub fn registry<'a>(&self, env: &'a Env) -> Unknown<'a> {
         let mut v = ptr::null_mut();
         unsafe { sys::napi_get_reference_value(env.raw(), self.registry_obj.0, &mut v) };
