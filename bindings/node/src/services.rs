@@ -376,9 +376,9 @@ pub(crate) fn from_js(env: sys::napi_env, v: sys::napi_value, depth: usize) -> s
         }
         sys::ValueType::napi_number => {
             let n = js::get_number(env, v).unwrap_or(0.0);
-            Ok(if n.fract() == 0.0 && n >= 0.0 && n < 18_446_744_073_709_551_616.0 {
+            Ok(if n.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&n) {
                 Value::Uint(n as u64)
-            } else if n.fract() == 0.0 && n < 0.0 && n >= -9_223_372_036_854_775_808.0 {
+            } else if n.fract() == 0.0 && (-9_223_372_036_854_775_808.0..0.0).contains(&n) {
                 Value::Int(n as i64)
             } else {
                 Value::F64(n)
@@ -1393,8 +1393,9 @@ pub struct LogRecord {
 pub struct LocatorServer {
     core: Mutex<Option<core::LocatorServer>>,
     registry_obj: SendPtr<sys::napi_ref>,
-    changes: Arc<Post>,
-    logs: Arc<Post>,
+    /// Until `close()`: they hold the registry and this object.
+    changes: Arc<Mutex<Option<Arc<Post>>>>,
+    logs: Arc<Mutex<Option<Arc<Post>>>>,
     demos: Mutex<Vec<core::Hosted>>,
     endpoint: String,
     host: String,
@@ -1420,17 +1421,19 @@ impl LocatorServer {
         let reg = Registry { core: registry.clone() }.into_instance(&env)?;
         let mut r = ptr::null_mut();
         unsafe { sys::napi_create_reference(e, reg.value, 1, &mut r) };
-        let changes = Post::new(e, Some(reg.value))?;
+        let changes = Arc::new(Mutex::new(Some(Post::new(e, Some(reg.value))?)));
         let c = changes.clone();
         registry.on_change(move |entry| {
             let entry = entry_of(entry);
-            c.post(move |env, obj| {
+            let Some(post) = lock(&c).clone() else { return };
+            post.post(move |env, obj| {
                 let v = unsafe { Entry::to_napi_value(env, entry) }.unwrap_or_else(|_| js::undefined(env));
                 emit(env, obj, "change", &[v]);
             });
         });
         let logs = Post::new(e, Some(this.raw()))?;
         logs.unref(e);
+        let logs = Arc::new(Mutex::new(Some(logs)));
         Ok(LocatorServer { core: Mutex::new(Some(server)), registry_obj: SendPtr(r), changes, logs, demos: Mutex::default(), endpoint, host })
     }
 
@@ -1470,7 +1473,8 @@ impl LocatorServer {
         let logs = self.logs.clone();
         let sink = move |rec: demo::LogRecord| {
             let r = LogRecord { level: rec.level.name().into(), source: rec.source, message: rec.message };
-            logs.post(move |env, obj| {
+            let Some(post) = lock(&logs).clone() else { return };
+            post.post(move |env, obj| {
                 let v = unsafe { LogRecord::to_napi_value(env, r) }.unwrap_or_else(|_| js::undefined(env));
                 emit(env, obj, "log", &[v]);
             });
@@ -1497,13 +1501,16 @@ impl LocatorServer {
     /// Stops listening and closes every client connection (what they
     /// registered goes offline) and the demo services.
     #[napi]
-    pub fn close(&self, env: Env) {
+    pub fn close(&self) {
         if let Some(s) = lock(&self.core).take() {
             s.close();
             for h in lock(&self.demos).drain(..) {
                 h.close();
             }
-            self.changes.unref(env.raw());
+            // Released: Node may exit, and the objects they held may go.
+            let changes = lock(&self.changes).take();
+            let logs = lock(&self.logs).take();
+            drop((changes, logs));
         }
     }
 }

@@ -236,6 +236,17 @@ test('a streaming handler may answer later; sends before the call is open wait',
     assert.throws(() => held.out.write('late'), { code: 'ERR_CALL_CLOSED' })
     assert.deepEqual(await all, [{ name: 'write', args: ['x', 1] }, { name: 'write', args: ['x', 2] }, { name: 'close', args: [] }])
 
+    // A handler may call services itself (its own included): nothing blocks the JavaScript thread.
+    const nested = new ServiceDef('nested')
+      .primitive('sum', async (a, b) => locator.service('math').call('add', a, b).value())
+      .primitive('twice', async (x) => {
+        const [once] = await locator.service('nested').call('sum', x, x).value()
+        return [once, (await locator.service('nested').call('sum', once, 0).value())[0]]
+      })
+    const n = await attach(locator, nested)
+    assert.deepEqual(await locator.service('nested').call('twice', 21).value(), [42, 42])
+    n.detach()
+
     // echo.relay: the caller's stream comes back.
     const relay = locator.service('echo').call('relay')
     for (let i = 0; i < 5; i++) relay.send('write', i, 'x')
