@@ -612,6 +612,10 @@ export declare class Service {
   get name(): string
   /** `'closed'`, `'connecting'`, `'connected'` or `'error'` (the last connect failed). */
   get state(): 'closed' | 'connecting' | 'connected' | 'error'
+  /** What the last resolve said (`null` before the first connection). */
+  get info(): Resolved | null
+  /** The endpoint of the current connection (`null` when not connected). */
+  get connectedTo(): string | null
   /** Resolves and connects unless connected. */
   connect(): Promise<void>
   /**

@@ -709,6 +709,24 @@ impl Service {
         }
     }
 
+    /// What the last resolve said (`null` before the first connection).
+    #[napi(getter)]
+    pub fn info(&self) -> Option<Resolved> {
+        self.core.info().map(|r| Resolved {
+            name: r.name.clone(),
+            endpoints: r.endpoints.iter().map(endpoint_string).collect(),
+            version: r.version as f64,
+            graph: methods(&r.graph),
+            text: r.to_string(),
+        })
+    }
+
+    /// The endpoint of the current connection (`null` when not connected).
+    #[napi(getter)]
+    pub fn connected_to(&self) -> Option<String> {
+        self.core.connected_to().as_ref().map(endpoint_string)
+    }
+
     /// Resolves and connects unless connected.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn connect<'a>(&self, env: &'a Env) -> Result<Unknown<'a>> {
