@@ -497,6 +497,11 @@ export declare class Registry {
 /**
  * Answers one call. Dropped (garbage-collected) before the answer is
  * complete, it answers `error([7, 7])`, so the caller never waits forever.
+ *
+ * Its sends throw `Error`s with a `code`: `'EAGAIN'` while 8 MiB wait to
+ * be written on the connection (nothing was sent: retry a little later),
+ * `'ERR_NOT_ALLOWED'` for a message the protocol does not allow now,
+ * `'ERR_CALL_CLOSED'` once the answer is complete.
  */
 export declare class Responder {
   /** Sends message `name` of the reply protocol in force. */

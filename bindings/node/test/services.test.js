@@ -457,6 +457,45 @@ test('long streams arrive whole and in order', async () => {
   }
 })
 
+test('a streaming handler retries writes refused with EAGAIN: 48 MiB arrive whole', async () => {
+  const chunk = Buffer.alloc(1 << 20, 7)
+  let refused = 0
+  const blobs = (name) => new ServiceDef(name).streaming('blobs', (out, n) => {
+    let i = 0
+    const go = () => {
+      try {
+        while (i < n) { out.write(chunk, i); i++ }
+        out.close()
+      } catch (e) {
+        if (e.code !== 'EAGAIN') throw e
+        refused++
+        setTimeout(go, 1)
+      }
+    }
+    go()
+  })
+  const server = new LocatorServer()
+  const locator = server.locator()
+  const hosted = host(blobs('hosted-blobs'))
+  await hosted.publish(locator)
+  const attached = await attach(locator, blobs('attached-blobs'))
+  try {
+    const check = (replies) => {
+      assert.equal(replies.length, 49)
+      replies.slice(0, -1).forEach((r, i) => { assert.equal(r.args[0].length, 1 << 20); assert.equal(r.args[1], i) })
+      assert.equal(replies[48].name, 'close')
+    }
+    check(await locator.service('hosted-blobs').call('blobs', 48).collect())
+    // Over the attaching client's own connection.
+    check(await server.registry.invoke('attached-blobs', 'blobs', [48]).collect())
+    console.log(`# 2 × 48 MiB from handlers: ${refused} writes refused with EAGAIN and retried`)
+  } finally {
+    attached.detach()
+    hosted.close()
+    server.close()
+  }
+})
+
 test('Node exits by itself once servers are closed and services detached; stays while they are open', async () => {
   const pkg = JSON.stringify(path.join(__dirname, '..'))
   const done = spawn(process.execPath, ['-e', `
