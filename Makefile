@@ -45,9 +45,9 @@ toolchain:
 
 demo: toolchain $(DEMOS) demo-engine
 	@echo
-	$(CARGO) run --locked -q -p sluice-core --example dump -- --dialect v1 --role worker core/examples/captures/v1_engine_to_worker.bin
+	$(CARGO) run --locked -q -p sluice-cli --bin sluice -- dump --dialect v1 --role worker core/examples/captures/v1_engine_to_worker.bin
 	@echo
-	$(CARGO) run --locked -q -p sluice-core --example dump -- --dialect v0 --role worker core/examples/captures/v0_engine_to_worker.bin
+	$(CARGO) run --locked -q -p sluice-cli --bin sluice -- dump --dialect v0 --role worker core/examples/captures/v0_engine_to_worker.bin
 	@echo
 	@$(MAKE) --no-print-directory demo-services
 
