@@ -15,7 +15,7 @@ const {
   Locator, Service, Call, Logger, ServiceDef, Responder, Attached, Hosted, LocatorServer, Registry,
   attach, host, ServiceError, NotFoundError, UnknownMethodError, DisconnectedError, TimeoutError, ConnectError
 } = require('..')
-const { sleep, once } = require('./helpers')
+const { sleep, once, sockPath } = require('./helpers')
 
 /** Resolves when `f()` holds (checked after each 'change' of `registry`). */
 function until (registry, f, ms = 10000) {
@@ -383,6 +383,23 @@ test('Locator failover: the first endpoint is dead', async () => {
       return true
     })
   } finally {
+    server.close()
+  }
+})
+
+test('a LocatorServer on a Unix socket', async () => {
+  const where = sockPath('locator')
+  const server = new LocatorServer(where)
+  server.addDemoServices()
+  const locator = new Locator(where)
+  const attached = await attach(locator, greeter('unix'))
+  try {
+    assert.equal(server.endpoint, where)
+    assert.deepEqual(await locator.service('math').call('sub', 50, 8).value(), [42])
+    assert.deepEqual(await server.locator().service('unix').call('hello', 'socket').value(), ['hello, socket'])
+    assert.deepEqual(server.registry.list().map((e) => e.name), ['echo', 'kv', 'logging', 'math', 'unix'])
+  } finally {
+    attached.detach()
     server.close()
   }
 })
