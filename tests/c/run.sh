@@ -50,6 +50,8 @@ build test_static $CC $cflags -o "$out/test_static" "$here/test_static.c" \
   programs+=(test_static)
 # examples/c/worker.c, which test_example_worker starts as ./example_worker.
 build example_worker $CC $cflags -o "$out/example_worker" "$here/../../examples/c/worker.c" $libs
+# examples/c/service.c, which test_example_service starts as ./example_service.
+build example_service $CC $cflags -o "$out/example_service" "$here/../../examples/c/service.c" $libs
 
 # The header compiles as C++ (extern "C" guards), warnings as errors.
 build test_cxx $CXX -std=c++11 -Wall -Wextra -Werror -O1 $(pkg-config --cflags sluice) -o "$out/test_cxx" \
