@@ -521,7 +521,7 @@ static void test_registry(void) {
 
     /* A service a client attaches: online, offline when it detaches, back
      * when it attaches again; offline too when its connection drops. */
-    int from = chg.n;
+    int from = calc_get(&chg.n);
     sluice_service_def *def = calc_def("svc2");
     sluice_attached *a = NULL;
     CHECK_OK(sluice_locator_attach(loc, def, (uint64_t)timeout_ms(), &a));
@@ -547,7 +547,7 @@ static void test_registry(void) {
     sluice_call_free(c);
 
     /* Its connection drops (the Locator server stops it from its side). */
-    from = chg.n;
+    from = calc_get(&chg.n);
     sluice_locator_server *other = NULL;
     CHECK_OK(sluice_locator_server_bind("127.0.0.1:0", NULL, &other));
     sluice_locator *oloc = NULL;
