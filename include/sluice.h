@@ -14,7 +14,12 @@
  *    thread runs them and what they may call;
  *  - the protocol roles (sluice_worker, sluice_engine, sluice_session,
  *    sluice_resume_server) take callbacks structs that begin with
- *    `size_t size`: set it to sizeof the struct (see sluice_engine_callbacks).
+ *    `size_t size`: set it to sizeof the struct (see sluice_engine_callbacks);
+ *  - Cocaine services (sluice_locator, sluice_service, sluice_call,
+ *    sluice_logger, sluice_service_def, sluice_locator_server, ...) take and
+ *    give arguments as msgpack-encoded arrays; their blocking calls take
+ *    `timeout_ms` (0: no limit) and return SLUICE_E_WRONG_THREAD on a
+ *    library thread (inside a service handler or registry callback).
  */
 
 #ifndef SLUICE_H
