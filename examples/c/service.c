@@ -13,14 +13,19 @@
  * reaches end of file, detaches and exits 0. Errors: one line on stderr,
  * exit 1. Build: make c-service (target/c/service).
  */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sluice.h>
 
-/* Handlers run on a library thread: they answer at once and must not block. */
+/* Handlers run on a library thread: they must not block. A responder may be
+ * answered later from any thread, then freed. */
 
 static void ping(void *ud, sluice_responder *r, const char *method, const uint8_t *args, size_t len) {
     (void)ud;
@@ -63,19 +68,55 @@ static size_t write_index(uint8_t *out, uint64_t i) {
     return 10;
 }
 
+/* The rest of a count the send queue could not take at once (back-pressure):
+ * written from a thread of ours, which may wait. */
+typedef struct {
+    sluice_responder *r;
+    uint64_t next, n;
+} rest;
+
+static void *count_rest(void *p) {
+    rest *job = p;
+    uint8_t item[10];
+    int rc = SLUICE_OK;
+    while (job->next < job->n && (rc == SLUICE_OK || rc == SLUICE_E_WOULD_BLOCK)) {
+        rc = sluice_responder_write(job->r, item, write_index(item, job->next));
+        if (rc == SLUICE_OK) job->next++;
+        else if (rc == SLUICE_E_WOULD_BLOCK) nanosleep(&(struct timespec){0, 1000000L}, NULL);
+    }
+    if (rc == SLUICE_OK) sluice_responder_close(job->r);
+    sluice_responder_free(job->r);
+    free(job);
+    return NULL;
+}
+
 static void count(void *ud, sluice_responder *r, const char *method, const uint8_t *args, size_t len) {
     (void)ud;
     (void)method;
-    uint64_t n;
+    uint64_t n, i = 0;
     if (read_count(args, len, &n) != 0) {
         sluice_responder_error(r, 7, 2, "count(n): n must be an unsigned integer");
-    } else {
-        uint8_t item[10];
-        int rc = SLUICE_OK;
-        for (uint64_t i = 0; i < n && rc == SLUICE_OK; i++) rc = sluice_responder_write(r, item, write_index(item, i));
-        if (rc == SLUICE_OK) sluice_responder_close(r);
-        /* Otherwise (the caller is gone, or far behind) freeing answers an error. */
+        sluice_responder_free(r);
+        return;
     }
+    uint8_t item[10];
+    int rc = SLUICE_OK;
+    for (; i < n; i++)
+        if ((rc = sluice_responder_write(r, item, write_index(item, i))) != SLUICE_OK) break;
+    if (rc == SLUICE_E_WOULD_BLOCK) {
+        rest *job = malloc(sizeof *job);
+        pthread_t t;
+        if (job) {
+            *job = (rest){r, i, n};
+            if (pthread_create(&t, NULL, count_rest, job) == 0) {
+                pthread_detach(t);
+                return;
+            }
+            free(job);
+        }
+    }
+    if (rc == SLUICE_OK) sluice_responder_close(r);
+    /* Otherwise (the caller is gone) freeing answers an error if it can. */
     sluice_responder_free(r);
 }
 

@@ -141,6 +141,41 @@ static void check_methods(const char *name) {
     sluice_call_free(c);
 }
 
+/* i from [i], a msgpack array of one unsigned integer (any width); -1 if not. */
+static int64_t index_of(const uint8_t *a, size_t n) {
+    if (n < 2 || a[0] != 0x91) return -1;
+    if (a[1] < 0x80) return n == 2 ? a[1] : -1;
+    size_t w = a[1] == 0xcc ? 1 : a[1] == 0xcd ? 2 : a[1] == 0xce ? 4 : a[1] == 0xcf ? 8 : 0;
+    if (w == 0 || n != 2 + w) return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < w; i++) v = (v << 8) | a[2 + i];
+    return (int64_t)v;
+}
+
+/* A stream larger than the send queue: the example's handler meets
+ * back-pressure and finishes from a thread of its own; every chunk arrives,
+ * in order. */
+static void check_long_count(const char *name, uint64_t n) {
+    sluice_service *svc = NULL;
+    CHECK_OK(sluice_locator_service(loc, name, &svc));
+    mp a = {0};
+    mp_uint(mp_array(&a, 1), n);
+    sluice_call *c = NULL;
+    CHECK_OK(sluice_service_call(svc, "count", a.b, a.n, (uint64_t)timeout_ms(), &c));
+    sluice_reply r;
+    int64_t start = now_ms();
+    for (uint64_t i = 0; i < n; i++) {
+        CHECK_OK(sluice_call_next(c, (uint64_t)timeout_ms(), &r));
+        if (strcmp(r.name, "write") != 0 || index_of(r.args, r.args_len) != (int64_t)i)
+            FAILF("reply %llu: %s %s", (unsigned long long)i, r.name, mp_text(r.args, r.args_len));
+    }
+    CHECK_OK(sluice_call_next(c, (uint64_t)timeout_ms(), &r));
+    CHECK(strcmp(r.name, "close") == 0 && r.last == 1);
+    printf("# count(%llu) from the example service: %lld ms\n", (unsigned long long)n, (long long)(now_ms() - start));
+    sluice_call_free(c);
+    sluice_service_free(svc);
+}
+
 static void test_setup(void) {
     CHECK_OK(sluice_locator_server_bind("127.0.0.1:0", NULL, &srv));
     CHECK_OK(sluice_locator_server_registry(srv, &reg));
@@ -158,6 +193,7 @@ static void test_example_service(void) {
     CHECK(sluice_resolved_version(r) == 1 && sluice_resolved_method_count(r) == 3);
     sluice_resolved_free(r);
     check_methods("demo-c");
+    check_long_count("demo-c", under_valgrind() ? 100000 : 2000000);
     /* End of its stdin: it detaches and exits 0, with nothing more said. */
     close(c.in);
     c.in = open("/dev/null", O_RDONLY);
