@@ -360,7 +360,8 @@ typedef struct sluice_attached sluice_attached;
  * `sluice_service_call` or `sluice_registry_invoke`, released by
  * `sluice_call_free`. Replies are read by one thread at a time (the
  * reading functions serialize); `sluice_call_send` may be called from
- * another thread meanwhile.
+ * another thread meanwhile. `sluice_call_free` must not race other calls
+ * on the same call.
  */
 typedef struct sluice_call sluice_call;
 

@@ -494,7 +494,8 @@ struct CallState {
 /// `sluice_service_call` or `sluice_registry_invoke`, released by
 /// `sluice_call_free`. Replies are read by one thread at a time (the
 /// reading functions serialize); `sluice_call_send` may be called from
-/// another thread meanwhile.
+/// another thread meanwhile. `sluice_call_free` must not race other calls
+/// on the same call.
 #[allow(non_camel_case_types)]
 pub struct sluice_call {
     st: Mutex<CallState>,
@@ -795,4 +796,38 @@ pub unsafe extern "C" fn sluice_logger_free(lg: *mut sluice_logger) {
             drop(unsafe { Box::from_raw(lg) });
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guard::{SLUICE_E_INVALID, SLUICE_OK};
+
+    #[test]
+    fn arguments_must_be_one_msgpack_array() {
+        assert_eq!(args_of(&[], "args").unwrap(), Vec::<Value>::new());
+        assert_eq!(args_of(&[0x92, 0x01, 0xa1, b'x'], "args").unwrap(), vec![Value::from(1u64), Value::from("x")]);
+        assert_eq!(args_of(&[0x01], "args").unwrap_err().0, SLUICE_E_INVALID);
+        assert_eq!(args_of(&[0x92, 0x01], "args").unwrap_err().0, SLUICE_E_INVALID);
+        assert_eq!(encode(&Value::Array(vec![Value::from(1u64)])), vec![0x91, 0x01]);
+    }
+
+    #[test]
+    fn core_errors_become_distinct_codes() {
+        let se = ServiceError::new(42, 7, "failed on request");
+        assert_eq!(fail(Error::Service(se)).0, SLUICE_E_SERVICE);
+        let (mut has, mut cat, mut code, mut msg) = (0, 0, 0, std::ptr::null());
+        assert_eq!(unsafe { sluice_last_service_error(&mut has, &mut cat, &mut code, &mut msg) }, SLUICE_OK);
+        assert_eq!((has, cat, code), (1, 42, 7));
+        assert_eq!(unsafe { std::ffi::CStr::from_ptr(msg) }.to_str().unwrap(), "failed on request");
+        assert_eq!(fail(Error::NotFound("x".into())).0, SLUICE_E_NOT_FOUND);
+        assert_eq!(unsafe { sluice_last_service_error(&mut has, &mut cat, &mut code, &mut msg) }, SLUICE_E_STATE);
+        assert_eq!(fail(Error::UnknownMethod { service: "s".into(), method: "m".into() }).0, SLUICE_E_UNKNOWN_METHOD);
+        assert_eq!(fail(Error::Timeout).0, SLUICE_E_TIMEOUT);
+        assert_eq!(fail(Error::Disconnected(104)).0, SLUICE_E_DISCONNECTED);
+        assert_eq!(crate::guard::sluice_last_errno(), 104);
+        assert_eq!(fail(Error::Connect { what: "the locator".into(), tried: vec![("a:1".into(), 111)] }).0, SLUICE_E_IO);
+        assert_eq!(crate::guard::sluice_last_errno(), 111);
+        assert_eq!(fail(Error::InRuntime).0, SLUICE_E_WRONG_THREAD);
+    }
 }

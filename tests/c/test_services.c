@@ -558,9 +558,26 @@ static void test_registry(void) {
     CHECK_OK(sluice_locator_attach(oloc, def, (uint64_t)timeout_ms(), &b));
     CHECK(registry_online(oreg, "svc2") == 1);
     CHECK(sluice_locator_server_connections(other) == 1);
+    /* A caller waiting on it through that Locator's proxy. */
+    sluice_service *waiting = NULL;
+    CHECK_OK(sluice_locator_service(oloc, "svc2", &waiting));
+    c = call(waiting, "hold", NULL);
+    sluice_responder *kept = NULL;
+    WAIT_UNTIL((kept = take_kept()) != NULL);
     sluice_locator_server_free(other);
     WAIT_UNTIL(sluice_attached_is_live(b) == 0);
     CHECK(registry_online(oreg, "svc2") == 0);
+    sluice_reply r;
+    CHECK_RC(sluice_call_next(c, (uint64_t)timeout_ms(), &r), SLUICE_E_DISCONNECTED);
+    CHECK(sluice_last_errno() != 0);
+    CHECK(strncmp(sluice_last_error(), "connection lost (", 17) == 0);
+    CHECK_RC(sluice_call_next(c, (uint64_t)timeout_ms(), &r), SLUICE_E_CLOSED);
+    sluice_call_free(c);
+    CHECK(sluice_service_state(waiting) == SLUICE_SERVICE_CLOSED);
+    sluice_service_free(waiting);
+    /* Its connection is gone: the late answer goes nowhere. */
+    CHECK_RC(sluice_responder_value(kept, NULL, 0), SLUICE_E_CLOSED);
+    sluice_responder_free(kept);
     sluice_attached_free(b);
     sluice_registry_free(oreg);
     sluice_locator_free(oloc);
