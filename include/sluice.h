@@ -348,8 +348,8 @@
  * A service this program provides over its own connection to a sluice
  * Locator, without listening anywhere (remote invocation: the Locator
  * gives other clients an endpoint and relays their calls over this
- * connection). Opaque; made by `sluice_locator_attach`. Online while it
- * lives: `sluice_attached_free` detaches it (and so does the end of the
+ * connection). Opaque; made by `sluice_locator_attach`. Online until
+ * `sluice_attached_detach` or `sluice_attached_free` (or the end of the
  * connection). Thread-safe.
  */
 typedef struct sluice_attached sluice_attached;
@@ -1603,6 +1603,14 @@ const char *sluice_attached_endpoints(const struct sluice_attached *a);
  * 0 (also for NULL).
  */
 int sluice_attached_is_live(const struct sluice_attached *a);
+
+/**
+ * Detaches the service: sends `discard` (it goes offline at the Locator)
+ * and closes the connection; calls in progress end. The handle stays
+ * valid (`sluice_attached_is_live` gives 0) until `sluice_attached_free`.
+ * Idempotent.
+ */
+int sluice_attached_detach(const struct sluice_attached *a);
 
 /**
  * Detaches the service (it goes offline at the Locator), closes the

@@ -256,12 +256,12 @@ pub unsafe extern "C" fn sluice_responder_free(r: *mut sluice_responder) {
 /// A service this program provides over its own connection to a sluice
 /// Locator, without listening anywhere (remote invocation: the Locator
 /// gives other clients an endpoint and relays their calls over this
-/// connection). Opaque; made by `sluice_locator_attach`. Online while it
-/// lives: `sluice_attached_free` detaches it (and so does the end of the
+/// connection). Opaque; made by `sluice_locator_attach`. Online until
+/// `sluice_attached_detach` or `sluice_attached_free` (or the end of the
 /// connection). Thread-safe.
 #[allow(non_camel_case_types)]
 pub struct sluice_attached {
-    a: Attached,
+    a: Mutex<Option<Attached>>,
     endpoints: CString,
 }
 
@@ -285,7 +285,7 @@ pub unsafe extern "C" fn sluice_locator_attach(
         let d = unsafe { def_of(def) }?.clone();
         let a = wait(timeout_ms, Attached::attach(&l.loc, d))?;
         let endpoints = c_string(joined(a.endpoints()));
-        unsafe { put(out, Box::into_raw(Box::new(sluice_attached { a, endpoints })), "out") }
+        unsafe { put(out, Box::into_raw(Box::new(sluice_attached { a: Mutex::new(Some(a)), endpoints })), "out") }
     })
 }
 
@@ -302,7 +302,22 @@ pub unsafe extern "C" fn sluice_attached_endpoints(a: *const sluice_attached) ->
 #[no_mangle]
 pub unsafe extern "C" fn sluice_attached_is_live(a: *const sluice_attached) -> c_int {
     // SAFETY: NULL or a live handle, per the C contract.
-    guard_or(0, || unsafe { a.as_ref() }.map_or(0, |a| c_int::from(a.a.is_live())))
+    guard_or(0, || unsafe { a.as_ref() }.map_or(0, |a| c_int::from(lock(&a.a).as_ref().is_some_and(Attached::is_live))))
+}
+
+/// Detaches the service: sends `discard` (it goes offline at the Locator)
+/// and closes the connection; calls in progress end. The handle stays
+/// valid (`sluice_attached_is_live` gives 0) until `sluice_attached_free`.
+/// Idempotent.
+#[no_mangle]
+pub unsafe extern "C" fn sluice_attached_detach(a: *const sluice_attached) -> c_int {
+    guard(|| {
+        // SAFETY: NULL or a live handle, per the C contract.
+        let a = unsafe { arg(a, "a") }?;
+        let taken = lock(&a.a).take();
+        drop(taken);
+        Ok(())
+    })
 }
 
 /// Detaches the service (it goes offline at the Locator), closes the

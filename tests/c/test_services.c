@@ -532,8 +532,11 @@ static void test_registry(void) {
     CHECK_RC(sluice_locator_attach(loc, def, (uint64_t)timeout_ms(), &dup), SLUICE_E_SERVICE);
     CHECK(dup == NULL);
     CHECK_SERVICE_ERROR(10, 4, "service 'svc2' is already online");
-    sluice_attached_free(a);
+    CHECK_OK(sluice_attached_detach(a));
+    CHECK(sluice_attached_is_live(a) == 0);
+    CHECK_OK(sluice_attached_detach(a));
     WAIT_UNTIL(registry_online(reg, "svc2") == 0);
+    sluice_attached_free(a);
     WAIT_UNTIL(changes_has(&chg, from, "svc2 offline"));
     sluice_resolved *res = NULL;
     CHECK_RC(sluice_locator_resolve(loc, "svc2", (uint64_t)timeout_ms(), &res), SLUICE_E_NOT_FOUND);
