@@ -8,11 +8,13 @@
 #   make c-test        install into a temporary prefix, build the C tests against it
 #                      with pkg-config, run them, then run them under valgrind
 #   make c-demo        build examples/c/echo.c against the installed library and run it
-#                      (and build the example worker, as c-worker does)
+#                      (and build the example worker, as c-worker does); then
+#                      c-service-demo
 #   make c-worker      build examples/c/worker.c (a worker an engine starts with the
 #                      runtime's argv) into $(C_WORK)/worker
 #   make c-service     build examples/c/service.c (a service attached to a Locator:
 #                      service --locator HOST:PORT --name NAME) into $(C_WORK)/service
+#   make c-service-demo  run it against `sluice serve` and call it with the sluice tool
 
 # Wherever this file is included, it does not change the default goal.
 C_MK_SAVED_GOAL := $(.DEFAULT_GOAL)
@@ -42,7 +44,7 @@ C_STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 C_WORK := $(C_TARGET_DIR)/c
 C_TEST_PREFIX := $(C_WORK)/prefix
 
-.PHONY: c-lib header header-check cbindgen install c-test c-demo c-worker c-service c-clean
+.PHONY: c-lib header header-check cbindgen install c-test c-demo c-worker c-service c-service-demo c-clean
 
 c-lib: toolchain
 	$(CARGO) build --locked --release -p sluice-ffi
@@ -94,7 +96,7 @@ c-test c-demo c-worker c-service: DESTDIR =
 c-test: install
 	bash tests/c/run.sh $(C_TEST_PREFIX) $(C_WORK)/tests
 
-c-demo: install c-worker
+c-demo: install c-worker c-service-demo
 	mkdir -p $(C_WORK)
 	PKG_CONFIG_PATH=$(C_TEST_PREFIX)/lib/pkgconfig; export PKG_CONFIG_PATH; \
 	  $${CC:-cc} -std=c11 -Wall -Wextra -Werror -O2 -o $(C_WORK)/echo examples/c/echo.c \
@@ -114,6 +116,10 @@ c-service: install
 	  $${CC:-cc} -std=c11 -Wall -Wextra -Werror -O2 -o $(C_WORK)/service examples/c/service.c \
 	    $$(pkg-config --cflags sluice) $$(pkg-config --libs sluice) -lpthread -Wl,-rpath,$(C_TEST_PREFIX)/lib
 	@echo "built $(C_WORK)/service"
+
+c-service-demo: c-service
+	$(CARGO) build --locked --release -q -p sluice-cli
+	bash examples/c/service_demo.sh $(C_TARGET_DIR)/release/sluice $(C_WORK)/service
 
 c-clean:
 	rm -rf $(C_WORK)
