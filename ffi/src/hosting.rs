@@ -757,10 +757,13 @@ pub unsafe extern "C" fn sluice_locator_server_add_demo(srv: *const sluice_locat
         for def in [demo::echo(), demo::math(), demo::kv(), logging] {
             hosted.push(Hosted::bind(def, &Endpoint::Tcp(host.clone(), 0)).map_err(fail)?);
         }
-        for h in &hosted {
-            s.srv.registry().add(h.name(), h.endpoints(), h.def().version(), h.def().graph().clone());
-        }
+        let entries: Vec<_> = hosted.iter().map(|h| (h.name().to_string(), h.endpoints(), h.def().version(), h.def().graph().clone())).collect();
         *demos = hosted;
+        drop(demos);
+        // Change callbacks run here: not under the lock.
+        for (name, endpoints, version, graph) in entries {
+            s.srv.registry().add(&name, endpoints, version, graph);
+        }
         Ok(())
     })
 }
