@@ -576,7 +576,7 @@ static void test_registry(void) {
     CHECK(strncmp(sluice_last_error(), "connection lost (", 17) == 0);
     CHECK_RC(sluice_call_next(c, (uint64_t)timeout_ms(), &r), SLUICE_E_CLOSED);
     sluice_call_free(c);
-    CHECK(sluice_service_state(waiting) == SLUICE_SERVICE_CLOSED);
+    WAIT_UNTIL(sluice_service_state(waiting) == SLUICE_SERVICE_CLOSED); /* set just after the calls fail */
     sluice_service_free(waiting);
     /* Its connection is gone: the late answer goes nowhere. */
     CHECK_RC(sluice_responder_value(kept, NULL, 0), SLUICE_E_CLOSED);
