@@ -358,15 +358,16 @@ impl Session {
         st.max_id = st.max_id.max(out.session());
         match st.replay.as_mut() {
             Some(replay) => {
-                let bytes = out.encode(&mut st.enc);
-                if let Err(e) = replay.push(bytes.clone()) {
+                let frame = out.encode(&mut st.enc);
+                let segments = frame.segments().to_vec();
+                if let Err(e) = replay.push(frame) {
                     st.want_drain = true;
                     return Err(e);
                 }
                 if st.ready {
                     if let Some(ch) = &st.channel {
                         // The replay buffer bounds what is queued.
-                        let _ = ch.send_raw(bytes);
+                        let _ = ch.send_raw_segments(&segments);
                     }
                 }
                 Ok(())
@@ -401,9 +402,7 @@ impl Session {
         }
         let glue = Glue { session: self.clone(), generation, endpoint: endpoint.clone() };
         let ch = Channel::connect(endpoint, config, glue)?;
-        if let Some(g) = self.inner.sink.gate() {
-            ch.set_gate(g);
-        }
+        self.inner.sink.feed_from(&ch);
         let mut st = lock(&self.inner.state);
         if st.generation == generation && !st.stopped {
             st.channel = Some(ch);
@@ -549,12 +548,13 @@ impl Handler for Glue {
                             if !known {
                                 replay.restart();
                             }
-                            let frames: Vec<Bytes> = match replay.resume(received) {
-                                Ok(it) => it.cloned().collect(),
+                            match replay.resume(received) {
+                                Ok(frames) => {
+                                    for f in frames {
+                                        let _ = ch.send_raw_segments(f.segments());
+                                    }
+                                }
                                 Err(_) => return Next::Fail,
-                            };
-                            for f in frames {
-                                let _ = ch.send_raw(f);
                             }
                             st.ready = true;
                             st.attempt = 0;
