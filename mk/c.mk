@@ -8,13 +8,13 @@
 #   make c-test        install into a temporary prefix, build the C tests against it
 #                      with pkg-config, run them, then run them under valgrind
 #   make c-demo        build examples/c/echo.c against the installed library and run it
-#                      (and build the example worker, as c-worker does); then
-#                      c-service-demo
+#                      (and build the example worker, as c-worker does)
 #   make c-worker      build examples/c/worker.c (a worker an engine starts with the
 #                      runtime's argv) into $(C_WORK)/worker
 #   make c-service     build examples/c/service.c (a service attached to a Locator:
 #                      service --locator HOST:PORT --name NAME) into $(C_WORK)/service
-#   make c-service-demo  run it against `sluice serve` and call it with the sluice tool
+#   make c-service-demo  run it alone against `sluice serve`, called with the sluice tool
+#                      (make demo attaches it with the other languages' services)
 
 # Wherever this file is included, it does not change the default goal.
 C_MK_SAVED_GOAL := $(.DEFAULT_GOAL)
@@ -96,7 +96,7 @@ c-test c-demo c-worker c-service: DESTDIR =
 c-test: install
 	bash tests/c/run.sh $(C_TEST_PREFIX) $(C_WORK)/tests
 
-c-demo: install c-worker c-service-demo
+c-demo: install c-worker
 	mkdir -p $(C_WORK)
 	PKG_CONFIG_PATH=$(C_TEST_PREFIX)/lib/pkgconfig; export PKG_CONFIG_PATH; \
 	  $${CC:-cc} -std=c11 -Wall -Wextra -Werror -O2 -o $(C_WORK)/echo examples/c/echo.c \
