@@ -28,9 +28,9 @@ DEMOS := c-demo
 # Workers the demo engine drives (LABEL=COMMAND); binding makefiles add theirs.
 DEMO_TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),$(CURDIR)/target)
 DEMO_WORKERS := rust=$(DEMO_TARGET_DIR)/release/examples/worker c=$(C_WORK)/worker
-DEMO_DEPS := c-worker
+DEMO_DEPS := c-worker c-service
 # Service programs the services demo attaches to `sluice serve` (LABEL=COMMAND).
-DEMO_SERVICES := rust=$(DEMO_TARGET_DIR)/release/examples/service
+DEMO_SERVICES := rust=$(DEMO_TARGET_DIR)/release/examples/service c=$(C_WORK)/service
 -include mk/python.mk mk/node.mk
 -include mk/bench.mk
 ifneq ($(wildcard mk/node.mk),)
