@@ -65,11 +65,16 @@ impl OutBuf {
         self.segs.clear();
         self.len = 0;
         self.tail.clear();
-        if self.tail.capacity() == 0 {
-            // A tail written out to its last byte points past the end of
-            // its memory; reserving moves it back to the start (reusing the
-            // memory when nothing else holds it), so that the buffer is not
-            // held by a pointer past its end, which leak checkers cannot see.
+        self.rewind_tail();
+    }
+
+    /// A tail written out to its last byte points past the end of its
+    /// memory; reserving moves it back to the start (reusing the memory
+    /// when nothing else holds it; the next write would reserve anyway), so
+    /// that a live buffer is never held only by a pointer past its end,
+    /// which leak checkers take for lost memory.
+    fn rewind_tail(&mut self) {
+        if self.tail.is_empty() && self.tail.capacity() == 0 {
             self.tail.reserve(1);
         }
     }
@@ -133,6 +138,9 @@ impl Buf for OutBuf {
         while cnt > 0 {
             let Some(front) = self.segs.front_mut() else {
                 self.tail.advance(cnt);
+                if self.tail.is_empty() {
+                    self.rewind_tail();
+                }
                 return;
             };
             let n = cnt.min(front.len());
@@ -400,8 +408,9 @@ mod tests {
         let start = out.chunk().as_ptr();
         out.advance(27);
         assert!(!out.has_remaining());
-        out.reset();
         // Back at the start at once, not past the end until the next push.
+        assert_eq!(out.tail.as_ptr(), start);
+        out.reset();
         assert_eq!(out.tail.as_ptr(), start);
         out.push(Bytes::from_static(&[2; 20]), DEFAULT_COPY_MAX);
         assert_eq!(out.chunk().as_ptr(), start);
