@@ -377,7 +377,7 @@ fn case(kind: Kind, fault: Fault, dir: Dir, unix: bool) {
             // The echoes of the script, the big chunks, the choke: in order.
             let mut want: Vec<Seen> = (0..K).map(|i| Seen::Chunk(chunk(i))).collect();
             want.push(Seen::Choke);
-            want.extend(std::iter::repeat(Seen::Chunk(big.clone())).take(sent));
+            want.extend(std::iter::repeat_n(Seen::Chunk(big.clone()), sent));
             want.push(Seen::Choke);
             for (i, s) in want.iter().enumerate() {
                 let got = es.next();
