@@ -1,7 +1,9 @@
 # sluice — the commands a user runs. Each target installs what it needs.
 #   make demo   a C engine and worker talking through libsluice; a sluice engine
-#               driving workers written in Rust, C, Python and Node; then the
-#               captured engine → worker streams of both dialects decoded
+#               driving workers written in Rust, C, Python and Node; the
+#               captured engine → worker streams of both dialects decoded; then
+#               `sluice serve` with services in Rust, C, Python and Node
+#               attached to it, each resolved and called through the Locator
 #   make test   every test: Rust (unit, vectors, properties, sockets), the C
 #               programs against the installed library, natively and under valgrind
 #   make bench  sluice from Rust/C, Python and Node against plain sockets, ZeroMQ
@@ -15,7 +17,7 @@ export CARGO_INCREMENTAL ?= 0
 export CARGO_TERM_COLOR ?= never
 FUZZ_SECONDS ?= 60
 
-.PHONY: all demo demo-engine test rust-test fuzz toolchain clean
+.PHONY: all demo demo-engine demo-services test rust-test fuzz toolchain clean
 
 all: test
 
@@ -27,6 +29,8 @@ DEMOS := c-demo
 DEMO_TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),$(CURDIR)/target)
 DEMO_WORKERS := rust=$(DEMO_TARGET_DIR)/release/examples/worker c=$(C_WORK)/worker
 DEMO_DEPS := c-worker
+# Service programs the services demo attaches to `sluice serve` (LABEL=COMMAND).
+DEMO_SERVICES := rust=$(DEMO_TARGET_DIR)/release/examples/service
 -include mk/python.mk mk/node.mk
 -include mk/bench.mk
 ifneq ($(wildcard mk/node.mk),)
@@ -41,9 +45,19 @@ toolchain:
 
 demo: toolchain $(DEMOS) demo-engine
 	@echo
-	$(CARGO) run --locked -q -p sluice-core --example dump -- --dialect v1 --role worker core/examples/captures/v1_engine_to_worker.bin
+	$(CARGO) run --locked -q -p sluice-cli --bin sluice -- dump --dialect v1 --role worker core/examples/captures/v1_engine_to_worker.bin
 	@echo
-	$(CARGO) run --locked -q -p sluice-core --example dump -- --dialect v0 --role worker core/examples/captures/v0_engine_to_worker.bin
+	$(CARGO) run --locked -q -p sluice-cli --bin sluice -- dump --dialect v0 --role worker core/examples/captures/v0_engine_to_worker.bin
+	@echo
+	@$(MAKE) --no-print-directory demo-services
+
+# `sluice serve` on a free port, one service program per language attached to
+# it (cli/examples/services.rs), each called by name through the Locator.
+demo-services: toolchain $(DEMO_DEPS)
+	$(CARGO) build --locked --release -q -p sluice-cli --bin sluice --example services
+	$(CARGO) build --locked --release -q -p sluice-core --example service
+	@echo
+	$(DEMO_TARGET_DIR)/release/examples/services --sluice $(DEMO_TARGET_DIR)/release/sluice $(DEMO_SERVICES)
 
 # A sluice engine (core/examples/engine.rs) starts one worker per language
 # with the runtime's arguments and drives sessions through each.

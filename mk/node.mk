@@ -25,6 +25,8 @@ NODE_TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),$(CURDIR)/target
 # make demo-engine drives the example worker (examples/worker.js).
 DEMO_DEPS += node-build
 DEMO_WORKERS += "node=$(NODE) $(NODE_DIR)/examples/worker.js"
+# make demo-services attaches the example service program (examples/service.js).
+DEMO_SERVICES += "node=$(NODE) $(NODE_DIR)/examples/service.js"
 
 node-build: toolchain
 	@command -v $(NODE) >/dev/null 2>&1 || { echo "node (>= 20) and npm are needed for the Node binding"; exit 1; }

@@ -21,6 +21,8 @@ TESTS += py-test
 # The demo engine starts the example echo worker with the runtime's arguments.
 DEMO_DEPS += py-install
 DEMO_WORKERS += "python=$(PY) $(CURDIR)/bindings/python/examples/worker.py"
+# The services demo attaches the example service program to `sluice serve`.
+DEMO_SERVICES += "python=$(PY) $(CURDIR)/bindings/python/examples/service.py"
 
 .PHONY: py-venv py-install py-test py-bench
 

@@ -16,3 +16,35 @@ export interface ResumeServer extends EventEmitter {}
 /** The framework's exported name for the channel. */
 export { Channel as communicator }
 
+
+/** A reply of a service call: its message name (`value`, `write`, `close`…) and arguments. */
+export interface Reply { name: string; args: any[] }
+/** Call is an EventEmitter ('reply' (reply), 'error' (err), 'end') and an async iterator of replies. */
+export interface Call extends EventEmitter, AsyncIterable<Reply> {
+  /** The arguments of the `value` reply (primitive methods); rejects with the call's error. */
+  value(): Promise<any[]>
+  /** Every reply up to the end of the call; rejects with the call's error. */
+  collect(): Promise<Reply[]>
+}
+/** Registry is an EventEmitter: 'change' (entry) when a service comes online or goes offline. */
+export interface Registry extends EventEmitter {}
+/** LocatorServer is an EventEmitter: 'log' (record) from the demo `logging` service. */
+export interface LocatorServer extends EventEmitter {}
+/** An error a service answered with: `error([category, code], message)`. */
+export declare class ServiceError extends Error {
+  constructor(category: number | null, code: number, message?: string)
+  /** The error category (null for v0 services). */
+  category: number | null
+  /** The code within the category. */
+  code: number
+}
+/** The Locator does not have the service online (code `ERR_SERVICE_NOT_FOUND`). */
+export declare class NotFoundError extends Error { code: string; service: string }
+/** The service has no such method (code `ERR_UNKNOWN_METHOD`). */
+export declare class UnknownMethodError extends Error { code: string; service: string; method: string }
+/** The connection ended while the call was open (code: the errno name, e.g. `ECONNRESET`). */
+export declare class DisconnectedError extends Error { code: string; errno: number }
+/** Nothing came within the time allowed (code `ETIMEDOUT`). */
+export declare class TimeoutError extends Error { code: string }
+/** No endpoint could be reached (code: the last errno name; `tried`: each endpoint with its errno). */
+export declare class ConnectError extends Error { code: string; errno: number; tried: Array<{ endpoint: string, errno: number, code: string }> }

@@ -16,6 +16,82 @@ export interface ResumeServer extends EventEmitter {}
 /** The framework's exported name for the channel. */
 export { Channel as communicator }
 
+
+/** A reply of a service call: its message name (`value`, `write`, `close`…) and arguments. */
+export interface Reply { name: string; args: any[] }
+/** Call is an EventEmitter ('reply' (reply), 'error' (err), 'end') and an async iterator of replies. */
+export interface Call extends EventEmitter, AsyncIterable<Reply> {
+  /** The arguments of the `value` reply (primitive methods); rejects with the call's error. */
+  value(): Promise<any[]>
+  /** Every reply up to the end of the call; rejects with the call's error. */
+  collect(): Promise<Reply[]>
+}
+/** Registry is an EventEmitter: 'change' (entry) when a service comes online or goes offline. */
+export interface Registry extends EventEmitter {}
+/** LocatorServer is an EventEmitter: 'log' (record) from the demo `logging` service. */
+export interface LocatorServer extends EventEmitter {}
+/** An error a service answered with: `error([category, code], message)`. */
+export declare class ServiceError extends Error {
+  constructor(category: number | null, code: number, message?: string)
+  /** The error category (null for v0 services). */
+  category: number | null
+  /** The code within the category. */
+  code: number
+}
+/** The Locator does not have the service online (code `ERR_SERVICE_NOT_FOUND`). */
+export declare class NotFoundError extends Error { code: string; service: string }
+/** The service has no such method (code `ERR_UNKNOWN_METHOD`). */
+export declare class UnknownMethodError extends Error { code: string; service: string; method: string }
+/** The connection ended while the call was open (code: the errno name, e.g. `ECONNRESET`). */
+export declare class DisconnectedError extends Error { code: string; errno: number }
+/** Nothing came within the time allowed (code `ETIMEDOUT`). */
+export declare class TimeoutError extends Error { code: string }
+/** No endpoint could be reached (code: the last errno name; `tried`: each endpoint with its errno). */
+export declare class ConnectError extends Error { code: string; errno: number; tried: Array<{ endpoint: string, errno: number, code: string }> }
+
+/**
+ * A service provided over this program's connection to a sluice Locator
+ * (remote invocation, `docs/attach.md`): online while attached; its
+ * handlers answer the Locator's invocations. Keeps Node running until
+ * `detach()`.
+ */
+export declare class Attached {
+  /** The service name. */
+  get name(): string
+  /** Where the Locator lets other clients reach the service. */
+  get endpoints(): Array<string>
+  /** Whether the connection to the Locator is up (the service online). */
+  get live(): boolean
+  /** Takes the service offline (`discard`) and closes the connection. */
+  detach(): void
+}
+
+/**
+ * A call in progress: a stream of replies, each `{ name, args }` (`value`,
+ * `write`, `close`…). An `error` reply, or the failure of the call, is a
+ * `ServiceError` (or another error) that ends it.
+ *
+ * Use it as an async iterator (`for await (const r of call)`, throws the
+ * error), through `value()` (primitive methods: the arguments of `value`)
+ * or `collect()` (every reply), or as an EventEmitter: `'reply' (reply)`,
+ * `'error' (err)` (emitted only if listened to), `'end' ()`. Replies are
+ * kept for the iterator, `value()` and `collect()` unless a `'reply'`
+ * listener takes them first. A call in progress keeps Node running.
+ */
+export declare class Call {
+  /** The service called. */
+  get service(): string
+  /** The method called. */
+  get method(): string
+  /**
+   * Sends message `name` of the method's tx protocol (e.g. `write`
+   * then `close` for a method whose tx is streaming, like
+   * `echo.relay`). Before the call is open, messages wait and go out in
+   * order. Throws if the protocol does not allow it now.
+   */
+  send(name: string, ...args: any[]): void
+}
+
 /**
  * The channel of the Cocaine Node.js framework, reimplemented over the
  * sluice core: a drop-in for `require('../channel/channel').Channel` of
@@ -296,6 +372,156 @@ export declare class EngineWorker {
   kill(errno?: number): void
 }
 
+/** A service listening on its own endpoint. Keeps Node running until `close()`. */
+export declare class Hosted {
+  /** The service name. */
+  get name(): string
+  /** Where it listens (with the actual port). */
+  get endpoint(): string
+  /**
+   * Publishes the service to a Locator (`publish`, PROTOCOL.md §7.2): it
+   * is online there until `unpublish()` or `close()`.
+   */
+  publish(locator: Locator): Promise<void>
+  /** Takes the publication offline (the service keeps listening). */
+  unpublish(): void
+  /** Stops listening, closes the callers' connections and the publication. */
+  close(): void
+}
+
+/**
+ * A Locator to ask (PROTOCOL.md §7): one or more endpoints, tried in order
+ * until one connects (failover).
+ *
+ * ```js
+ * const locator = new Locator(['127.0.0.1:10053', 'backup:10053'])
+ * const info = await locator.resolve('echo')
+ * const [sum] = await locator.service('math').call('add', 2, 3).value()
+ * ```
+ */
+export declare class Locator {
+  /**
+   * A Locator at `endpoints` (`'host:port'`, a socket path, `{ host,
+   * port }`, or a list of them; default `'localhost:10053'`).
+   */
+  constructor(endpoints?: string | { host?: string, port: number } | Array<string | { host?: string, port: number }>, options?: LocatorOptions)
+  /** Its endpoints, in the order they are tried. */
+  get endpoints(): Array<string>
+  /**
+   * Resolves a service: its endpoints, version and methods. Rejects with
+   * a `NotFoundError` if the Locator does not have it online, a
+   * `ConnectError` if no endpoint answers.
+   */
+  resolve(name: string): Promise<Resolved>
+  /** A client for the service `name` (resolved and connected on its first call). */
+  service(name: string): Service
+}
+
+/**
+ * A Locator listening for clients, answering from its `registry`
+ * (`resolve`, `publish`, and the sluice extensions `attach` and
+ * `services`). An EventEmitter: `'log' (record)` for each message the
+ * demo `logging` service accepts. Keeps Node running until `close()`.
+ */
+export declare class LocatorServer {
+  /** Listens on `endpoint` (default `'127.0.0.1:0'`: a free port). */
+  constructor(endpoint?: string | { host?: string, port: number })
+  /** Where it listens (`host:port`, with the actual port). */
+  get endpoint(): string
+  /** Its registry (the same object each time). */
+  get registry(): Registry
+  /** A `Locator` client of this server. */
+  locator(): Locator
+  /**
+   * Hosts the built-in demo services on free ports and registers them:
+   * `echo` (echo, ping, fail, relay), `math` (add, sub, mul, div), `kv`
+   * (get, set, del, keys) and `logging` (with `verbosity`; the messages
+   * it accepts are `'log'` events). Returns their names.
+   */
+  addDemoServices(options?: DemoOptions | undefined | null): Array<string>
+  /** How many clients are connected. */
+  get connections(): number
+  /**
+   * Stops listening and closes every client connection (what they
+   * registered goes offline) and the demo services.
+   */
+  close(): void
+}
+
+/**
+ * A client of the `logging` service (PROTOCOL.md §7.4). Messages below the
+ * service's verbosity (asked once per connection) are not sent.
+ */
+export declare class Logger {
+  /**
+   * A logger whose messages carry `source` (e.g. `'app/name'`), through
+   * the `logging` service of `locator`.
+   */
+  constructor(locator: Locator, source: string)
+  /** The source every message carries. */
+  get source(): string
+  /**
+   * Sends a message with attributes (`{ name: value }`) unless its level
+   * (`'debug'`, `'info'`, `'warning'`, `'error'` or 0..3) is below the
+   * service's verbosity; resolves whether it was sent.
+   */
+  emit(level: 'debug' | 'info' | 'warning' | 'error' | number, message: string, attributes?: Record<string, any>): Promise<boolean>
+  /** `emit('debug', message, attributes)`. */
+  debug(message: string, attributes?: Record<string, any>): Promise<boolean>
+  /** `emit('info', message, attributes)`. */
+  info(message: string, attributes?: Record<string, any>): Promise<boolean>
+  /** `emit('warning', message, attributes)`. */
+  warning(message: string, attributes?: Record<string, any>): Promise<boolean>
+  /** `emit('error', message, attributes)`. */
+  error(message: string, attributes?: Record<string, any>): Promise<boolean>
+}
+
+/**
+ * The services a `LocatorServer` announces. An EventEmitter: `'change'
+ * (entry)` whenever a service comes online or goes offline.
+ */
+export declare class Registry {
+  /** Every service known, online or not, by name. */
+  list(): Array<Entry>
+  /** The service `name`, online or not (`null` if unknown). */
+  get(name: string): Entry | null
+  /** Registers a hosted service as online for good (origin `local`). */
+  add(hosted: Hosted): void
+  /**
+   * Invokes `method` of a service a client attached, over that client's
+   * connection (remote invocation); the replies come through the `Call`.
+   */
+  invoke(name: string, method: string, args?: any[]): Call
+}
+
+/**
+ * Answers one call. Dropped (garbage-collected) before the answer is
+ * complete, it answers `error([7, 7])`, so the caller never waits forever.
+ *
+ * Its sends throw `Error`s with a `code`: `'EAGAIN'` while 8 MiB wait to
+ * be written on the connection (nothing was sent: retry a little later),
+ * `'ERR_NOT_ALLOWED'` for a message the protocol does not allow now,
+ * `'ERR_CALL_CLOSED'` once the answer is complete.
+ */
+export declare class Responder {
+  /** Sends message `name` of the reply protocol in force. */
+  send(name: string, ...args: any[]): void
+  /** `value(args...)`: the answer of a primitive method. */
+  value(...args: any[]): void
+  /** `write(args...)`: one piece of a stream. */
+  write(...args: any[]): void
+  /** `close()`: the end of a stream. */
+  close(): void
+  /**
+   * `error([category, code], message)` from a `ServiceError` (or any
+   * object with a numeric `code`, and `category`); any other error
+   * answers `[7, 7]` (uncaught error) with its message.
+   */
+  error(error: ServiceError | { category?: number | null, code: number, message?: string } | Error): void
+  /** Whether the answer is complete. */
+  get done(): boolean
+}
+
 /**
  * A client of a `ResumeServer`, across its connections. Sends are kept
  * until the peer acknowledges them and sent again after a reconnection;
@@ -380,6 +606,66 @@ export declare class Server {
    * socket file it created; `'close'` follows.
    */
   close(): void
+}
+
+/**
+ * A client for one service: resolved through its Locator and connected on
+ * the first call (again after the connection ends).
+ */
+export declare class Service {
+  /** The service name. */
+  get name(): string
+  /** `'closed'`, `'connecting'`, `'connected'` or `'error'` (the last connect failed). */
+  get state(): 'closed' | 'connecting' | 'connected' | 'error'
+  /** What the last resolve said (`null` before the first connection). */
+  get info(): Resolved | null
+  /** The endpoint of the current connection (`null` when not connected). */
+  get connectedTo(): string | null
+  /** Resolves and connects unless connected. */
+  connect(): Promise<void>
+  /**
+   * Calls `method` with `args`; the replies come through the returned
+   * `Call`. Errors (not found, unknown method, no connection) come
+   * through the call too.
+   */
+  call(method: string, ...args: any[]): Call
+  /** Closes the connection (calls in progress fail); the next call connects again. */
+  close(): void
+}
+
+/**
+ * A service to provide: a name, a protocol version and methods whose
+ * handlers are JavaScript functions, run on the JavaScript thread.
+ *
+ * * `primitive(name, handler)`: `handler(...args)` returns the arguments
+ *   of the `value` reply as an array (a non-array `v` answers `value(v)`,
+ *   `undefined` answers `value()`), or a Promise of them; throwing (or
+ *   rejecting) answers `error`: a `ServiceError`'s category and code, else
+ *   `[7, 7]` with the message.
+ * * `streaming(name, handler)`: `handler(responder, ...args)` answers
+ *   through the `Responder` (`write`*, then `close`; or `error`), at once
+ *   or later; throwing before the answer is complete answers `error`.
+ *
+ * ```js
+ * const def = new ServiceDef('greeter', 1)
+ *   .primitive('hello', (name) => [`hello, ${name}`])
+ *   .streaming('count', (out, n) => { for (let i = 0; i < n; i++) out.write(i); out.close() })
+ * const attached = await attach(locator, def)
+ * ```
+ */
+export declare class ServiceDef {
+  /** An empty service `name` of protocol version `version` (default 1). */
+  constructor(name: string, version?: number | undefined | null)
+  /** The service name. */
+  get name(): string
+  /** The protocol version. */
+  get version(): number
+  /** The method names, in id order. */
+  get methods(): Array<string>
+  /** Adds a primitive method (see the class); returns the definition. */
+  primitive(name: string, handler: (...args: any[]) => unknown): this
+  /** Adds a streaming method (see the class); returns the definition. */
+  streaming(name: string, handler: (responder: Responder, ...args: any[]) => unknown): this
 }
 
 /**
@@ -522,6 +808,16 @@ export declare class Worker {
  */
 export declare function _init(dispatch: (...args: any[]) => unknown): void
 
+/** Internal: `lib/services.js` hands over its dispatchers once. */
+export declare function _initServices(onCall: (...args: any[]) => unknown, onRequest: (...args: any[]) => unknown, makeError: (...args: any[]) => unknown): void
+
+/**
+ * Attaches `def` to the Locator: from then on the Locator announces it and
+ * sends every call to its handlers over this connection. Resolves once the
+ * Locator has it online.
+ */
+export declare function attach(locator: Locator, def: ServiceDef): Promise<Attached>
+
 /**
  * Reconnection delays (milliseconds): `initial × multiplier^attempt`, at
  * most `max`, each spread by ± `jitter` (a fraction, 0 to 1).
@@ -615,6 +911,12 @@ export interface ChannelOptions {
  */
 export declare function connect(endpoint: string | { host?: string, port: number } | { path: string }, options?: ChannelOptions): Connection
 
+/** Options of the demo services. */
+export interface DemoOptions {
+  /** The `logging` service's verbosity (`'debug'`… `'error'`, default `'debug'`). */
+  verbosity?: string
+}
+
 /**
  * Options of `listenEngine()` (together with the `ChannelOptions` of the
  * workers' channels; the dialect defaults to `'v1'`). Times are in
@@ -639,6 +941,28 @@ export interface EngineListenOptions {
   /** Accepted uuids; others are disconnected (`'rejected'`). Default: any. */
   uuids?: Array<string>
 }
+
+/** A service a registry knows. */
+export interface Entry {
+  /** The service name. */
+  name: string
+  /** Where callers reach it. */
+  endpoints: Array<string>
+  /** Its protocol version. */
+  version: number
+  /** Whether it can be resolved now. */
+  online: boolean
+  /** Who registered it: `local`, `published by ADDR`, `attached by ADDR`. */
+  origin: string
+  /** Its methods. */
+  graph: Array<MethodInfo>
+}
+
+/**
+ * Serves `def` on `endpoint` (`'host:port'`, port 0 picks a free one, or a
+ * socket path).
+ */
+export declare function host(def: ServiceDef, endpoint?: string | { host?: string, port: number } | { path: string }): Hosted
 
 /**
  * Listens on `endpoint` (`'host:port'` — port 0 picks a free one, see
@@ -678,6 +1002,39 @@ export interface LivenessOptions {
   timeout: number
 }
 
+/** Settings of a `Locator` (and the services and loggers made from it). */
+export interface LocatorOptions {
+  /** Milliseconds a connect may take before the next endpoint is tried (default 5000). */
+  connectTimeout?: number
+  /** Milliseconds to wait for the Locator's answer (default 30000; 0: no limit). */
+  requestTimeout?: number
+}
+
+/** A message the demo `logging` service received (the `'log'` event). */
+export interface LogRecord {
+  /** Its level: `debug`, `info`, `warning` or `error`. */
+  level: string
+  /** Its source. */
+  source: string
+  /** The message. */
+  message: string
+}
+
+/** A method of a service graph. */
+export interface MethodInfo {
+  /** Its id (the message type that opens a call). */
+  id: number
+  /** Its name. */
+  name: string
+  /**
+   * The caller's protocol after the call opens (`none`, or
+   * `{0 write*, 1 error, 2 close}`…).
+   */
+  tx: string
+  /** The replies' protocol, in the same form. */
+  rx: string
+}
+
 /**
  * Opens a `Session` to `endpoints` (one endpoint or an array, tried in
  * order) and returns it at once; listen for `'connect'`. Options default
@@ -685,6 +1042,20 @@ export interface LivenessOptions {
  * `connect()`.
  */
 export declare function openSession(endpoints: string | { host?: string, port: number } | { path: string } | Array<string | { host?: string, port: number } | { path: string }>, options?: SessionOpenOptions & ChannelOptions): Session
+
+/** What the Locator says about a service. */
+export interface Resolved {
+  /** The service name. */
+  name: string
+  /** Where it listens (`host:port`). */
+  endpoints: Array<string>
+  /** Its protocol version. */
+  version: number
+  /** Its methods. */
+  graph: Array<MethodInfo>
+  /** The printable form: the service, its endpoints and one line per method. */
+  text: string
+}
 
 /**
  * Options of `listenResume()` (together with the `ChannelOptions` of the

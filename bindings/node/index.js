@@ -75,3 +75,7 @@ module.exports = {
   version: native.version,
   setIoThreads: native.setIoThreads
 }
+
+// Cocaine services: Locator, Service, Call, Logger, ServiceDef, attach,
+// host, LocatorServer and the errors (src/services.rs, lib/services.js).
+Object.assign(module.exports, require('./lib/services.js')(native))

@@ -6,7 +6,9 @@
 //! 64 KiB chunks through the chunk event, send rate of 64-byte chunks, and
 //! the p50/p99 round trip of a 64-byte chunk. Each figure is the median of
 //! `ROUNDS` runs (min–max beside it); ratios compare with plain sockets
-//! measured in the same run. `SLUICE_BENCH_SCALE=0.1` shortens everything.
+//! measured in the same run. `SLUICE_BENCH_SCALE=0.1` shortens everything;
+//! `SLUICE_BENCH_ONLY=tcp,recv` runs only the named workloads (see
+//! [`enabled`]).
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +16,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sluice_core::net::{Channel, ChannelConfig, Endpoint, Event, SendError, Server};
+use sluice_core::net::{Channel, ChannelConfig, Chunk, Endpoint, Event, Handler, SendError, Server};
 use sluice_core::wire::{Dialect, Encoder, Message, Profile, Role};
 
 const ROUNDS: usize = 5;
@@ -146,6 +148,47 @@ fn recv_sluice(net: Net, n: usize, size: usize) -> f64 {
         }
     })
     .unwrap();
+    let end = done_rx.recv_timeout(Duration::from_secs(120)).expect("all chunks");
+    ch.abort();
+    sender.join().unwrap();
+    (end - start).as_secs_f64()
+}
+
+/// Counts chunks through [`Handler::on_chunk`], reading each payload where
+/// it lies in the receive buffer (the path C's `on_chunk` takes).
+struct Counter {
+    n: u64,
+    total: u64,
+    done: Option<mpsc::Sender<Instant>>,
+}
+
+impl Handler for Counter {
+    fn on_event(&mut self, _: &Channel, _: Event) {}
+    fn on_chunk(&mut self, _: &Channel, chunk: Chunk<'_>) {
+        std::hint::black_box(chunk.data());
+        self.n += 1;
+        if self.n == self.total {
+            if let Some(tx) = self.done.take() {
+                let _ = tx.send(Instant::now());
+            }
+        }
+    }
+}
+
+/// As [`recv_sluice`], with a handler that takes chunks borrowed.
+fn recv_sluice_borrowed(net: Net, n: usize, size: usize) -> f64 {
+    let (head, body) = stream(n, size);
+    let (ep, accept) = listen(net, "recvb");
+    let sender = std::thread::spawn(move || {
+        let mut s = accept();
+        write_all_in_batches(&mut s, &head, &body);
+        let mut b = [0u8; 1];
+        let _ = s.read(&mut b);
+    });
+    let (done_tx, done_rx) = mpsc::channel();
+    let start = Instant::now();
+    let handler = Counter { n: 0, total: n as u64, done: Some(done_tx) };
+    let ch = Channel::connect(ep, ChannelConfig::new(Dialect::V1, Some(Role::Worker)), handler).unwrap();
     let end = done_rx.recv_timeout(Duration::from_secs(120)).expect("all chunks");
     ch.abort();
     sender.join().unwrap();
@@ -334,6 +377,20 @@ fn rounds(f: impl Fn() -> f64) -> Stat {
     stat((0..ROUNDS).map(|_| f()).collect())
 }
 
+/// Whether a workload runs: `SLUICE_BENCH_ONLY` (comma-separated words
+/// among `tcp`, `unix`, `recv`, `borrowed`, `bulk`, `send`, `rtt`) narrows
+/// the run to the workloads and socket kinds it names.
+fn enabled(what: &str) -> bool {
+    let Ok(only) = std::env::var("SLUICE_BENCH_ONLY") else { return true };
+    let words: Vec<&str> = only.split(',').map(str::trim).filter(|w| !w.is_empty()).collect();
+    let nets = ["tcp", "unix"];
+    let (net_words, work_words): (Vec<&str>, Vec<&str>) = words.iter().partition(|w| nets.contains(w));
+    if nets.contains(&what) {
+        return net_words.is_empty() || net_words.contains(&what);
+    }
+    work_words.is_empty() || work_words.contains(&what)
+}
+
 fn main() {
     // Criterion-style arguments (`--bench`) are accepted and ignored.
     let s = scale();
@@ -344,26 +401,43 @@ fn main() {
     println!("{small} x 64 B chunks, {bulk} x 64 KiB chunks, {rtt_n} round trips\n");
     for net in [Net::Tcp, Net::Unix] {
         let name = format!("{net:?}").to_lowercase();
+        if !enabled(&name) {
+            continue;
+        }
         let rate = |secs: &Stat, n: usize| (n as f64 / secs.median / 1e6, n as f64 / secs.max / 1e6, n as f64 / secs.min / 1e6);
         let gbs = |secs: &Stat, n: usize| {
             let b = (n * 65536) as f64 / 1e9;
             (b / secs.median, b / secs.max, b / secs.min)
         };
-        let rs = rounds(|| recv_sluice(net, small, 64));
-        let rp = rounds(|| recv_plain(net, small, 64));
-        let (a, a0, a1) = rate(&rs, small);
-        let (b, b0, b1) = rate(&rp, small);
-        println!("{name:4} receive 64 B     sluice {a:7.2} M msg/s [{a0:.2}–{a1:.2}]   plain {b:7.2} M msg/s [{b0:.2}–{b1:.2}]   ratio {:.2}", a / b);
+        if enabled("recv") || enabled("borrowed") {
+            let rs = enabled("recv").then(|| rounds(|| recv_sluice(net, small, 64)));
+            let rp = rounds(|| recv_plain(net, small, 64));
+            let (b, b0, b1) = rate(&rp, small);
+            if let Some(rs) = rs {
+                let (a, a0, a1) = rate(&rs, small);
+                println!("{name:4} receive 64 B     sluice {a:7.2} M msg/s [{a0:.2}–{a1:.2}]   plain {b:7.2} M msg/s [{b0:.2}–{b1:.2}]   ratio {:.2}", a / b);
+            }
+            if enabled("borrowed") {
+                let rs = rounds(|| recv_sluice_borrowed(net, small, 64));
+                let (a, a0, a1) = rate(&rs, small);
+                println!("{name:4} receive 64 B  on_chunk (borrowed) {a:7.2} M msg/s [{a0:.2}–{a1:.2}]   plain {b:7.2} M msg/s   ratio {:.2}", a / b);
+            }
+        }
+        if enabled("bulk") {
         let rs = rounds(|| recv_sluice(net, bulk, 65536));
         let rp = rounds(|| recv_plain(net, bulk, 65536));
         let (a, a0, a1) = gbs(&rs, bulk);
         let (b, b0, b1) = gbs(&rp, bulk);
         println!("{name:4} receive 64 KiB   sluice {a:7.2} GB/s     [{a0:.2}–{a1:.2}]   plain {b:7.2} GB/s     [{b0:.2}–{b1:.2}]   ratio {:.2}", a / b);
+        }
+        if enabled("send") {
         let ss = rounds(|| send_sluice(net, small, 64));
         let sp = rounds(|| send_plain(net, small, 64));
         let (a, a0, a1) = rate(&ss, small);
         let (b, b0, b1) = rate(&sp, small);
         println!("{name:4} send 64 B        sluice {a:7.2} M msg/s [{a0:.2}–{a1:.2}]   plain {b:7.2} M msg/s [{b0:.2}–{b1:.2}]   ratio {:.2}", a / b);
+        }
+        if enabled("rtt") {
         let lat_s: Vec<Vec<f64>> = (0..ROUNDS).map(|_| rtt_sluice(net, rtt_n)).collect();
         let lat_p: Vec<Vec<f64>> = (0..ROUNDS).map(|_| {
             let mut v = rtt_plain(net, rtt_n);
@@ -378,6 +452,7 @@ fn main() {
             "{name:4} round trip 64 B  sluice p50 {:6.1} µs p99 {:6.1} µs   plain p50 {:6.1} µs p99 {:6.1} µs   ratio p50 {:.2}",
             p50s.median, p99s.median, p50p.median, p99p.median, p50s.median / p50p.median
         );
+        }
         println!();
     }
 }

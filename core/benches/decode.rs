@@ -10,6 +10,9 @@
 //! * `sluice` — `Decoder` (v1, default config) fed in 256 KiB reads, the way
 //!   a socket read loop appends to `buffer_mut()`; every frame's payload is
 //!   taken as a zero-copy `Bytes` slice and black-boxed.
+//! * `sluice-in-place` — the same reads through the in-place path of a
+//!   channel's read loop (`decode_run`/`take_batch`): payloads read where
+//!   they lie, one `Bytes` per run of frames.
 //! * `rmpv` — `rmpv::decode::read_value` from a `&[u8]` cursor, message by
 //!   message (allocates the arrays and copies every payload).
 //! * `memscan` — a plain read pass summing the stream as u64 words: the
@@ -125,6 +128,46 @@ fn sluice(data: &[u8]) -> Seen {
     (n, bytes)
 }
 
+/// As `sluice`, through the in-place path a channel's read loop takes:
+/// payloads read where they lie in the receive buffer, one `Bytes` cut per
+/// run of frames instead of one per frame.
+fn sluice_in_place(data: &[u8]) -> Seen {
+    use sluice_core::wire::InPlace;
+    let mut dec = Decoder::new(DecoderConfig::new(Dialect::V1));
+    let (mut n, mut bytes) = (0u64, 0u64);
+    for chunk in data.chunks(READ) {
+        dec.buffer_mut().extend_from_slice(chunk);
+        loop {
+            let mut seen = 0u64;
+            let mut len = 0u64;
+            let k = dec.decode_run(|r| {
+                let b = r.first_bytes().unwrap();
+                seen += 1;
+                len += b.len() as u64;
+                true
+            });
+            if k > 0 {
+                black_box(dec.take_batch());
+                n += seen;
+                bytes += len;
+                continue;
+            }
+            match dec.decode_in_place().unwrap() {
+                Some(InPlace::Owned(f)) => {
+                    let payload: Bytes = f.args.into_first_bytes().unwrap();
+                    n += 1;
+                    bytes += payload.len() as u64;
+                    black_box(payload);
+                }
+                Some(InPlace::Ref(_)) => unreachable!("decode_run takes these"),
+                None => break,
+            }
+        }
+    }
+    assert_eq!(dec.buffered(), 0);
+    (n, bytes)
+}
+
 fn rmpv(data: &[u8]) -> Seen {
     use rmpv::Value;
     let mut rd = data;
@@ -208,8 +251,9 @@ fn minimal_bytes(data: &Bytes) -> Seen {
     (n, bytes)
 }
 
-const CONTENDERS: [&str; 6] = [
+const CONTENDERS: [&str; 7] = [
     "sluice",
+    "sluice-in-place",
     "rmpv",
     "memscan",
     "memcpy256k",
@@ -221,6 +265,7 @@ const CONTENDERS: [&str; 6] = [
 fn run(name: &str, s: &Stream, scratch: &mut Vec<u8>) -> u64 {
     match name {
         "sluice" => black_box(sluice(black_box(&s.data))).0,
+        "sluice-in-place" => black_box(sluice_in_place(black_box(&s.data))).0,
         "rmpv" => black_box(rmpv(black_box(&s.data))).0,
         "memscan" => black_box(memscan(black_box(&s.data))),
         "memcpy256k" => black_box(memcpy256k(black_box(&s.data), scratch)),
@@ -233,6 +278,7 @@ fn run(name: &str, s: &Stream, scratch: &mut Vec<u8>) -> u64 {
 fn check(s: &Stream) {
     let want = (s.msgs, s.payload_bytes());
     assert_eq!(sluice(&s.data), want, "sluice on stream {}", s.name);
+    assert_eq!(sluice_in_place(&s.data), want, "sluice-in-place on stream {}", s.name);
     assert_eq!(rmpv(&s.data), want, "rmpv on stream {}", s.name);
     assert_eq!(minimal(&s.data), want, "minimal on stream {}", s.name);
     assert_eq!(

@@ -14,7 +14,7 @@ use sluice_core::roles::{
     Backoff, Liveness, ResumeEvent, ResumeOptions, ResumeServer, ResumeServerOptions, Session, SessionEvent,
     SessionOptions,
 };
-use sluice_core::wire::Dialect;
+use sluice_core::wire::{Dialect, Message, Role};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -345,4 +345,75 @@ fn next_session_skips_the_v1_control_channel() {
         assert_eq!(s.next_session(), first);
         s.stop();
     }
+}
+
+/// Resume with roles: the sessions opened before a cut are still known
+/// after it, on both sides, so their messages keep arriving typed (an
+/// engine-side session opens a stream with `invoke`; after the cut, the
+/// worker-side server still sees `write`/`close` of that stream as chunk
+/// and choke, and the session sees the answers the same way).
+#[test]
+fn resume_with_roles_keeps_streams_typed_across_cuts() {
+    let ep = temp_sock("typed");
+    let (srv_tx, srv_rx) = mpsc::channel();
+    let mut sopts = ResumeServerOptions::new(ep.clone(), ChannelConfig::new(Dialect::V1, Some(Role::Worker)));
+    sopts.resume = ResumeOptions { max_unacked: 1 << 20, ack_every: 1, ack_bytes: 1 };
+    let srv = ResumeServer::bind(sopts, move |_: &ResumeServer, ev| match ev {
+        ResumeEvent::Message { peer, session, message, .. } => {
+            let answer = match &message {
+                Message::Chunk { data } => Some(Message::Chunk { data: Bytes::from(data.to_ascii_uppercase()) }),
+                Message::Choke => Some(Message::Choke),
+                _ => None,
+            };
+            if let Some(a) = answer {
+                peer.send_message(session, &a, &[]).unwrap();
+            }
+            let _ = srv_tx.send(format!("message {session} {message:?}"));
+        }
+        ResumeEvent::Frame { frame, .. } => drop(srv_tx.send(format!("frame {} type {}", frame.session, frame.ty))),
+        _ => {}
+    })
+    .unwrap();
+
+    let (cli_tx, cli_rx) = mpsc::channel();
+    let mut opts = SessionOptions::new(vec![ep.clone()], ChannelConfig::new(Dialect::V1, Some(Role::Engine)));
+    opts.backoff = Backoff { initial: Duration::from_millis(1), max: Duration::from_millis(10), multiplier: 2.0, jitter: 0.2 };
+    opts.resume = Some(ResumeOptions { max_unacked: 1 << 20, ack_every: 1, ack_bytes: 1 });
+    let s = Session::connect(opts, move |_: &Session, ev| match ev {
+        SessionEvent::Message { session, message, .. } => drop(cli_tx.send(format!("message {session} {message:?}"))),
+        SessionEvent::Frame(f) => drop(cli_tx.send(format!("frame {} type {}", f.session, f.ty))),
+        SessionEvent::Connected { resumed, .. } => drop(cli_tx.send(format!("connected {resumed}"))),
+        _ => {}
+    })
+    .unwrap();
+    let next = |rx: &mpsc::Receiver<String>| rx.recv_timeout(WAIT).expect("an event");
+    assert_eq!(next(&cli_rx), "connected false");
+
+    let sid = s.next_session();
+    s.send(sid, &Message::Invoke { event: Bytes::from_static(b"upper") }).unwrap();
+    s.send_chunk(sid, &Bytes::from_static(b"one")).unwrap();
+    assert_eq!(next(&srv_rx), format!("message {sid} Invoke {{ event: b\"upper\" }}"));
+    assert_eq!(next(&srv_rx), format!("message {sid} Chunk {{ data: b\"one\" }}"));
+    assert_eq!(next(&cli_rx), format!("message {sid} Chunk {{ data: b\"ONE\" }}"));
+
+    // Cut from the client's side, then from the server's: the stream
+    // goes on over each new connection.
+    for (i, word) in ["two", "three"].into_iter().enumerate() {
+        if i == 0 {
+            s.disconnect(errno::ECONNRESET);
+        } else {
+            srv.peers()[0].disconnect(errno::ECONNRESET);
+        }
+        assert_eq!(next(&cli_rx), "connected true");
+        s.send_chunk(sid, &Bytes::copy_from_slice(word.as_bytes())).unwrap();
+        assert_eq!(next(&srv_rx), format!("message {sid} Chunk {{ data: b{:?} }}", word));
+        assert_eq!(next(&cli_rx), format!("message {sid} Chunk {{ data: b{:?} }}", word.to_uppercase()));
+    }
+    s.send(sid, &Message::Choke).unwrap();
+    assert_eq!(next(&srv_rx), format!("message {sid} Choke"));
+    assert_eq!(next(&cli_rx), format!("message {sid} Choke"));
+    // Nothing arrived as an untyped frame.
+    assert!(srv_rx.try_recv().is_err() && cli_rx.try_recv().is_err());
+    s.stop();
+    srv.close();
 }

@@ -12,7 +12,7 @@ use std::ffi::{c_char, c_int, c_void};
 use std::sync::{Arc, OnceLock, Weak};
 
 use bytes::Bytes;
-use sluice_core::net::{Channel, DispatchError, Endpoint, Event, Handler, SendError};
+use sluice_core::net::{Channel, Chunk, DispatchError, Endpoint, Event, Handler, SendError};
 use sluice_core::wire::message::CONTROL_SESSION;
 use sluice_core::wire::{Args, Dialect, Message};
 
@@ -142,6 +142,9 @@ pub struct sluice_callbacks {
 /// Receives the core's events for one channel and calls the C callbacks.
 pub(crate) struct CHandler {
     shared: Weak<sluice_channel>,
+    /// The handle, held through a run of chunks (see `on_chunk`) and let go
+    /// at its end.
+    held: Option<Arc<sluice_channel>>,
     cbs: sluice_callbacks,
     ud: Ud,
     /// Calls `on_release` when the core drops the handler.
@@ -151,6 +154,35 @@ pub(crate) struct CHandler {
 impl Handler for CHandler {
     fn on_event(&mut self, channel: &Channel, event: Event) {
         contain(|| self.deliver(channel, event));
+    }
+
+    fn on_chunk(&mut self, channel: &Channel, chunk: Chunk<'_>) {
+        let Some(f) = self.cbs.on_chunk else { return };
+        // The handle is taken once per run of chunks rather than per
+        // chunk: a callback that frees it closes the channel, which ends
+        // the run, and the handle goes in `on_batch_end`.
+        if self.held.is_none() {
+            // Freed by its owner: nothing more is delivered.
+            let Some(shared) = self.shared.upgrade() else { return };
+            shared.channel.get_or_init(|| channel.clone());
+            self.held = Some(shared);
+        }
+        let Some(shared) = &self.held else { return };
+        let ch = Arc::as_ptr(shared).cast_mut();
+        let ud = self.ud.0;
+        contain(|| {
+            // SAFETY: `p` does not outlive `chunk`, which this call owns.
+            let p = unsafe { sluice_payload::lent(&chunk) };
+            let d = p.slice();
+            // SAFETY: the user's own callback with the user's own data; the
+            // bytes and `p` live until it returns, the handle in `held`.
+            unsafe { f(ud, ch, chunk.session(), d.as_ptr(), d.len(), &p) }
+        });
+    }
+
+    fn on_batch_end(&mut self, _: &Channel) {
+        // If a callback freed the channel, the handle goes here.
+        self.held = None;
     }
 }
 
@@ -211,8 +243,11 @@ impl CHandler {
                     }
                     Message::Chunk { data } => {
                         if let Some(f) = c.on_chunk {
-                            let p = sluice_payload::borrowed(data);
-                            f(ud, ch, session, p.bytes.as_ptr(), p.bytes.len(), &p)
+                            let chunk = Chunk::new(session, data, Vec::new());
+                            // SAFETY: `p` lives on this stack, as `chunk` does.
+                            let p = sluice_payload::lent(&chunk);
+                            let d = p.slice();
+                            f(ud, ch, session, d.as_ptr(), d.len(), &p)
                         }
                     }
                     Message::Choke => {
@@ -244,7 +279,7 @@ pub(crate) fn open(
 ) -> std::io::Result<*mut sluice_channel> {
     let shared = Arc::new(sluice_channel { channel: OnceLock::new() });
     let (release, arming) = Release::new(cbs.on_release, Ud(userdata));
-    let handler = CHandler { shared: Arc::downgrade(&shared), cbs, ud: Ud(userdata), _release: release };
+    let handler = CHandler { shared: Arc::downgrade(&shared), held: None, cbs, ud: Ud(userdata), _release: release };
     // The user's reference exists before any callback can run: a callback
     // that frees the channel before this call returns releases this one.
     let user = Arc::into_raw(Arc::clone(&shared)).cast_mut();
@@ -428,7 +463,7 @@ pub unsafe extern "C" fn sluice_channel_send_chunk_payload(
     send_on(ch, |c| {
         // SAFETY: NULL or a live payload, per the C contract.
         let p = unsafe { arg(payload, "payload") }?;
-        sent(c.send_chunk(session, &p.bytes))
+        sent(c.send_chunk(session, &p.to_bytes()))
     })
 }
 

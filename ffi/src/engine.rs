@@ -274,7 +274,7 @@ impl EHandler {
                 EngineEvent::Chunk { worker, session, data } => {
                     if let Some(f) = c.on_chunk {
                         let p = sluice_payload::borrowed(data);
-                        f(ud, e, worker.id(), session, p.bytes.as_ptr(), p.bytes.len(), &p)
+                        f(ud, e, worker.id(), session, p.slice().as_ptr(), p.slice().len(), &p)
                     }
                 }
                 EngineEvent::Error { worker, session, category, code, message } => {
@@ -528,7 +528,7 @@ pub unsafe extern "C" fn sluice_engine_stream_write_payload(
     on_worker(e, worker, |w| {
         // SAFETY: NULL or a live payload, per the C contract.
         let p = unsafe { arg(payload, "payload") }?;
-        streamed(w.stream(session).write(&p.bytes))
+        streamed(w.stream(session).write(&p.to_bytes()))
     })
 }
 

@@ -4,6 +4,7 @@
 use std::ffi::c_void;
 
 use bytes::Bytes;
+use sluice_core::net::Chunk;
 
 use crate::guard::guard_or;
 
@@ -16,19 +17,55 @@ use crate::guard::guard_or;
 /// receive buffer. Owned handles may be used and freed from any thread.
 #[allow(non_camel_case_types)]
 pub struct sluice_payload {
-    pub(crate) bytes: Bytes,
+    src: Src,
     /// Only owned handles are freed by `sluice_payload_free`.
     owned: bool,
+}
+
+enum Src {
+    Bytes(Bytes),
+    /// A chunk the core lends for the duration of a callback: its bytes
+    /// still lie in the receive buffer, and a `Bytes` is made only if the
+    /// payload is kept or forwarded.
+    Chunk(*const Chunk<'static>),
 }
 
 impl sluice_payload {
     /// A payload borrowed by a callback (lives on the caller's stack).
     pub(crate) fn borrowed(bytes: Bytes) -> sluice_payload {
-        sluice_payload { bytes, owned: false }
+        sluice_payload { src: Src::Bytes(bytes), owned: false }
+    }
+
+    /// A payload borrowed by a callback over a chunk the core lends.
+    ///
+    /// # Safety
+    /// The payload must not outlive `chunk` (it lives on the stack of the
+    /// callback that gets both).
+    pub(crate) unsafe fn lent(chunk: &Chunk<'_>) -> sluice_payload {
+        let p: *const Chunk<'_> = chunk;
+        sluice_payload { src: Src::Chunk(p.cast()), owned: false }
     }
 
     fn owned(bytes: Bytes) -> *mut sluice_payload {
-        Box::into_raw(Box::new(sluice_payload { bytes, owned: true }))
+        Box::into_raw(Box::new(sluice_payload { src: Src::Bytes(bytes), owned: true }))
+    }
+
+    /// The bytes, borrowed.
+    pub(crate) fn slice(&self) -> &[u8] {
+        match &self.src {
+            Src::Bytes(b) => b,
+            // SAFETY: a lent payload does not outlive its chunk (`lent`).
+            Src::Chunk(c) => unsafe { &**c }.data(),
+        }
+    }
+
+    /// The bytes as a shared `Bytes` (no copy).
+    pub(crate) fn to_bytes(&self) -> Bytes {
+        match &self.src {
+            Src::Bytes(b) => b.clone(),
+            // SAFETY: as in `slice`.
+            Src::Chunk(c) => unsafe { &**c }.to_bytes(),
+        }
     }
 }
 
@@ -39,7 +76,7 @@ pub unsafe extern "C" fn sluice_payload_retain(payload: *const sluice_payload) -
     guard_or(std::ptr::null_mut(), || {
         // SAFETY: NULL or a live payload, per the C contract.
         match unsafe { payload.as_ref() } {
-            Some(p) => sluice_payload::owned(p.bytes.clone()),
+            Some(p) => sluice_payload::owned(p.to_bytes()),
             None => std::ptr::null_mut(),
         }
     })
@@ -117,14 +154,14 @@ pub unsafe extern "C" fn sluice_payload_wrap(
 #[no_mangle]
 pub unsafe extern "C" fn sluice_payload_data(payload: *const sluice_payload) -> *const u8 {
     // SAFETY: NULL or a live payload, per the C contract.
-    guard_or(std::ptr::null(), || unsafe { payload.as_ref() }.map_or(std::ptr::null(), |p| p.bytes.as_ptr()))
+    guard_or(std::ptr::null(), || unsafe { payload.as_ref() }.map_or(std::ptr::null(), |p| p.slice().as_ptr()))
 }
 
 /// The payload's length in bytes; 0 if `payload` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_payload_len(payload: *const sluice_payload) -> usize {
     // SAFETY: NULL or a live payload, per the C contract.
-    guard_or(0, || unsafe { payload.as_ref() }.map_or(0, |p| p.bytes.len()))
+    guard_or(0, || unsafe { payload.as_ref() }.map_or(0, |p| p.slice().len()))
 }
 
 /// Releases an owned payload (from `_retain`, `_new` or `_wrap`). NULL is a

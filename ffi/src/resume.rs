@@ -300,7 +300,7 @@ impl RHandler {
                     Message::Chunk { data } => {
                         if let Some(f) = c.on_chunk {
                             let p = sluice_payload::borrowed(data);
-                            f(ud, srv, id, session, p.bytes.as_ptr(), p.bytes.len(), &p)
+                            f(ud, srv, id, session, p.slice().as_ptr(), p.slice().len(), &p)
                         }
                     }
                     Message::Choke => {
@@ -507,7 +507,7 @@ pub unsafe extern "C" fn sluice_peer_send_chunk_payload(
     on_peer(srv, peer, |p| {
         // SAFETY: NULL or a live payload, per the C contract.
         let pl = unsafe { arg(payload, "payload") }?;
-        sent(p.send_chunk(session, &pl.bytes))
+        sent(p.send_chunk(session, &pl.to_bytes()))
     })
 }
 

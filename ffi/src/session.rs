@@ -300,7 +300,7 @@ impl SHandler {
                     Message::Chunk { data } => {
                         if let Some(f) = c.on_chunk {
                             let p = sluice_payload::borrowed(data);
-                            f(ud, s, session, p.bytes.as_ptr(), p.bytes.len(), &p)
+                            f(ud, s, session, p.slice().as_ptr(), p.slice().len(), &p)
                         }
                     }
                     Message::Choke => {
@@ -483,7 +483,7 @@ pub unsafe extern "C" fn sluice_session_send_chunk_payload(s: *mut sluice_sessio
     on_session(s, |se| {
         // SAFETY: NULL or a live payload, per the C contract.
         let p = unsafe { arg(payload, "payload") }?;
-        sent(se.send_chunk(session, &p.bytes))
+        sent(se.send_chunk(session, &p.to_bytes()))
     })
 }
 

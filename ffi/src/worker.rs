@@ -344,7 +344,7 @@ impl WHandler {
                 WorkerEvent::Chunk { session, data } => {
                     if let Some(f) = c.on_chunk {
                         let p = sluice_payload::borrowed(data);
-                        f(ud, w, session, p.bytes.as_ptr(), p.bytes.len(), &p)
+                        f(ud, w, session, p.slice().as_ptr(), p.slice().len(), &p)
                     }
                 }
                 WorkerEvent::Error { session, category, code, message } => {
@@ -517,7 +517,7 @@ pub unsafe extern "C" fn sluice_worker_stream_write_payload(
     on_worker(w, |wk| {
         // SAFETY: NULL or a live payload, per the C contract.
         let p = unsafe { arg(payload, "payload") }?;
-        streamed(wk.stream(session).write(&p.bytes))
+        streamed(wk.stream(session).write(&p.to_bytes()))
     })
 }
 

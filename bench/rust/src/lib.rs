@@ -27,7 +27,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use sluice_core::net::{Channel, ChannelConfig, Endpoint, Event, Incoming, SendError, Server};
+use sluice_core::net::{Channel, ChannelConfig, Chunk, Endpoint, Event, Handler, Incoming, SendError, Server};
 use sluice_core::wire::{Dialect, Message, Profile, Role};
 
 pub mod peer;
@@ -292,24 +292,34 @@ fn worker_config() -> ChannelConfig {
     cfg
 }
 
+/// The receiving side of `recv_sluice`: chunks arrive through
+/// [`Handler::on_chunk`], borrowed from the receive buffer — the path the C
+/// ABI's `on_chunk` takes.
+struct Counter {
+    n: usize,
+    count: usize,
+    done: mpsc::Sender<Instant>,
+}
+
+impl Handler for Counter {
+    fn on_event(&mut self, _: &Channel, _: Event) {}
+
+    fn on_chunk(&mut self, _: &Channel, chunk: Chunk<'_>) {
+        std::hint::black_box(chunk.data());
+        self.count += 1;
+        if self.count == self.n {
+            let _ = self.done.send(Instant::now());
+        }
+    }
+}
+
 fn recv_sluice(net: Net, n: usize, size: usize) -> f64 {
     let l = Listener::bind(net, "recv");
     let ep = endpoint(&l);
     let feeder = std::thread::spawn(move || peer::feed(&mut l.accept(), size, n));
-    // The handler runs on one I/O thread at a time: a plain counter will do.
-    let mut count = 0usize;
     let (done_tx, done_rx) = mpsc::channel();
     let start = Instant::now();
-    let ch = Channel::connect(ep, worker_config(), move |_: &Channel, ev: Event| {
-        if let Event::Message { message: Message::Chunk { data }, .. } = ev {
-            std::hint::black_box(&data);
-            count += 1;
-            if count == n {
-                let _ = done_tx.send(Instant::now());
-            }
-        }
-    })
-    .expect("connect");
+    let ch = Channel::connect(ep, worker_config(), Counter { n, count: 0, done: done_tx }).expect("connect");
     let end = done_rx.recv_timeout(Duration::from_secs(300)).expect("every chunk");
     ch.abort();
     feeder.join().expect("feeder");

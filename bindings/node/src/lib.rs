@@ -7,6 +7,9 @@
 //! * [`roles`] — the protocol roles: `startWorker()` → `Worker`,
 //!   `listenEngine()` → `Engine`, `openSession()` → `Session`,
 //!   `listenResume()` → `ResumeServer`.
+//! * [`services`] — Cocaine services: `Locator`, `Service`, `Call`,
+//!   `Logger`, `ServiceDef` with JavaScript handlers, `attach()`, `host()`,
+//!   `LocatorServer` and its `Registry` (`lib/services.js`: errors, calls).
 //! * [`hub`] — how events reach JavaScript: batches built on the I/O
 //!   threads, one threadsafe-function call per batch of ready channels, one
 //!   JavaScript call per channel batch (`lib/dispatch.js` runs the owner's
@@ -23,6 +26,7 @@ mod modern;
 mod options;
 mod outbox;
 mod roles;
+mod services;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;

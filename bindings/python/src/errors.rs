@@ -71,3 +71,35 @@ pub(crate) fn bad_arguments(py: Python<'_>, message: &str) -> PyErr {
 pub(crate) fn sent(py: Python<'_>, r: Result<(), SendError>) -> PyResult<()> {
     r.map_err(|e| send_error(py, e))
 }
+
+classes! {
+    service_error_class => "ServiceError",
+    not_found_class => "NotFound",
+    unknown_method_class => "UnknownMethod",
+    disconnected_class => "Disconnected",
+    timeout_class => "Timeout",
+    connection_error_class => "ConnectionError",
+}
+
+/// The exception for an error of the service clients and hosts:
+/// `ServiceError`, `NotFound`, `UnknownMethod`, `Disconnected`, `Timeout`,
+/// `ConnectionError` (no endpoint reachable: the last errno), `WouldBlock`,
+/// `Closed`, or `sluice.Error` with the core's message.
+pub(crate) fn service(py: Python<'_>, e: sluice_core::services::Error) -> PyErr {
+    use sluice_core::services::Error as E;
+    let text = e.to_string();
+    match e {
+        E::Service(s) => make(service_error_class(py), (s.category, s.code, s.message)),
+        E::NotFound(name) => make(not_found_class(py), (text, name)),
+        E::UnknownMethod { service, method } => make(unknown_method_class(py), (text, service, method)),
+        E::Disconnected(errno) => make(disconnected_class(py), (errno, text)),
+        E::Timeout => make(timeout_class(py), (libc::ETIMEDOUT, text)),
+        E::Connect { tried, .. } => {
+            let errno = tried.last().map_or(libc::ECONNREFUSED, |t| t.1);
+            make(connection_error_class(py), (errno, text))
+        }
+        E::WouldBlock => send_error(py, SendError::WouldBlock),
+        E::Closed => closed(py, &text),
+        _ => error(py, &text),
+    }
+}

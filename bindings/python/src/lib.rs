@@ -11,7 +11,8 @@
 //! objects for pull-style delivery), [`payload`] (the zero-copy chunk
 //! buffer), [`options`] (keyword arguments into a `ChannelConfig`),
 //! [`convert`] (strings, byte strings and msgpack values), [`errors`] (the
-//! exception classes of `sluice.errors`), [`wait`] (poll(2) without the GIL).
+//! exception classes of `sluice.errors`), [`wait`] (poll(2) without the GIL),
+//! [`services`] (Cocaine services: Locator clients, hosting, the registry).
 
 use pyo3::prelude::*;
 
@@ -24,6 +25,7 @@ mod options;
 mod payload;
 mod roles;
 mod server;
+mod services;
 mod wait;
 
 /// Sets the number of I/O threads of the process-wide runtime (default 2,
@@ -44,6 +46,7 @@ fn _sluice(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<server::Server>()?;
     events::register(m)?;
     roles::register(m)?;
+    services::register(m)?;
     m.add("Payload", payload::init_type(py)?)?;
     m.add_function(wrap_pyfunction!(wait::poll, m)?)?;
     m.add_function(wrap_pyfunction!(set_io_threads, m)?)?;

@@ -15,7 +15,7 @@ use super::poller::Poller;
 use super::{errno_of, runtime};
 use crate::errno;
 use crate::wire::{
-    Args, Decoder, DecoderConfig, Encoder, Frame, Header, Kind, Message, Session,
+    Args, Decoder, DecoderConfig, Encoder, Frame, Header, InPlace, Kind, Message, Session,
 };
 
 /// What a channel tells its handler. Within a channel, events arrive in
@@ -70,13 +70,143 @@ impl Event {
     }
 }
 
+/// A chunk (v0 `chunk`, v1 `write`) handed to [`Handler::on_chunk`]. Its
+/// payload is usually borrowed from the receive buffer for the duration of
+/// the call: reading it costs nothing, and [`to_bytes`](Chunk::to_bytes)
+/// keeps it beyond the call without a copy.
+#[derive(Debug)]
+pub struct Chunk<'a> {
+    session: u64,
+    data: ChunkData<'a>,
+}
+
+#[derive(Debug)]
+enum ChunkData<'a> {
+    /// `buf[start..end]`, without headers.
+    Borrowed { buf: &'a Bytes, start: usize, end: usize },
+    Owned { data: Bytes, headers: Vec<Header> },
+}
+
+impl<'a> Chunk<'a> {
+    fn borrowed(session: u64, buf: &'a Bytes, start: usize, end: usize) -> Chunk<'a> {
+        Chunk { session, data: ChunkData::Borrowed { buf, start, end } }
+    }
+
+    /// A chunk that owns its payload and headers.
+    pub fn new(session: u64, data: Bytes, headers: Vec<Header>) -> Chunk<'static> {
+        Chunk { session, data: ChunkData::Owned { data, headers } }
+    }
+
+    /// The v0 session / v1 channel id.
+    pub fn session(&self) -> u64 {
+        self.session
+    }
+
+    /// The payload, borrowed.
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        match &self.data {
+            ChunkData::Borrowed { buf, start, end } => &buf[*start..*end],
+            ChunkData::Owned { data, .. } => data,
+        }
+    }
+
+    /// The payload as a `Bytes` that may outlive the call: it shares the
+    /// receive buffer (a reference count, no copy).
+    #[inline]
+    pub fn to_bytes(&self) -> Bytes {
+        match &self.data {
+            ChunkData::Borrowed { buf, start, end } => buf.slice(*start..*end),
+            ChunkData::Owned { data, .. } => data.clone(),
+        }
+    }
+
+    /// The payload as a `Bytes`, consuming the chunk.
+    #[inline]
+    pub fn into_bytes(self) -> Bytes {
+        match self.data {
+            ChunkData::Borrowed { buf, start, end } => buf.slice(start..end),
+            ChunkData::Owned { data, .. } => data,
+        }
+    }
+
+    /// The chunk's v1 headers (empty in v0 and when it has none).
+    pub fn headers(&self) -> &[Header] {
+        match &self.data {
+            ChunkData::Borrowed { .. } => &[],
+            ChunkData::Owned { headers, .. } => headers,
+        }
+    }
+
+    /// The chunk as the [`Event::Message`] that [`Handler::on_event`] takes.
+    #[inline]
+    pub fn into_event(self) -> Event {
+        let session = self.session;
+        let (data, headers) = match self.data {
+            ChunkData::Borrowed { buf, start, end } => (buf.slice(start..end), Vec::new()),
+            ChunkData::Owned { data, headers } => (data, headers),
+        };
+        Event::Message { session, message: Message::Chunk { data }, headers }
+    }
+}
+
+impl std::ops::Deref for Chunk<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.data()
+    }
+}
+
 /// Receives a channel's events. Implemented for closures.
+///
+/// In [`Delivery::Inline`] mode the methods run on an I/O thread and must
+/// not block; in [`Delivery::Poll`] mode they run on the thread that calls
+/// [`Channel::dispatch`]. They may send on and close any channel,
+/// including `channel`. Calls for one channel never overlap and follow
+/// wire order.
 pub trait Handler: Send + 'static {
-    /// Handles one event. In [`Delivery::Inline`] mode this runs on an I/O
-    /// thread and must not block; in [`Delivery::Poll`] mode it runs on the
-    /// thread that calls [`Channel::dispatch`]. It may send on and close any
-    /// channel, including `channel`.
+    /// Handles one event.
     fn on_event(&mut self, channel: &Channel, event: Event);
+
+    /// Handles a chunk message: every [`Message::Chunk`] comes here rather
+    /// than to [`on_event`](Self::on_event). Inline, its payload is
+    /// borrowed from the receive buffer, so a handler that only reads it
+    /// costs no allocation or reference count per chunk
+    /// ([`Chunk::to_bytes`] keeps it). The default hands the chunk to
+    /// `on_event` as an [`Event::Message`].
+    #[inline]
+    fn on_chunk(&mut self, channel: &Channel, chunk: Chunk<'_>) {
+        self.on_event(channel, chunk.into_event())
+    }
+
+    /// Called after a run of events delivered together: inline, after the
+    /// events decoded from one read of the socket (and after a connect,
+    /// drain or socket error event); in poll mode, at the end of a
+    /// [`Channel::dispatch`] that ran any. Also called when a close cut
+    /// the run short. A place to flush work gathered per event, or to let
+    /// go of what was held through the run. The default does nothing.
+    #[inline]
+    fn on_batch_end(&mut self, channel: &Channel) {
+        let _ = channel;
+    }
+}
+
+/// Hands `event` to `h`: chunk messages to `on_chunk`, the rest to
+/// `on_event`.
+#[inline]
+fn handle(h: &mut dyn Handler, ch: &Channel, event: Event) {
+    match event {
+        Event::Message { session, message: Message::Chunk { data }, headers } => h.on_chunk(ch, Chunk::new(session, data, headers)),
+        ev => h.on_event(ch, ev),
+    }
+}
+
+/// One frame of a decoded batch, waiting for delivery: a chunk left in the
+/// batch, or the next of the batch's owned events.
+#[derive(Debug, Clone, Copy)]
+enum Rec {
+    Chunk { session: u64, start: usize, end: usize },
+    Event,
 }
 
 impl<F: FnMut(&Channel, Event) + Send + 'static> Handler for F {
@@ -127,6 +257,8 @@ struct Tx {
     idle: bool,
     /// The connected socket, for direct writes.
     sock: Option<Arc<Sock>>,
+    /// A written-out queue whose memory the next one reuses.
+    spare: Option<crate::wire::OutBuf>,
     state: TxState,
     /// The error a direct write met (it consumes the socket's pending
     /// error, e.g. the `ECONNRESET` of a reset, which later reads and
@@ -169,6 +301,18 @@ pub(crate) struct Inner {
 #[derive(Clone)]
 pub struct Channel {
     inner: Arc<Inner>,
+}
+
+/// A channel handle that does not keep the channel alive (for timers that
+/// should not outlive the connection they watch).
+#[derive(Clone)]
+pub(crate) struct WeakChannel(std::sync::Weak<Inner>);
+
+impl WeakChannel {
+    /// The channel, if something else still holds it.
+    pub(crate) fn upgrade(&self) -> Option<Channel> {
+        self.0.upgrade().map(|inner| Channel { inner })
+    }
 }
 
 impl std::fmt::Debug for Channel {
@@ -217,17 +361,36 @@ pub(crate) struct Sock(Stream);
 
 impl Sock {
     async fn read_buf(&self, buf: &mut bytes::BytesMut) -> std::io::Result<usize> {
+        use tokio::io::Interest;
+        // A read that does not fill the space offered has emptied the
+        // socket: the readiness seen before it is cleared, so the next read
+        // waits for new data instead of first failing with EAGAIN (a system
+        // call saved per message in a request/response exchange). The read
+        // runs inside `try_io`, which clears readiness only if no new event
+        // came after it was observed: data arriving meanwhile is not missed.
         loop {
+            let room = buf.capacity() - buf.len();
+            let mut got = None;
+            let mut read = |r: std::io::Result<usize>| match r {
+                Ok(n) if n > 0 && n < room => {
+                    got = Some(n);
+                    Err(std::io::ErrorKind::WouldBlock.into())
+                }
+                r => r,
+            };
             let r = match &self.0 {
                 Stream::Tcp(s) => {
                     s.readable().await?;
-                    s.try_read_buf(buf)
+                    s.try_io(Interest::READABLE, || read(s.try_read_buf(buf)))
                 }
                 Stream::Unix(s) => {
                     s.readable().await?;
-                    s.try_read_buf(buf)
+                    s.try_io(Interest::READABLE, || read(s.try_read_buf(buf)))
                 }
             };
+            if let Some(n) = got {
+                return Ok(n);
+            }
             match r {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 r => return r,
@@ -287,6 +450,7 @@ impl Channel {
                 woken: false,
                 idle: false,
                 sock: None,
+                spare: None,
                 state: TxState::Open,
                 error: None,
             }),
@@ -430,6 +594,7 @@ impl Channel {
         // large blocks stay resident in its arenas).
         let read_size = c.read_size.max(4096);
         let mut want = read_size.min(FIRST_READ);
+        let mut recs = Vec::new();
         let mut events = Vec::new();
         // When the unfinished frame at the end of the buffer started (or
         // the last frame before it completed): what `frame_timeout` counts.
@@ -463,12 +628,20 @@ impl Channel {
                 want = (want * 4).min(read_size);
             }
             let dropped = dec.dropped();
-            let failed = self.decode_all(&mut dec, &mut events);
-            let progress = !events.is_empty() || dec.dropped() != dropped;
-            if !events.is_empty() {
-                let over = self.deliver(&mut events);
-                // A tick of the loop has passed: a send may write directly.
+            if n > 0 {
+                // A tick of the loop has passed: the first send (from the
+                // handler, or from a thread it wakes) may write directly.
                 lock(&self.inner.tx).idle = true;
+            }
+            let mut delivered = false;
+            let failed = loop {
+                let (batch, failed) = self.decode_batch(&mut dec, &mut recs, &mut events);
+                if recs.is_empty() {
+                    break failed;
+                }
+                delivered = true;
+                let over = self.deliver_batch(&batch, &mut recs, &mut events);
+                drop(batch);
                 if over {
                     if let Some(p) = &self.inner.poller {
                         p.wait_for_space().await;
@@ -478,7 +651,14 @@ impl Channel {
                         g.wait().await;
                     }
                 }
+                if failed.is_some() {
+                    break failed;
+                }
+            };
+            if delivered && self.inner.poller.is_none() {
+                self.batch_end();
             }
+            let progress = delivered || dec.dropped() != dropped;
             frame_since = match dec.partial() {
                 0 => None,
                 _ if progress || frame_since.is_none() => Some(tokio::time::Instant::now()),
@@ -493,22 +673,142 @@ impl Channel {
         }
     }
 
-    /// Turns every complete frame into an event; returns the errno if the
-    /// stream turned out to be bad.
-    fn decode_all(&self, dec: &mut Decoder, events: &mut Vec<Event>) -> Option<i32> {
+    /// Takes frames from the decoder until a run of in-place frames ends,
+    /// and cuts the run out: chunks stay in it as `Rec::Chunk`s,
+    /// everything else becomes an event. Returns the run's bytes, and the
+    /// errno if the stream turned out to be bad.
+    fn decode_batch(&self, dec: &mut Decoder, recs: &mut Vec<Rec>, events: &mut Vec<Event>) -> (Bytes, Option<i32>) {
         let mut session = self.inner.session.as_ref().map(|s| lock(s));
+        let mut pending = Vec::new();
         loop {
-            match dec.decode() {
-                Ok(Some(frame)) => events.push(match session.as_deref_mut() {
-                    None => Event::Frame(frame),
-                    Some(s) => match s.receive_owned(frame) {
-                        Ok((session, message, headers)) => Event::Message { session, message, headers },
-                        Err((frame, _)) => Event::Frame(frame),
-                    },
-                }),
-                Ok(None) => return None,
-                Err(e) => return Some(e.errno()),
+            let Some(s) = session.as_deref_mut() else {
+                // Without a role every frame is an event, built once the
+                // run is cut.
+                if dec.decode_run(|r| {
+                    pending.push(r);
+                    true
+                }) > 0
+                {
+                    let batch = dec.take_batch();
+                    events.extend(pending.iter().map(|r| Event::Frame(r.to_frame(&batch))));
+                    recs.extend(pending.iter().map(|_| Rec::Event));
+                    return (batch, None);
+                }
+                match dec.decode_in_place() {
+                    Ok(Some(InPlace::Owned(frame))) => {
+                        events.push(Event::Frame(frame));
+                        recs.push(Rec::Event);
+                        continue;
+                    }
+                    Ok(Some(InPlace::Ref(r))) => {
+                        let batch = dec.take_batch();
+                        events.push(Event::Frame(r.to_frame(&batch)));
+                        recs.push(Rec::Event);
+                        return (batch, None);
+                    }
+                    Ok(None) => return (Bytes::new(), None),
+                    Err(e) => return (Bytes::new(), Some(e.errno())),
+                }
+            };
+            // Chunks stay in the run; anything else ends it, so that its
+            // message is read (and the session state follows it) before
+            // the next frame is looked at.
+            let mut last = None;
+            let n = dec.decode_run(|r| {
+                let kind = s.classify(r.session, r.ty);
+                if let (Ok(Kind::Chunk), Some(b)) = (&kind, r.first_bytes()) {
+                    recs.push(Rec::Chunk { session: r.session, start: b.start, end: b.end });
+                    return true;
+                }
+                last = Some((r, kind));
+                false
+            });
+            if n > 0 {
+                let batch = dec.take_batch();
+                if let Some((r, kind)) = last {
+                    let frame = r.to_frame(&batch);
+                    events.push(match kind {
+                        Ok(kind) => match s.receive_classified(kind, frame) {
+                            Ok((session, message, headers)) => Event::Message { session, message, headers },
+                            Err((frame, _)) => Event::Frame(frame),
+                        },
+                        Err(_) => Event::Frame(frame),
+                    });
+                    recs.push(Rec::Event);
+                }
+                return (batch, None);
             }
+            let frame = match dec.decode_in_place() {
+                Ok(Some(InPlace::Owned(frame))) => frame,
+                // decode_run takes every frame that could come in place.
+                Ok(Some(InPlace::Ref(r))) => r.to_frame(&dec.take_batch()),
+                Ok(None) => return (Bytes::new(), None),
+                Err(e) => return (Bytes::new(), Some(e.errno())),
+            };
+            events.push(match s.receive_owned(frame) {
+                Ok((session, message, headers)) => Event::Message { session, message, headers },
+                Err((frame, _)) => Event::Frame(frame),
+            });
+            recs.push(Rec::Event);
+        }
+    }
+
+    /// Delivers a decoded batch (see [`deliver`](Self::deliver)). Empties
+    /// `recs` and `events`.
+    fn deliver_batch(&self, batch: &Bytes, recs: &mut Vec<Rec>, events: &mut Vec<Event>) -> bool {
+        if self.inner.silenced.load(Ordering::Acquire) {
+            recs.clear();
+            events.clear();
+            return false;
+        }
+        match &self.inner.poller {
+            Some(p) => {
+                let chunk_bytes: usize = recs
+                    .iter()
+                    .map(|r| match r {
+                        Rec::Chunk { start, end, .. } => end - start,
+                        Rec::Event => 0,
+                    })
+                    .sum();
+                let bytes = chunk_bytes + events.iter().map(Event::bytes).sum::<usize>();
+                let mut owned = events.drain(..);
+                let queued = recs.drain(..).filter_map(|r| match r {
+                    Rec::Chunk { session, start, end } => {
+                        Some(Event::Message { session, message: Message::Chunk { data: batch.slice(start..end) }, headers: Vec::new() })
+                    }
+                    Rec::Event => owned.next(),
+                });
+                p.push(queued, bytes)
+            }
+            None => {
+                let mut h = lock(&self.inner.handler);
+                if let Some(h) = h.as_mut() {
+                    let mut owned = events.drain(..);
+                    for r in recs.drain(..) {
+                        if self.inner.silenced.load(Ordering::Acquire) {
+                            break;
+                        }
+                        match r {
+                            Rec::Chunk { session, start, end } => h.on_chunk(self, Chunk::borrowed(session, batch, start, end)),
+                            Rec::Event => {
+                                if let Some(ev) = owned.next() {
+                                    handle(h.as_mut(), self, ev);
+                                }
+                            }
+                        }
+                    }
+                }
+                recs.clear();
+                events.clear();
+                false
+            }
+        }
+    }
+
+    /// Inline: tells the handler a run of events is over.
+    fn batch_end(&self) {
+        if let Some(h) = lock(&self.inner.handler).as_mut() {
+            h.on_batch_end(self);
         }
     }
 
@@ -531,9 +831,11 @@ impl Channel {
                         if self.inner.silenced.load(Ordering::Acquire) {
                             break;
                         }
-                        h.on_event(self, ev);
+                        handle(h.as_mut(), self, ev);
                     }
+                    h.on_batch_end(self);
                 }
+                events.clear();
                 false
             }
         }
@@ -554,7 +856,8 @@ impl Channel {
                     return Some(e);
                 }
                 if !tx.enc.out().is_empty() {
-                    let out = std::mem::take(tx.enc.out());
+                    let spare = tx.spare.take().unwrap_or_default();
+                    let out = std::mem::replace(tx.enc.out(), spare);
                     tx.inflight = out.remaining();
                     Next::Write(out)
                 } else if tx.state == TxState::Closing {
@@ -586,6 +889,10 @@ impl Channel {
                         let drained = {
                             let mut tx = lock(&self.inner.tx);
                             tx.inflight -= n;
+                            if !out.has_remaining() && tx.spare.is_none() {
+                                out.reset();
+                                tx.spare = Some(std::mem::take(&mut out));
+                            }
                             self.drain_due(&mut tx)
                         };
                         if drained {
@@ -671,9 +978,21 @@ impl Channel {
         Ok(())
     }
 
+    /// A handle that does not keep this channel alive.
+    pub(crate) fn downgrade(&self) -> WeakChannel {
+        WeakChannel(Arc::downgrade(&self.inner))
+    }
+
     /// Queues pre-encoded bytes (whole frames) as they are.
     pub fn send_raw(&self, bytes: Bytes) -> Result<(), SendError> {
         self.with_tx(|e| e.raw(bytes))
+    }
+
+    /// Queues pre-encoded bytes given in segments (for example an
+    /// [`OutBuf`](crate::wire::OutBuf)'s), all or none; long segments are
+    /// queued without a copy.
+    pub fn send_raw_segments(&self, segments: &[Bytes]) -> Result<(), SendError> {
+        self.with_tx(|e| e.raw_segments(segments))
     }
 
     /// Queues a typed worker-protocol message on `session`.
@@ -828,8 +1147,11 @@ impl Channel {
                 if self.inner.silenced.load(Ordering::Acquire) {
                     break;
                 }
-                handler.on_event(self, ev);
+                handle(handler.as_mut(), self, ev);
                 n += 1;
+            }
+            if n > 0 {
+                handler.on_batch_end(self);
             }
         }
         if self.inner.finished.load(Ordering::Acquire) && p.is_empty() {

@@ -25,7 +25,7 @@ pub(crate) mod poller;
 pub mod runtime;
 mod server;
 
-pub use channel::{Channel, DispatchError, Event, Handler, SendError};
+pub use channel::{Channel, Chunk, DispatchError, Event, Handler, SendError};
 pub use config::{ChannelConfig, Delivery, Endpoint};
 pub use server::{AcceptHandler, Incoming, Server};
 

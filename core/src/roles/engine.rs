@@ -37,11 +37,12 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::sink::Sink;
+use super::streams::Streams;
 use super::worker::StreamError;
 use crate::errno;
 use crate::net::{runtime, Channel, ChannelConfig, Delivery, DispatchError, Endpoint, Event, Handler, Incoming, Server};
 use crate::wire::message::{CONTROL_SESSION, FRAMEWORK_CATEGORY};
-use crate::wire::{Dialect, Header, Kind, Message, Role};
+use crate::wire::{Dialect, Header, Message, Role};
 
 /// How an engine listens and how patient it is.
 #[derive(Debug, Clone)]
@@ -239,7 +240,7 @@ struct WorkerState {
     uuid: Option<String>,
     timers: WorkerTimers,
     /// Sessions this engine opened and their open directions.
-    sessions: HashMap<u64, (bool, bool)>,
+    sessions: Streams,
     gone: bool,
 }
 
@@ -313,7 +314,7 @@ impl WorkerRef {
         }
         let session = ch.next_session();
         ch.send_with_headers(session, &Message::Invoke { event: Bytes::copy_from_slice(event.as_bytes()) }, headers)?;
-        st.sessions.insert(session, (true, true));
+        st.sessions.open(session);
         Ok(EngineStream { worker: self.clone(), session })
     }
 
@@ -350,22 +351,7 @@ impl WorkerRef {
 
     fn send_stream(&self, session: u64, msg: &Message) -> Result<(), StreamError> {
         let ch = self.inner.channel.get().ok_or(StreamError::Closed)?;
-        let mut st = lock(&self.inner.state);
-        let ends = st.sessions.get_mut(&session).ok_or(StreamError::NoSession)?;
-        if !ends.1 {
-            return Err(StreamError::Ended);
-        }
-        ch.send(session, msg)?;
-        if msg.kind().is_terminal() {
-            if ch.config().dialect == Dialect::V0 && msg.kind() == Kind::Error {
-                let _ = ch.send(session, &Message::Choke);
-            }
-            ends.1 = false;
-            if !ends.0 {
-                st.sessions.remove(&session);
-            }
-        }
-        Ok(())
+        lock(&self.inner.state).sessions.send(ch, session, msg)
     }
 }
 
@@ -511,7 +497,7 @@ impl Engine {
                 state: Mutex::new(WorkerState {
                     uuid: None,
                     timers: WorkerTimers::new(&self.inner.opts, Instant::now()),
-                    sessions: HashMap::new(),
+                    sessions: Streams::default(),
                     gone: false,
                 }),
                 stop_timers: Notify::new(),
@@ -522,9 +508,7 @@ impl Engine {
         let glue = Glue { engine: Arc::downgrade(&self.inner), worker: worker.clone() };
         match inc.start(glue) {
             Ok(ch) => {
-                if let Some(g) = self.inner.sink.gate() {
-                    ch.set_gate(g);
-                }
+                self.inner.sink.feed_from(&ch);
                 let _ = worker.inner.channel.set(ch.clone());
                 self.run_timers(worker, ch);
             }
@@ -613,24 +597,17 @@ impl Handler for Glue {
                         Some(EngineEvent::Heartbeat { worker: w.clone() })
                     }
                     Message::Terminate { code, reason } => Some(EngineEvent::Terminate { worker: w.clone(), code, reason }),
-                    Message::Chunk { data } => match st.sessions.get(&session) {
-                        Some((true, _)) => Some(EngineEvent::Chunk { worker: w.clone(), session, data }),
-                        _ => None,
-                    },
-                    Message::Error { .. } | Message::Choke => match st.sessions.get_mut(&session) {
-                        Some(ends) if ends.0 => {
-                            ends.0 = false;
-                            if !ends.1 {
-                                st.sessions.remove(&session);
+                    Message::Chunk { data } => {
+                        st.sessions.receiving(session).then(|| EngineEvent::Chunk { worker: w.clone(), session, data })
+                    }
+                    Message::Error { .. } | Message::Choke => match st.sessions.end_rx(session) {
+                        true => Some(match message {
+                            Message::Error { category, code, message } => {
+                                EngineEvent::Error { worker: w.clone(), session, category, code, message }
                             }
-                            Some(match message {
-                                Message::Error { category, code, message } => {
-                                    EngineEvent::Error { worker: w.clone(), session, category, code, message }
-                                }
-                                _ => EngineEvent::Close { worker: w.clone(), session },
-                            })
-                        }
-                        _ => None,
+                            _ => EngineEvent::Close { worker: w.clone(), session },
+                        }),
+                        false => None,
                     },
                     Message::Invoke { .. } => None,
                 }
@@ -644,7 +621,7 @@ impl Handler for Glue {
                 {
                     let mut st = lock(&w.inner.state);
                     st.gone = true;
-                    st.sessions.clear();
+                    st.sessions.take_all();
                 }
                 w.inner.stop_timers.notify_one();
                 lock(&engine.inner.workers).remove(&w.id());

@@ -15,6 +15,7 @@
 //! with a fake clock; the roles run them on the shared runtime.
 
 mod sink;
+mod streams;
 
 pub mod engine;
 pub mod resume;
@@ -22,7 +23,7 @@ pub mod session;
 pub mod worker;
 
 pub use engine::{Engine, EngineEvent, EngineHandler, EngineOptions, EngineStream, WorkerRef};
-pub use resume::{Peer, ResumeEvent, ResumeHandler, ResumeServer, ResumeServerOptions};
+pub use resume::{Encoded, Peer, ResumeEvent, ResumeHandler, ResumeServer, ResumeServerOptions};
 pub use session::{Backoff, Liveness, ResumeOptions, Session, SessionEvent, SessionHandler, SessionOptions};
 pub use worker::{StreamError, Worker, WorkerEvent, WorkerHandler, WorkerOptions, WorkerStream};
 

@@ -25,7 +25,7 @@ use bytes::{Buf, Bytes};
 use super::sink::Sink;
 use crate::errno;
 use crate::net::{runtime, Channel, ChannelConfig, DispatchError, Endpoint, Event, Handler, Incoming, SendError, Server};
-use crate::wire::{Args, Encoder, Frame, Header, Message, Profile, Value};
+use crate::wire::{Args, Encoder, Frame, Header, Message, Profile, Session as Streams, Value};
 
 /// `hello(token: bin, received: uint[, known: bool])`: the first frame of
 /// each side on every connection of a resumable session.
@@ -69,6 +69,43 @@ pub struct BadAck {
     pub acked: u64,
 }
 
+/// One encoded frame kept for replay: its segments as the encoder made
+/// them (a large payload stays shared with the sender's buffer, not copied).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Encoded {
+    segments: Vec<Bytes>,
+    len: usize,
+}
+
+impl Encoded {
+    /// A frame from its segments.
+    pub fn new(segments: Vec<Bytes>) -> Encoded {
+        let len = segments.iter().map(Bytes::len).sum();
+        Encoded { segments, len }
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Its segments, in order.
+    pub fn segments(&self) -> &[Bytes] {
+        &self.segments
+    }
+}
+
+impl From<Bytes> for Encoded {
+    fn from(b: Bytes) -> Encoded {
+        Encoded::new(vec![b])
+    }
+}
+
 /// One direction's bookkeeping, sans-IO: frames sent and not yet
 /// acknowledged (to replay), and frames received (to acknowledge).
 #[derive(Debug)]
@@ -78,7 +115,7 @@ pub struct Replay {
     sent: u64,
     /// The peer has received every frame below this number.
     acked: u64,
-    buffer: VecDeque<Bytes>,
+    buffer: VecDeque<Encoded>,
     bytes: usize,
     received: u64,
     told: u64,
@@ -93,7 +130,7 @@ impl Replay {
 
     /// Keeps an encoded frame until acknowledged. Refused while the buffer
     /// holds `max_unacked` bytes (an empty buffer takes any frame).
-    pub fn push(&mut self, frame: Bytes) -> Result<(), SendError> {
+    pub fn push(&mut self, frame: Encoded) -> Result<(), SendError> {
         if !self.buffer.is_empty() && self.bytes + frame.len() > self.opts.max_unacked {
             return Err(SendError::WouldBlock);
         }
@@ -119,7 +156,7 @@ impl Replay {
 
     /// A new connection: the peer has received `peer_received` frames.
     /// Returns the frames to send again, in order.
-    pub fn resume(&mut self, peer_received: u64) -> Result<impl Iterator<Item = &Bytes>, BadAck> {
+    pub fn resume(&mut self, peer_received: u64) -> Result<impl Iterator<Item = &Encoded>, BadAck> {
         if peer_received < self.acked {
             return Err(BadAck { claimed: peer_received, sent: self.sent, acked: self.acked });
         }
@@ -218,7 +255,7 @@ impl Control {
     }
 }
 
-/// Everything the encoder holds, as one buffer.
+/// Everything the encoder holds, as one buffer (for short control frames).
 pub(crate) fn take(enc: &mut Encoder) -> Bytes {
     let out = enc.out();
     let n = out.remaining();
@@ -233,13 +270,14 @@ pub(crate) enum Outgoing<'a> {
 }
 
 impl Outgoing<'_> {
-    pub(crate) fn encode(&self, enc: &mut Encoder) -> Bytes {
+    /// The frame's segments; a large payload is shared, not copied.
+    pub(crate) fn encode(&self, enc: &mut Encoder) -> Encoded {
         match self {
             Outgoing::Message(s, m, h) => enc.message(*s, m, h),
             Outgoing::Chunk(s, d) => enc.chunk(*s, d, &[]),
             Outgoing::Frame(s, t, a, h) => enc.frame(*s, *t, a, h),
         }
-        take(enc)
+        Encoded::new(enc.out().take_segments())
     }
 
     pub(crate) fn session(&self) -> u64 {
@@ -351,6 +389,10 @@ struct PeerState {
     enc: Encoder,
     /// The attached connection, once its hello is answered.
     channel: Option<Channel>,
+    /// With a role: the state of the sessions, kept across connections (a
+    /// new connection alone would not know the sessions opened before it),
+    /// fed with exactly the frames delivered once.
+    typed: Option<Streams>,
     /// Bumped at every attach: events of older connections are dropped.
     generation: u64,
     want_drain: bool,
@@ -416,14 +458,20 @@ impl Peer {
             return Err(SendError::Closed);
         }
         let st = &mut *st;
-        let bytes = out.encode(&mut st.enc);
-        if let Err(e) = st.replay.push(bytes.clone()) {
+        let frame = out.encode(&mut st.enc);
+        let segments = frame.segments().to_vec();
+        if let Err(e) = st.replay.push(frame) {
             st.want_drain = true;
             return Err(e);
         }
+        // Recorded before the bytes leave: the answer is classified under
+        // this same lock.
+        if let (Some(t), Outgoing::Message(s, m, _)) = (st.typed.as_mut(), &out) {
+            t.sent(*s, m.kind());
+        }
         if let Some(ch) = &st.channel {
             // The replay buffer is the bound: the channel's queue is not.
-            let _ = ch.send_raw(bytes);
+            let _ = ch.send_raw_segments(&segments);
         }
         Ok(())
     }
@@ -485,6 +533,9 @@ impl ResumeServer {
         let mut config = server.inner.opts.channel.clone();
         config.delivery = crate::net::Delivery::Inline;
         config.high_watermark = usize::MAX;
+        // Frames are typed by each peer's own state, which outlives its
+        // connections (see `PeerState::typed`).
+        config.role = None;
         let weak = Arc::downgrade(&server.inner);
         let s = Server::bind(&server.inner.opts.endpoint, config, move |_: &Server, inc: Incoming| {
             if let Some(inner) = weak.upgrade() {
@@ -536,13 +587,14 @@ impl ResumeServer {
         let helloed = Arc::new(AtomicBool::new(false));
         let glue = Glue { server: Arc::downgrade(&self.inner), attached: None, enc: None, helloed: helloed.clone() };
         if let Ok(ch) = inc.start(glue) {
-            if let Some(g) = self.inner.sink.gate() {
-                ch.set_gate(g);
-            }
+            self.inner.sink.feed_from(&ch);
             let timeout = self.inner.opts.hello_timeout;
+            // The timer does not keep a closed connection alive.
+            let ch = ch.downgrade();
             if let Ok(rt) = runtime::handle() {
                 rt.spawn(async move {
                     tokio::time::sleep(timeout).await;
+                    let Some(ch) = ch.upgrade() else { return };
                     if !helloed.load(Ordering::Acquire) && !ch.is_finished() {
                         ch.fail(errno::ETIMEDOUT);
                     }
@@ -608,6 +660,11 @@ impl Glue {
                                 replay: Replay::new(server.inner.opts.resume.clone()),
                                 enc: Encoder::new(ch.config().dialect, Profile::Compat),
                                 channel: None,
+                                typed: server.inner.opts.channel.role.map(|role| {
+                                    let mut t = Streams::new(ch.config().dialect, role);
+                                    t.set_max_sessions(server.inner.opts.channel.max_sessions);
+                                    t
+                                }),
                                 generation: 0,
                                 want_drain: false,
                                 gone: false,
@@ -626,7 +683,7 @@ impl Glue {
             let mut st = lock(&peer.inner.state);
             let st = &mut *st;
             let mut enc = Encoder::new(ch.config().dialect, Profile::Compat);
-            let frames: Vec<Bytes> = match st.replay.resume(received) {
+            let frames: Vec<Encoded> = match st.replay.resume(received) {
                 Ok(it) => it.cloned().collect(),
                 Err(_) => {
                     drop(_order);
@@ -642,7 +699,7 @@ impl Glue {
             let _ = ch.send_raw(hello.encode(&mut enc));
             st.replay.acknowledged();
             for f in frames {
-                let _ = ch.send_raw(f);
+                let _ = ch.send_raw_segments(f.segments());
             }
             st.channel = Some(ch.clone());
             st.generation
@@ -738,14 +795,22 @@ impl Glue {
         };
         let order = peer.inner.clone();
         let _order = lock(&order.deliver);
-        let ack = {
+        let (ack, event) = {
             let mut st = lock(&peer.inner.state);
             if st.generation != generation || st.gone {
                 // A newer connection has taken over: the client sends this
                 // frame again there.
                 return;
             }
-            st.replay.delivered(len)
+            let ack = st.replay.delivered(len);
+            let event = match (event, st.typed.as_mut()) {
+                (Event::Frame(f), Some(t)) => match t.receive_owned(f) {
+                    Ok((session, message, headers)) => Event::Message { session, message, headers },
+                    Err((f, _)) => Event::Frame(f),
+                },
+                (event, _) => event,
+            };
+            (ack, event)
         };
         if let (Some(n), Some(enc)) = (ack, self.enc.as_mut()) {
             let _ = ch.send_raw(Control::Ack(n).encode(enc));
@@ -763,8 +828,23 @@ impl Glue {
 mod tests {
     use super::*;
 
-    fn f(n: u8) -> Bytes {
-        Bytes::from(vec![n; 10])
+    fn f(n: u8) -> Encoded {
+        Bytes::from(vec![n; 10]).into()
+    }
+
+    #[test]
+    fn a_large_payload_is_kept_for_replay_without_a_copy() {
+        let payload = Bytes::from(vec![7u8; 64 << 10]);
+        let mut enc = Encoder::new(crate::wire::Dialect::V1, Profile::Compat);
+        let frame = Outgoing::Chunk(3, &payload).encode(&mut enc);
+        assert!(frame.segments().iter().any(|s| s.as_ptr() == payload.as_ptr() && s.len() == payload.len()));
+        assert!(frame.len() > payload.len() && frame.len() < payload.len() + 16);
+        assert!(enc.out().is_empty());
+        // The segments are the bytes a plain encoding gives.
+        let mut plain = Encoder::new(crate::wire::Dialect::V1, Profile::Compat);
+        plain.chunk(3, &payload, &[]);
+        let whole = take(&mut plain);
+        assert_eq!(frame.segments().concat(), whole.to_vec());
     }
 
     #[test]
@@ -779,7 +859,7 @@ mod tests {
         r.ack(1).unwrap();
         assert_eq!(r.unacked_bytes(), 30);
         // The peer reconnects having received 2 frames: 2 and 3 again.
-        let again: Vec<Bytes> = r.resume(2).unwrap().cloned().collect();
+        let again: Vec<Encoded> = r.resume(2).unwrap().cloned().collect();
         assert_eq!(again, vec![f(2), f(3)]);
         assert!(r.has_room());
         // Claims beyond what was sent, or below what was acknowledged, are
@@ -791,7 +871,7 @@ mod tests {
         // A peer that lost its state: what is buffered is numbered from 0.
         r.restart();
         assert_eq!(r.sent(), 3);
-        let again: Vec<Bytes> = r.resume(0).unwrap().cloned().collect();
+        let again: Vec<Encoded> = r.resume(0).unwrap().cloned().collect();
         assert_eq!(again, vec![f(2), f(3), f(4)]);
     }
 

@@ -42,7 +42,7 @@ use super::resume::{Control, Outgoing, Replay, CONTROL_ID};
 use super::sink::Sink;
 use crate::errno;
 use crate::net::{runtime, Channel, ChannelConfig, DispatchError, Endpoint, Event, Handler, SendError};
-use crate::wire::{Args, Encoder, Frame, Header, Message, Profile};
+use crate::wire::{Args, Encoder, Frame, Header, Message, Profile, Session as Streams};
 
 /// Reconnection delays: `initial × multiplier^attempt`, at most `max`, each
 /// spread uniformly by ± `jitter` (a fraction).
@@ -190,6 +190,10 @@ struct State {
     initial: bool,
     endpoint: usize,
     replay: Option<Replay>,
+    /// Resume with a role: the state of the sessions, kept across
+    /// connections (a new connection alone would not know the sessions
+    /// opened before it), fed with exactly the frames delivered once.
+    typed: Option<Streams>,
     enc: Encoder,
     token: Bytes,
     last_rx: Instant,
@@ -246,6 +250,14 @@ impl Session {
             initial: true,
             endpoint: 0,
             replay: opts.resume.clone().map(Replay::new),
+            typed: match (&opts.resume, opts.channel.role) {
+                (Some(_), Some(role)) => {
+                    let mut t = Streams::new(opts.channel.dialect, role);
+                    t.set_max_sessions(opts.channel.max_sessions);
+                    Some(t)
+                }
+                _ => None,
+            },
             enc: Encoder::new(opts.channel.dialect, Profile::Compat),
             token: Bytes::copy_from_slice(&token),
             last_rx: Instant::now(),
@@ -358,15 +370,21 @@ impl Session {
         st.max_id = st.max_id.max(out.session());
         match st.replay.as_mut() {
             Some(replay) => {
-                let bytes = out.encode(&mut st.enc);
-                if let Err(e) = replay.push(bytes.clone()) {
+                let frame = out.encode(&mut st.enc);
+                let segments = frame.segments().to_vec();
+                if let Err(e) = replay.push(frame) {
                     st.want_drain = true;
                     return Err(e);
+                }
+                // Recorded before the bytes leave: the answer is classified
+                // under this same lock.
+                if let (Some(t), Outgoing::Message(s, m, _)) = (st.typed.as_mut(), &out) {
+                    t.sent(*s, m.kind());
                 }
                 if st.ready {
                     if let Some(ch) = &st.channel {
                         // The replay buffer bounds what is queued.
-                        let _ = ch.send_raw(bytes);
+                        let _ = ch.send_raw_segments(&segments);
                     }
                 }
                 Ok(())
@@ -398,12 +416,13 @@ impl Session {
         if self.inner.opts.resume.is_some() {
             // The replay buffer is the bound.
             config.high_watermark = usize::MAX;
+            // Frames are typed by the session's own state, which outlives
+            // the connection (see `State::typed`).
+            config.role = None;
         }
         let glue = Glue { session: self.clone(), generation, endpoint: endpoint.clone() };
         let ch = Channel::connect(endpoint, config, glue)?;
-        if let Some(g) = self.inner.sink.gate() {
-            ch.set_gate(g);
-        }
+        self.inner.sink.feed_from(&ch);
         let mut st = lock(&self.inner.state);
         if st.generation == generation && !st.stopped {
             st.channel = Some(ch);
@@ -549,12 +568,13 @@ impl Handler for Glue {
                             if !known {
                                 replay.restart();
                             }
-                            let frames: Vec<Bytes> = match replay.resume(received) {
-                                Ok(it) => it.cloned().collect(),
+                            match replay.resume(received) {
+                                Ok(frames) => {
+                                    for f in frames {
+                                        let _ = ch.send_raw_segments(f.segments());
+                                    }
+                                }
                                 Err(_) => return Next::Fail,
-                            };
-                            for f in frames {
-                                let _ = ch.send_raw(f);
                             }
                             st.ready = true;
                             st.attempt = 0;
@@ -599,28 +619,29 @@ impl Handler for Glue {
                     Event::Message { session, .. } => *session,
                     _ => 0,
                 };
-                let ok = self.current(|st| {
+                let ev = self.current(|st| {
                     st.last_rx = Instant::now();
                     st.max_id = st.max_id.max(id);
                     if !st.ready {
                         // Resume: nothing counts before the hello.
-                        return false;
+                        return None;
                     }
                     if let Some(r) = st.replay.as_mut() {
                         if let Some(n) = r.delivered(len) {
                             let _ = ch.send_raw(Control::Ack(n).encode(&mut st.enc));
                         }
                     }
-                    true
+                    Some(match (event, st.typed.as_mut()) {
+                        (Event::Frame(f), Some(t)) => match t.receive_owned(f) {
+                            Ok((session, message, headers)) => SessionEvent::Message { session, message, headers },
+                            Err((f, _)) => SessionEvent::Frame(f),
+                        },
+                        (Event::Frame(f), None) => SessionEvent::Frame(f),
+                        (Event::Message { session, message, headers }, _) => SessionEvent::Message { session, message, headers },
+                        _ => return None,
+                    })
                 });
-                if ok != Some(true) {
-                    return;
-                }
-                let ev = match event {
-                    Event::Frame(f) => SessionEvent::Frame(f),
-                    Event::Message { session, message, headers } => SessionEvent::Message { session, message, headers },
-                    _ => return,
-                };
+                let Some(Some(ev)) = ev else { return };
                 self.session.inner.sink.emit_sized(&self.session, ev, size);
             }
             Event::Drain => {

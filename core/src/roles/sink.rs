@@ -6,7 +6,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 
-use crate::net::{Delivery, DispatchError};
+use crate::net::{Channel, Delivery, DispatchError};
 use crate::net::poller::{Gate, Poller};
 
 type Callback<O, E> = Box<dyn FnMut(&O, E) + Send>;
@@ -72,9 +72,12 @@ impl<O, E: Send + 'static> Sink<O, E> {
         }
     }
 
-    /// Poll mode: the backpressure a feeding channel should obey.
-    pub(crate) fn gate(&self) -> Option<Arc<dyn Gate>> {
-        self.poller.as_ref().map(|p| p.clone() as Arc<dyn Gate>)
+    /// Makes `ch` feed this sink: in poll mode it stops reading while the
+    /// queued events are past the limit.
+    pub(crate) fn feed_from(&self, ch: &Channel) {
+        if let Some(p) = &self.poller {
+            ch.set_gate(p.clone() as Arc<dyn Gate>);
+        }
     }
 
     pub(crate) fn fd(&self) -> Option<RawFd> {

@@ -26,7 +26,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-use std::collections::HashMap;
+use super::streams::Streams;
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -306,16 +306,10 @@ enum Phase {
     Stopped,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Ends {
-    rx: bool,
-    tx: bool,
-}
-
 struct State {
     phase: Phase,
     timers: Option<Timers>,
-    streams: HashMap<u64, Ends>,
+    streams: Streams,
     disowned: bool,
 }
 
@@ -356,7 +350,7 @@ impl Worker {
             inner: Arc::new(Inner {
                 opts,
                 channel: OnceLock::new(),
-                state: Mutex::new(State { phase: Phase::Connecting, timers: None, streams: HashMap::new(), disowned: false }),
+                state: Mutex::new(State { phase: Phase::Connecting, timers: None, streams: Streams::default(), disowned: false }),
                 stop_timers: Notify::new(),
             }),
         };
@@ -415,7 +409,7 @@ impl Worker {
         {
             let mut st = lock(&self.inner.state);
             st.phase = Phase::Stopped;
-            st.streams.clear();
+            st.streams.take_all();
         }
         self.inner.stop_timers.notify_one();
         if let Some(ch) = self.inner.channel.get() {
@@ -439,26 +433,7 @@ impl Worker {
 
     fn send_stream(&self, session: u64, msg: &Message) -> Result<(), StreamError> {
         let ch = self.inner.channel.get().ok_or(StreamError::Closed)?;
-        let terminal = msg.kind().is_terminal();
-        {
-            let mut st = lock(&self.inner.state);
-            let ends = st.streams.get_mut(&session).ok_or(StreamError::NoSession)?;
-            if !ends.tx {
-                return Err(StreamError::Ended);
-            }
-            ch.send(session, msg)?;
-            if terminal {
-                // v0: the engine forgets a session only on choke (§2.2).
-                if ch.config().dialect == Dialect::V0 && msg.kind() == crate::wire::Kind::Error {
-                    let _ = ch.send(session, &Message::Choke);
-                }
-                ends.tx = false;
-                if !ends.rx {
-                    st.streams.remove(&session);
-                }
-            }
-        }
-        Ok(())
+        lock(&self.inner.state).streams.send(ch, session, msg)
     }
 
     fn start_timers(&self, ch: &Channel) {
@@ -591,27 +566,17 @@ impl Handler for Glue {
                     }
                     Message::Invoke { event } => {
                         // After a terminate no new work is started.
-                        if st.phase != Phase::Active || st.streams.contains_key(&session) {
+                        if st.phase != Phase::Active || !st.streams.open(session) {
                             None
                         } else {
-                            st.streams.insert(session, Ends { rx: true, tx: true });
                             Some(WorkerEvent::Invoke { stream: w.stream(session), event, headers })
                         }
                     }
-                    Message::Chunk { data } => match st.streams.get(&session) {
-                        Some(e) if e.rx => Some(WorkerEvent::Chunk { session, data }),
-                        _ => None,
-                    },
+                    Message::Chunk { data } => st.streams.receiving(session).then_some(WorkerEvent::Chunk { session, data }),
                     Message::Error { .. } | Message::Choke => {
-                        let open = matches!(st.streams.get(&session), Some(e) if e.rx);
-                        if !open {
+                        if !st.streams.end_rx(session) {
                             None
                         } else {
-                            let ends = st.streams.get_mut(&session).expect("checked above");
-                            ends.rx = false;
-                            if !ends.tx {
-                                st.streams.remove(&session);
-                            }
                             Some(match message {
                                 Message::Error { category, code, message } => {
                                     WorkerEvent::Error { session, category, code, message }
@@ -628,13 +593,12 @@ impl Handler for Glue {
             Event::Frame(_) => None,
             Event::Drain => Some(WorkerEvent::Drain),
             Event::SocketError(errno) => {
-                let (disowned, mut sessions) = {
+                let (disowned, sessions) = {
                     let mut st = lock(&w.inner.state);
                     st.phase = Phase::Stopped;
                     st.timers = None;
-                    (st.disowned, st.streams.drain().map(|(s, _)| s).collect::<Vec<_>>())
+                    (st.disowned, st.streams.take_all())
                 };
-                sessions.sort_unstable();
                 w.inner.stop_timers.notify_one();
                 if disowned {
                     self.user.on_event(w, WorkerEvent::Disown);

@@ -148,6 +148,63 @@ enum Step {
     NeedMore,
 }
 
+/// A frame decoded in place by [`Decoder::decode_in_place`]: its ids and
+/// where its arguments lie in the bytes of its run
+/// ([`Decoder::take_batch`]). Nothing is copied or reference-counted until
+/// asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRef {
+    /// The v0 session id or the v1 channel id.
+    pub session: u64,
+    /// The message type id.
+    pub ty: u64,
+    args_start: usize,
+    args_end: usize,
+    args_len: u32,
+    /// The first argument's contents when it is a byte string.
+    first: Option<(usize, usize)>,
+}
+
+impl FrameRef {
+    /// The msgpack encoding of the arguments array, within the run's bytes.
+    pub fn args_range(&self) -> std::ops::Range<usize> {
+        self.args_start..self.args_end
+    }
+
+    /// The number of arguments.
+    pub fn args_len(&self) -> usize {
+        self.args_len as usize
+    }
+
+    /// Where the contents of the first argument lie within the run, if it
+    /// is a byte string (str or bin): a chunk's payload, an invoke's event.
+    #[inline]
+    pub fn first_bytes(&self) -> Option<std::ops::Range<usize>> {
+        self.first.map(|(a, b)| a..b)
+    }
+
+    /// The frame as an owned [`Frame`] whose arguments share `batch` (what
+    /// [`Decoder::take_batch`] returned for this frame's run).
+    pub fn to_frame(&self, batch: &Bytes) -> Frame {
+        Frame {
+            session: self.session,
+            ty: self.ty,
+            args: Args::new_unchecked(batch.slice(self.args_start..self.args_end), self.args_len),
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// What [`Decoder::decode_in_place`] yields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InPlace {
+    /// A frame without headers, left where it is in the batch.
+    Ref(FrameRef),
+    /// A frame with v1 headers (which are resolved as it is decoded, in
+    /// wire order), owned.
+    Owned(Frame),
+}
+
 /// An incremental decoder for one direction of one connection.
 #[derive(Debug)]
 pub struct Decoder {
@@ -167,6 +224,9 @@ pub struct Decoder {
     /// Bytes removed from the front of `buf` so far (for error offsets).
     consumed: u64,
     dropped: u64,
+    /// Bytes at the front of `buf` taken as in-place frames and not yet
+    /// cut out by `take_batch`.
+    run: usize,
 }
 
 impl Decoder {
@@ -183,6 +243,7 @@ impl Decoder {
             table: HeaderTable::new(config.header_table_size),
             consumed: 0,
             dropped: 0,
+            run: 0,
         }
     }
 
@@ -205,13 +266,13 @@ impl Decoder {
     /// Bytes received but not yet returned as frames (complete frames not
     /// yet taken plus the start of an unfinished one).
     pub fn buffered(&self) -> usize {
-        self.buf.len() + if self.ready.is_empty() { 0 } else { self.batch.len() }
+        self.buf.len() - self.run + if self.ready.is_empty() { 0 } else { self.batch.len() }
     }
 
     /// Bytes of an unfinished frame at the end of the stream: what is lost if
     /// the peer closes now (PROTOCOL.md §1.2 step 2).
     pub fn partial(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.run
     }
 
     /// How many invalid frames lenient mode has skipped.
@@ -230,6 +291,17 @@ impl Decoder {
     /// returned first, and every later call returns the same error.
     #[inline]
     pub fn decode(&mut self) -> Result<Option<Frame>, DecodeError> {
+        if self.run > 0 {
+            // The run's frames were handed out in place already.
+            drop(self.take_batch());
+        }
+        self.decode_up_to(BATCH)
+    }
+
+    /// [`decode`](Self::decode), cutting at most `max` frames at a time
+    /// when it has to walk them.
+    #[inline]
+    fn decode_up_to(&mut self, max: usize) -> Result<Option<Frame>, DecodeError> {
         // The common case, a whole frame in the usual encodings at the front
         // of the buffer with nothing queued: cut it out on its own.
         if self.ready.is_empty() && self.scan.stage == Stage::Start && self.scan.pos == 0 && self.error.is_none() && self.failed.is_none() {
@@ -242,7 +314,7 @@ impl Decoder {
                 return self.build(bytes, l).map(Some);
             }
         }
-        self.decode_slow()
+        self.decode_slow(max)
     }
 
     /// The hottest shape of all: `[fixint, fixint, [byte string]]` with a
@@ -275,8 +347,93 @@ impl Decoder {
         Some(Frame { session, ty, args: Args::new_unchecked(args, 1), headers: Vec::new() })
     }
 
+    /// The next frame, decoded in place where possible: a frame in the
+    /// common encodings (no headers) is left in the receive buffer and
+    /// described by a [`FrameRef`] whose ranges count from the start of
+    /// the current run of such frames; the run is cut out, as one `Bytes`,
+    /// by [`take_batch`](Self::take_batch). Any other frame comes owned,
+    /// and only when no run is pending.
+    ///
+    /// `Ok(None)`: the run ends here (call `take_batch`, use the frames,
+    /// then call this again), or, when no run is pending, more input is
+    /// needed. Frames come in wire order, mixed freely with
+    /// [`decode`](Self::decode) calls between runs; errors are final, as
+    /// there.
+    #[inline]
+    pub fn decode_in_place(&mut self) -> Result<Option<InPlace>, DecodeError> {
+        if self.ready.is_empty() && self.scan.stage == Stage::Start && self.scan.pos == 0 && self.error.is_none() && self.failed.is_none() {
+            let run = self.run;
+            if let Some(l) = fast_frame(&self.buf[run..], &self.config, run) {
+                if l.headers.is_none() {
+                    self.run = l.end;
+                    let (session, ty) = match self.config.dialect {
+                        Dialect::V0 => (l.second, l.first),
+                        Dialect::V1 => (l.first, l.second),
+                    };
+                    let first = if l.args_len > 0 { first_bytes(&self.buf[..l.args_end], l.args_start) } else { None };
+                    return Ok(Some(InPlace::Ref(FrameRef {
+                        session,
+                        ty,
+                        args_start: l.args_start,
+                        args_end: l.args_end,
+                        args_len: l.args_len,
+                        first,
+                    })));
+                }
+            }
+        }
+        if self.run > 0 {
+            return Ok(None);
+        }
+        // One frame the general way (a frame with headers, or one that
+        // came in pieces); the next may be in place again.
+        Ok(self.decode_up_to(1)?.map(InPlace::Owned))
+    }
+
+    /// Extends the current run of in-place frames (see
+    /// [`decode_in_place`](Self::decode_in_place)) as far as it goes,
+    /// calling `f` for each frame; `f` returning `false` ends the run after
+    /// that frame. Returns how many frames were taken: 0 when the next
+    /// frame is not one for a run (take it with `decode_in_place`) or more
+    /// input is needed.
+    #[inline]
+    pub fn decode_run(&mut self, mut f: impl FnMut(FrameRef) -> bool) -> usize {
+        if !(self.ready.is_empty() && self.scan.stage == Stage::Start && self.scan.pos == 0 && self.error.is_none() && self.failed.is_none()) {
+            return 0;
+        }
+        let mut taken = 0;
+        let v1 = self.config.dialect == Dialect::V1;
+        loop {
+            let run = self.run;
+            let Some(l) = fast_frame(&self.buf[run..], &self.config, run) else { break };
+            if l.headers.is_some() {
+                break;
+            }
+            self.run = l.end;
+            taken += 1;
+            let (session, ty) = if v1 { (l.first, l.second) } else { (l.second, l.first) };
+            let first = if l.args_len > 0 { first_bytes(&self.buf[..l.args_end], l.args_start) } else { None };
+            let more = f(FrameRef { session, ty, args_start: l.args_start, args_end: l.args_end, args_len: l.args_len, first });
+            if !more {
+                break;
+            }
+        }
+        taken
+    }
+
+    /// Cuts the current run of in-place frames out of the receive buffer
+    /// (empty if there is none): the bytes their [`FrameRef`]s point into.
+    pub fn take_batch(&mut self) -> Bytes {
+        if self.run == 0 {
+            return Bytes::new();
+        }
+        let n = std::mem::take(&mut self.run);
+        self.consumed += n as u64;
+        self.buf.split_to(n).freeze()
+    }
+
     #[inline(never)]
-    fn decode_slow(&mut self) -> Result<Option<Frame>, DecodeError> {
+    fn decode_slow(&mut self, max: usize) -> Result<Option<Frame>, DecodeError> {
         loop {
             match self.ready.pop_front() {
                 Some(Some(l)) => {
@@ -296,7 +453,7 @@ impl Decoder {
             if let Some(e) = &self.failed {
                 return Err(e.clone());
             }
-            if !self.scan_batch() {
+            if !self.scan_batch(max) {
                 // Let go of the last batch: while it is held the receive
                 // buffer is shared, and the next read could not reuse it.
                 self.batch = Bytes::new();
@@ -339,9 +496,9 @@ impl Decoder {
     /// Walks as many complete frames as the buffer holds (up to a batch),
     /// cuts them out in one piece and queues their layouts. Returns whether
     /// anything (frames or an error) became ready.
-    fn scan_batch(&mut self) -> bool {
+    fn scan_batch(&mut self, max: usize) -> bool {
         let mut end = 0;
-        while self.ready.len() < BATCH {
+        while self.ready.len() < max {
             match self.step() {
                 Ok(Step::Frame(l)) => {
                     self.ready.push_back(Some(l));
@@ -575,6 +732,30 @@ impl Decoder {
     }
 }
 
+/// Where the contents of the first element of the array at `b[a..]` lie,
+/// if it is a byte string. `b` ends where the array does; its structure
+/// has been checked.
+#[inline(always)]
+fn first_bytes(b: &[u8], a: usize) -> Option<(usize, usize)> {
+    let p = match *b.get(a)? {
+        0x90..=0x9f => a + 1,
+        0xdc => a + 3,
+        0xdd => a + 5,
+        _ => return None,
+    };
+    let m = *b.get(p)?;
+    let (h, len) = match m {
+        0xa0..=0xbf => (1, (m & 0x1f) as usize),
+        0xc4 | 0xd9 => (2, *b.get(p + 1)? as usize),
+        0xc5 | 0xda => (3, u16::from_be_bytes(b.get(p + 1..p + 3)?.try_into().ok()?) as usize),
+        0xc6 | 0xdb => (5, u32::from_be_bytes(b.get(p + 1..p + 5)?.try_into().ok()?) as usize),
+        _ => return None,
+    };
+    let start = p + h;
+    let end = start.checked_add(len)?;
+    (end <= b.len()).then_some((start, end))
+}
+
 /// A non-negative integer id in its common encodings, or `None`.
 #[inline(always)]
 fn fast_id(b: &[u8], p: &mut usize) -> Option<u64> {
@@ -656,6 +837,88 @@ mod tests {
             out.push(f);
         }
         Ok(out)
+    }
+
+    /// Every frame of `dec`'s input so far by the in-place path, as owned
+    /// frames (the way a channel reads it).
+    fn all_in_place(dec: &mut Decoder) -> Result<Vec<Frame>, DecodeError> {
+        let mut out = Vec::new();
+        loop {
+            let mut refs = Vec::new();
+            let n = dec.decode_run(|r| {
+                refs.push(r);
+                // Alternate run endings: cut after a frame now and then.
+                r.session % 3 != 0
+            });
+            if n > 0 {
+                let batch = dec.take_batch();
+                out.extend(refs.iter().map(|r| r.to_frame(&batch)));
+                continue;
+            }
+            match dec.decode_in_place()? {
+                Some(InPlace::Owned(f)) => out.push(f),
+                Some(InPlace::Ref(r)) => {
+                    let mut more = vec![r];
+                    while let Some(InPlace::Ref(r)) = dec.decode_in_place()? {
+                        more.push(r);
+                    }
+                    let batch = dec.take_batch();
+                    out.extend(more.iter().map(|r| r.to_frame(&batch)));
+                }
+                None => return Ok(out),
+            }
+        }
+    }
+
+    #[test]
+    fn in_place_frames_are_the_frames_decode_gives_at_any_split() {
+        use crate::wire::{Encoder, Header, Message, Profile};
+        let mut enc = Encoder::new(Dialect::V1, Profile::Compat);
+        let big = Bytes::from(vec![7u8; 70_000]);
+        for i in 0..300u64 {
+            let h = [Header::new(Bytes::from_static(b"trace_id"), Bytes::from(i.to_le_bytes().to_vec()))];
+            match i % 7 {
+                0 => enc.chunk(i, &Bytes::from(vec![i as u8; (i * 13 % 300) as usize]), &[]),
+                1 => enc.chunk(i, &Bytes::from_static(b"with headers"), &h),
+                2 => enc.message(i, &Message::Error { category: Some(42), code: i as i64, message: None }, &[]),
+                3 => enc.message(i, &Message::Heartbeat, &[]),
+                4 if i % 5 == 0 => enc.chunk(i, &big, &[]),
+                _ => enc.message(i, &Message::Terminate { code: 1, reason: Bytes::from_static(b"bye") }, &[]),
+            }
+        }
+        let n = enc.out().remaining();
+        let bytes = enc.out().copy_to_bytes(n);
+        let mut whole = Decoder::new(DecoderConfig::new(Dialect::V1));
+        whole.feed(&bytes);
+        let want = all(&mut whole).unwrap();
+        assert_eq!(want.len(), 300);
+        let mut seed = 0x9e3779b97f4a7c15u64;
+        for round in 0..40 {
+            let mut dec = Decoder::new(DecoderConfig::new(Dialect::V1));
+            let mut got = Vec::new();
+            let mut pos = 0;
+            while pos < bytes.len() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let k = if round == 0 { 1 } else { 1 + (seed % 9000) as usize };
+                let end = (pos + k).min(bytes.len());
+                dec.feed(&bytes[pos..end]);
+                pos = end;
+                got.extend(all_in_place(&mut dec).unwrap());
+            }
+            assert_eq!(got, want, "round {round}");
+            assert_eq!((dec.buffered(), dec.partial()), (0, 0));
+        }
+        // Errors come after the frames before them, and stay.
+        let mut dec = Decoder::new(DecoderConfig::new(Dialect::V1));
+        dec.feed(&[0x93, 0x02, 0x00, 0x91, 0xa2, b'h', b'i', 0xc1]);
+        let mut refs = Vec::new();
+        assert_eq!(dec.decode_run(|r| { refs.push(r); true }), 1);
+        let batch = dec.take_batch();
+        assert_eq!(&batch[refs[0].first_bytes().unwrap()], b"hi");
+        assert_eq!(dec.decode_in_place().unwrap_err(), DecodeError::Msgpack { offset: 7 });
+        assert_eq!(dec.decode().unwrap_err(), DecodeError::Msgpack { offset: 7 });
     }
 
     #[test]

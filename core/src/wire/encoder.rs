@@ -59,6 +59,21 @@ impl OutBuf {
         self.len() == 0
     }
 
+    /// Empties the queue, keeping the scratch buffer's memory for reuse
+    /// (a written-out queue can be handed back to be filled again).
+    pub fn reset(&mut self) {
+        self.segs.clear();
+        self.len = 0;
+        self.tail.clear();
+        if self.tail.capacity() == 0 {
+            // A tail written out to its last byte points past the end of
+            // its memory; reserving moves it back to the start (reusing the
+            // memory when nothing else holds it), so that the buffer is not
+            // held by a pointer past its end, which leak checkers cannot see.
+            self.tail.reserve(1);
+        }
+    }
+
     /// Number of segments (a measure of write fragmentation).
     pub fn segments(&self) -> usize {
         self.segs.len() + usize::from(!self.tail.is_empty())
@@ -77,6 +92,14 @@ impl OutBuf {
             self.len += b.len();
             self.segs.push_back(b);
         }
+    }
+
+    /// Takes everything queued as a list of segments (large payloads stay
+    /// shared, not copied), leaving the queue empty.
+    pub fn take_segments(&mut self) -> Vec<Bytes> {
+        self.seal();
+        self.len = 0;
+        self.segs.drain(..).collect()
     }
 
     /// Moves the scratch tail into the segment queue.
@@ -146,6 +169,24 @@ pub struct Encoder {
     out: OutBuf,
 }
 
+/// The head of a frame up to its arguments: the array header and the ids
+/// in the dialect's order.
+#[inline]
+fn write_prefix(s: &mut impl BufMut, dialect: Dialect, session: u64, ty: u64, has_headers: bool) {
+    match dialect {
+        Dialect::V0 => {
+            s.put_u8(0x93);
+            msgpack::write_uint(s, ty);
+            msgpack::write_uint(s, session);
+        }
+        Dialect::V1 => {
+            s.put_u8(if has_headers { 0x94 } else { 0x93 });
+            msgpack::write_uint(s, session);
+            msgpack::write_uint(s, ty);
+        }
+    }
+}
+
 impl Encoder {
     /// An encoder for `dialect`. v0 connections always use the compat
     /// profile (PROTOCOL.md §1.3), whatever `profile` says.
@@ -177,19 +218,7 @@ impl Encoder {
     /// Writes the frame prefix up to (not including) the args.
     fn prefix(&mut self, session: u64, ty: u64, has_headers: bool) {
         let dialect = self.dialect;
-        let s = self.out.scratch();
-        match dialect {
-            Dialect::V0 => {
-                s.put_u8(0x93);
-                msgpack::write_uint(s, ty);
-                msgpack::write_uint(s, session);
-            }
-            Dialect::V1 => {
-                s.put_u8(if has_headers { 0x94 } else { 0x93 });
-                msgpack::write_uint(s, session);
-                msgpack::write_uint(s, ty);
-            }
-        }
+        write_prefix(self.out.scratch(), dialect, session, ty, has_headers);
     }
 
     fn headers(&mut self, headers: &[Header]) {
@@ -213,11 +242,39 @@ impl Encoder {
         } else {
             msgpack::write_payload_head(s, len, self.profile);
         }
-        self.out.push(b.clone(), self.copy_max);
+        if b.len() < self.copy_max {
+            // Copied into the scratch buffer: no reference taken.
+            self.out.scratch().extend_from_slice(b);
+        } else {
+            self.out.push(b.clone(), self.copy_max);
+        }
     }
 
     /// A chunk (v0 `chunk`, v1 `write`): the hot path of sending.
     pub fn chunk(&mut self, session: u64, data: &Bytes, headers: &[Header]) {
+        if data.len() < self.copy_max && !self.has_headers(headers) {
+            // The common small chunk: its head (at most 19 bytes) is built
+            // on the stack and appended with the payload in two copies.
+            let mut head = [0u8; 24];
+            let room = {
+                let mut w = &mut head[..];
+                write_prefix(&mut w, self.dialect, session, super::message::Kind::Chunk.type_id(self.dialect), false);
+                w.put_u8(0x91);
+                msgpack::write_payload_head(&mut w, data.len() as u32, self.profile);
+                w.len()
+            };
+            let n = head.len() - room;
+            let s = self.out.scratch();
+            s.reserve(n + data.len());
+            s.extend_from_slice(&head[..n]);
+            s.extend_from_slice(data);
+            return;
+        }
+        if data.len() < self.copy_max {
+            // Room for the whole frame at once (without headers, its ids
+            // and payload head take at most 32 bytes).
+            self.out.scratch().reserve(data.len() + 32);
+        }
         let h = self.has_headers(headers);
         self.prefix(session, super::message::Kind::Chunk.type_id(self.dialect), h);
         self.out.scratch().put_u8(0x91);
@@ -322,11 +379,34 @@ impl Encoder {
     pub fn raw(&mut self, bytes: Bytes) {
         self.out.push(bytes, self.copy_max);
     }
+
+    /// Pre-encoded frames in several segments, sent as they are (short
+    /// segments are copied together, long ones chained).
+    pub fn raw_segments(&mut self, segments: &[Bytes]) {
+        for s in segments {
+            self.out.push(s.clone(), self.copy_max);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_written_out_queue_reuses_its_memory_from_the_start() {
+        let mut out = OutBuf::new();
+        out.push(Bytes::from_static(&[1; 27]), DEFAULT_COPY_MAX);
+        let start = out.chunk().as_ptr();
+        out.advance(27);
+        assert!(!out.has_remaining());
+        out.reset();
+        // Back at the start at once, not past the end until the next push.
+        assert_eq!(out.tail.as_ptr(), start);
+        out.push(Bytes::from_static(&[2; 20]), DEFAULT_COPY_MAX);
+        assert_eq!(out.chunk().as_ptr(), start);
+        assert_eq!(out.chunk(), &[2; 20]);
+    }
 
     fn take(enc: &mut Encoder) -> Vec<u8> {
         let n = enc.out().remaining();

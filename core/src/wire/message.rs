@@ -393,6 +393,14 @@ impl Session {
             Ok(k) => k,
             Err(d) => return Err((frame, d)),
         };
+        self.receive_classified(kind, frame)
+    }
+
+    /// The rest of [`receive_owned`](Self::receive_owned) for a frame
+    /// already classified as `kind`.
+    #[inline]
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn receive_classified(&mut self, kind: Kind, frame: Frame) -> Result<(u64, Message, Vec<Header>), (Frame, Dropped)> {
         let Frame { session, ty, args, headers } = frame;
         let msg = match kind {
             Kind::Chunk | Kind::Invoke | Kind::Handshake => match args.into_first_bytes() {
@@ -419,7 +427,7 @@ impl Session {
     }
 
     #[inline]
-    fn received(&mut self, s: u64, kind: Kind) {
+    pub(crate) fn received(&mut self, s: u64, kind: Kind) {
         if self.dialect == Dialect::V1 && kind.is_terminal() {
             self.open.remove(&s);
             if self.last_open == s {
@@ -428,8 +436,12 @@ impl Session {
         }
     }
 
+    /// What a received frame on `s` of type `ty` is, updating what is
+    /// known of the sessions (a new v1 channel opens); the frame's
+    /// arguments are not looked at. [`received`](Self::received) completes
+    /// the bookkeeping once they were found right.
     #[inline]
-    fn classify(&mut self, s: u64, ty: u64) -> Result<Kind, Dropped> {
+    pub(crate) fn classify(&mut self, s: u64, ty: u64) -> Result<Kind, Dropped> {
         match self.dialect {
             Dialect::V0 => Kind::from_v0(ty).ok_or(Dropped::UnknownType { session: s, ty }),
             Dialect::V1 => {

@@ -19,7 +19,7 @@ pub mod message;
 pub mod msgpack;
 pub mod value;
 
-pub use decoder::{Decoder, DecoderConfig, DEFAULT_MAX_FRAME_SIZE};
+pub use decoder::{Decoder, DecoderConfig, FrameRef, InPlace, DEFAULT_MAX_FRAME_SIZE};
 pub use encoder::{Encoder, OutBuf};
 pub use error::{ArgsError, DecodeError, FrameError, HeaderError, ValueError};
 pub use frame::{ArgReader, Args, Dialect, Frame};

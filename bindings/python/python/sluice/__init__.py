@@ -15,6 +15,11 @@ events to Python on your thread, in batches:
   :class:`ResumeServer` (its server: :class:`Peer`). Same delivery as a
   channel: ``on_*`` callbacks run by ``dispatch()``/``run()`` or
   :func:`sluice.aio.run`.
+* Cocaine services: :class:`Locator` (``resolve``, ``service``) →
+  :class:`Service` → :class:`Call` of :class:`Reply`\ s; :class:`Logger`;
+  :class:`ServiceDef` (handlers in Python) served by :func:`attach`
+  (over the Locator connection) or :func:`host` (own endpoint);
+  :class:`LocatorServer` with its :class:`Registry` (and the demo services).
 * :mod:`sluice.aio` — the asyncio API (``await sluice.aio.connect(...)``).
 * :mod:`sluice.events` — event objects for pull-style delivery.
 * :mod:`sluice.errors` — exceptions, rooted at :class:`Error`.
@@ -26,6 +31,24 @@ from typing import TYPE_CHECKING
 
 from . import errors, events
 from ._sluice import (
+    MAX_HANDLER_THREADS,
+    MAX_QUEUED_CALLS,
+    Attached,
+    Call,
+    Entry,
+    Hosted,
+    Locator,
+    LocatorServer,
+    Logger,
+    Publication,
+    Registry,
+    Reply,
+    Resolved,
+    Responder,
+    Service,
+    ServiceDef,
+    attach,
+    host,
     DEFAULT_BATCH,
     DEFAULT_COPY_THRESHOLD,
     Channel,
@@ -43,7 +66,19 @@ from ._sluice import (
     poll,
     set_io_threads,
 )
-from .errors import BadArguments, Closed, ConnectionError, Error, ProtocolError, WouldBlock
+from .errors import (
+    BadArguments,
+    Closed,
+    ConnectionError,
+    Disconnected,
+    Error,
+    NotFound,
+    ProtocolError,
+    ServiceError,
+    Timeout,
+    UnknownMethod,
+    WouldBlock,
+)
 from .events import Event
 
 if TYPE_CHECKING:
@@ -69,6 +104,29 @@ __all__ = [
     "WouldBlock",
     "Closed",
     "BadArguments",
+    "Locator",
+    "Resolved",
+    "Service",
+    "Call",
+    "Reply",
+    "Logger",
+    "ServiceDef",
+    "Responder",
+    "attach",
+    "Attached",
+    "host",
+    "Hosted",
+    "Publication",
+    "LocatorServer",
+    "Registry",
+    "Entry",
+    "ServiceError",
+    "NotFound",
+    "UnknownMethod",
+    "Disconnected",
+    "Timeout",
+    "MAX_HANDLER_THREADS",
+    "MAX_QUEUED_CALLS",
     "errors",
     "events",
     "aio",

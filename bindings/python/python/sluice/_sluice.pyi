@@ -3,14 +3,16 @@
 import os
 import sys
 from types import ModuleType, TracebackType
-from typing import Any, Callable, Iterable, Iterator, List, Literal, Optional, Tuple, Type, Union, final
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Literal, Mapping, Optional, Tuple, Type, TypeVar, Union, final, overload
 
 from typing_extensions import Buffer, Self
 
 from .events import Event
 
 __all__ = ['__version__', 'DEFAULT_COPY_THRESHOLD', 'DEFAULT_BATCH', 'Channel', 'Server', 'events', 'Payload', 'poll', 'set_io_threads',
-           'Worker', 'WorkerStream', 'Engine', 'WorkerRef', 'EngineStream', 'Session', 'ResumeServer', 'Peer']
+           'Worker', 'WorkerStream', 'Engine', 'WorkerRef', 'EngineStream', 'Session', 'ResumeServer', 'Peer',
+           'Locator', 'Resolved', 'Service', 'Call', 'Reply', 'Logger', 'ServiceDef', 'Responder', 'attach', 'Attached',
+           'host', 'Hosted', 'Publication', 'Registry', 'Entry', 'LocatorServer', 'MAX_HANDLER_THREADS', 'MAX_QUEUED_CALLS']
 __version__: str
 #: Chunks of at least this many bytes arrive as a zero-copy :class:`Payload`.
 DEFAULT_COPY_THRESHOLD: int
@@ -678,3 +680,363 @@ class ResumeServer(_Role):
     @property
     def endpoint(self) -> str:
         """``host:port`` or ``unix:PATH``."""
+
+
+# ---------------------------------------------------------------------------
+# Cocaine services.
+
+#: A msgpack value as Python: None, bool, int, float, str, bytes, list/tuple, dict.
+_Value = Any
+#: An endpoint: ``"host:port"``, ``"[v6]:port"``, ``"unix:PATH"`` or ``(host, port)``.
+_EndpointArg = Union[str, Tuple[str, int]]
+#: An endpoint as reported: ``(host, port)`` for TCP, ``"unix:PATH"`` otherwise.
+_Address = Union[Tuple[str, int], str]
+#: A method graph: ``{id: (name, tx, rx)}``, protocols in their wire form.
+_Graph = Dict[int, Tuple[str, Any, Any]]
+_Level = Union[Literal["debug", "info", "warning", "warn", "error"], int]
+_Attributes = Optional[Union[Mapping[str, _Value], Iterable[Tuple[str, _Value]]]]
+
+#: Handler threads at most (calls beyond wait for a free one).
+MAX_HANDLER_THREADS: int
+#: Calls waiting for a handler thread at most (more are answered ``error([7, 7], ...)`` at once).
+MAX_QUEUED_CALLS: int
+
+@final
+class Locator:
+    """A Locator to ask: ``Locator()`` is ``localhost:10053``; several
+    endpoints are tried in order until one connects (failover).
+    ``connect_timeout`` bounds each connection attempt, ``request_timeout``
+    the wait for the Locator's answers (None: no limit)."""
+
+    def __new__(
+        cls,
+        endpoints: Optional[Union[_EndpointArg, Iterable[_EndpointArg]]] = None,
+        *,
+        connect_timeout: float = 5.0,
+        request_timeout: Optional[float] = 30.0,
+    ) -> Locator: ...
+    @property
+    def endpoints(self) -> List[str]:
+        """The endpoints, in the order they are tried (``"host:port"``)."""
+    def resolve(self, name: str, *, timeout: Optional[float] = None) -> Resolved:
+        """Resolves the service ``name`` (GIL released). Raises
+        :class:`NotFound` when the Locator does not have it online,
+        :class:`ConnectionError` when no endpoint answers, :class:`Timeout`."""
+    def service(self, name: str) -> Service:
+        """A client for the service ``name`` (resolved and connected on its
+        first call, again after a disconnection). Does not block."""
+
+@final
+class Resolved:
+    """What the Locator says about a service; ``str()`` prints it with its methods."""
+
+    @property
+    def name(self) -> str:
+        """The service name."""
+    @property
+    def endpoints(self) -> List[_Address]:
+        """Where it listens, in the Locator's order."""
+    @property
+    def version(self) -> int:
+        """Its protocol version."""
+    @property
+    def graph(self) -> _Graph:
+        """``{id: (name, tx, rx)}``: tx/rx protocols in wire form (``{}``
+        terminal, ``None`` recursive, ``{id: [message, next]}``)."""
+    @property
+    def methods(self) -> List[str]:
+        """The method names, by id."""
+
+@final
+class Service:
+    """A client for one service (from :meth:`Locator.service`); connects on
+    the first call, reconnects on the call after a disconnection."""
+
+    @property
+    def name(self) -> str:
+        """The service name."""
+    @property
+    def state(self) -> Literal["closed", "connecting", "connected", "error"]:
+        """Where it is in its life."""
+    @property
+    def info(self) -> Optional[Resolved]:
+        """What the last resolve said, or None before the first connection."""
+    def connect(self, *, timeout: Optional[float] = None) -> None:
+        """Resolves and connects unless connected (GIL released)."""
+    def call(self, method: str, *args: _Value, timeout: Optional[float] = None) -> Call:
+        """Calls ``method`` with ``args``; connects first if needed (GIL
+        released, ``timeout`` bounds that part). Raises
+        :class:`UnknownMethod` for a method the graph lacks."""
+    def close(self) -> None:
+        """Closes the connection: calls in progress fail with
+        :class:`Disconnected`; the next call connects again."""
+
+@final
+class Reply:
+    """One reply of a call; unpacks as ``name, args = reply``."""
+
+    @property
+    def name(self) -> str:
+        """``"value"``, ``"write"``, ``"close"``, ... (the method's protocol)."""
+    @property
+    def args(self) -> List[_Value]:
+        """Its arguments."""
+    @property
+    def last(self) -> bool:
+        """Whether it ended the call."""
+    def __iter__(self) -> Iterator[Any]: ...
+
+@final
+class Call:
+    """A call in progress: iterate for its replies (an ``error`` reply is
+    raised as :class:`ServiceError`, the connection's end as
+    :class:`Disconnected`), or take ``value()``/``collect()``. Waiting
+    releases the GIL."""
+
+    @property
+    def channel_id(self) -> int:
+        """The channel id of the call."""
+    def next(self, *, timeout: Optional[float] = None) -> Optional[Reply]:
+        """The next reply, or None once the call has ended. :class:`Timeout`
+        after ``timeout`` seconds leaves the call usable."""
+    def __iter__(self) -> Iterator[Reply]: ...
+    def __next__(self) -> Reply: ...
+    def value(self, *, timeout: Optional[float] = None) -> Any:
+        """A primitive method's result: None (no arguments), the argument,
+        or a tuple of several. Raises :class:`ServiceError` for an ``error``
+        reply; after :class:`Timeout` the call stays usable."""
+    def collect(self, *, timeout: Optional[float] = None) -> List[Reply]:
+        """Every reply to the end (the ``write`` replies and the ``close``);
+        :class:`ServiceError` if it ends with an error. After
+        :class:`Timeout` the replies taken so far come again first."""
+    def send(self, name: str, *args: _Value) -> None:
+        """Sends message ``name`` of the method's tx protocol (e.g. ``write``,
+        ``close`` of ``echo.relay``). Does not block."""
+
+@final
+class Logger:
+    """A client of the ``logging`` service; messages carry ``source`` and
+    are not sent below the service's verbosity. Methods return whether the
+    message was sent."""
+
+    def __new__(cls, locator: Locator, source: str, *, service: str = "logging") -> Logger: ...
+    @property
+    def source(self) -> str:
+        """The source every message carries."""
+    def verbosity(self, *, timeout: Optional[float] = None) -> int:
+        """The service's verbosity (0 debug … 3 error)."""
+    def emit(self, level: _Level, message: str, attributes: _Attributes = None, *, timeout: Optional[float] = None) -> bool:
+        """Sends ``message`` at ``level`` unless below the verbosity."""
+    def debug(self, message: str, attributes: _Attributes = None, *, timeout: Optional[float] = None) -> bool:
+        """``emit("debug", ...)``."""
+    def info(self, message: str, attributes: _Attributes = None, *, timeout: Optional[float] = None) -> bool:
+        """``emit("info", ...)``."""
+    def warning(self, message: str, attributes: _Attributes = None, *, timeout: Optional[float] = None) -> bool:
+        """``emit("warning", ...)``."""
+    def error(self, message: str, attributes: _Attributes = None, *, timeout: Optional[float] = None) -> bool:
+        """``emit("error", ...)``."""
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+@final
+class ServiceDef:
+    """A service to provide, its methods defined by Python functions
+    (``@svc.primitive("name")``, ``@svc.streaming("name")``). A primitive
+    handler's return value is the ``value`` (None: no arguments, a tuple:
+    its items, else one argument); a streaming handler gets a
+    :class:`Responder` first. Raising :class:`ServiceError` answers that
+    error, any other exception ``error([7, 7], "Type: text")``. Handlers
+    run with the GIL on sluice's handler threads and may make blocking
+    sluice calls."""
+
+    def __new__(cls, name: str, version: int = 1) -> ServiceDef: ...
+    @property
+    def name(self) -> str:
+        """The service name."""
+    @property
+    def version(self) -> int:
+        """The protocol version."""
+    @property
+    def methods(self) -> List[str]:
+        """The method names, by id."""
+    @property
+    def graph(self) -> _Graph:
+        """The method graph, as :attr:`Resolved.graph`."""
+    @overload
+    def primitive(self, name: str, handler: None = None) -> Callable[[_F], _F]:
+        """A decorator adding a primitive method."""
+    @overload
+    def primitive(self, name: str, handler: _F) -> _F:
+        """Adds a primitive method: ``handler(*args)`` returns the result."""
+    @overload
+    def streaming(self, name: str, handler: None = None) -> Callable[[_F], _F]:
+        """A decorator adding a streaming method."""
+    @overload
+    def streaming(self, name: str, handler: _F) -> _F:
+        """Adds a streaming method: ``handler(responder, *args)``."""
+
+@final
+class Responder:
+    """Answers one call of a streaming method: ``write`` any number of
+    times then ``close``, or ``error``. May be kept and answered later from
+    any thread; dropped unanswered it sends ``error([7, 7], ...)``."""
+
+    @property
+    def method(self) -> str:
+        """The method called."""
+    @property
+    def done(self) -> bool:
+        """Whether the answer is complete."""
+    def write(self, *args: _Value) -> None:
+        """One piece of the stream."""
+    def close(self) -> None:
+        """The end of the stream."""
+    def value(self, *args: _Value) -> None:
+        """The result, for a primitive protocol."""
+    def error(self, category: Optional[int], code: int, message: str = "") -> None:
+        """``error([category, code], message)``: ends the answer."""
+    def send(self, name: str, *args: _Value) -> None:
+        """The message ``name`` of the method's rx protocol."""
+
+def attach(locator: Locator, service: ServiceDef, *, timeout: Optional[float] = None) -> Attached:
+    """Attaches ``service`` to the Locator: it relays every call of it over
+    this program's own connection. Blocks until accepted (GIL released)."""
+
+@final
+class Attached:
+    """An attached service: online while this lives and its connection is up."""
+
+    @property
+    def name(self) -> str:
+        """The service name."""
+    @property
+    def endpoints(self) -> List[_Address]:
+        """Where the Locator lets other clients reach it."""
+    @property
+    def live(self) -> bool:
+        """Whether the Locator connection is up."""
+    def detach(self) -> None:
+        """Takes the service offline and closes the connection (idempotent)."""
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> bool: ...
+
+def host(service: ServiceDef, endpoint: Optional[_EndpointArg] = None) -> Hosted:
+    """Serves ``service`` on ``endpoint`` (default ``127.0.0.1:0``, a free port)."""
+
+@final
+class Hosted:
+    """A service listening on its own endpoint."""
+
+    @property
+    def name(self) -> str:
+        """The service name."""
+    @property
+    def address(self) -> _Address:
+        """Where it listens (the actual port)."""
+    @property
+    def endpoints(self) -> List[_Address]:
+        """The endpoints announced for it."""
+    @property
+    def connections(self) -> int:
+        """How many callers are connected."""
+    def publish(self, locator: Locator, *, timeout: Optional[float] = None) -> Publication:
+        """Announces it to a Locator while the :class:`Publication` lives."""
+    def close(self) -> None:
+        """Stops listening and closes the callers' connections."""
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> bool: ...
+
+@final
+class Publication:
+    """A hosted service announced to a Locator."""
+
+    @property
+    def name(self) -> str:
+        """The name published."""
+    @property
+    def live(self) -> bool:
+        """Whether the Locator connection is up."""
+    def discard(self) -> None:
+        """Takes the service offline (idempotent)."""
+
+@final
+class Entry:
+    """A service the registry knows."""
+
+    @property
+    def name(self) -> str:
+        """The service name."""
+    @property
+    def endpoints(self) -> List[_Address]:
+        """Where callers reach it."""
+    @property
+    def version(self) -> int:
+        """Its protocol version."""
+    @property
+    def graph(self) -> _Graph:
+        """Its method graph."""
+    @property
+    def online(self) -> bool:
+        """Whether it can be resolved now."""
+    @property
+    def origin(self) -> str:
+        """``"local"``, ``"published by ADDR"`` or ``"attached by ADDR"``."""
+
+@final
+class Registry:
+    """The services a :class:`LocatorServer` announces."""
+
+    def list(self) -> List[Entry]:
+        """Every service known, online or not, by name."""
+    def get(self, name: str) -> Optional[Entry]:
+        """The service ``name`` (online or not), or None."""
+    def on_change(self, callback: Callable[[Entry], Any]) -> Callable[[Entry], Any]:
+        """``callback(entry)`` whenever a service comes online or goes
+        offline, in order, on sluice's notification thread."""
+    def invoke(self, name: str, method: str, *args: _Value) -> Call:
+        """Calls ``method`` of a service a client attached, over that
+        client's connection (remote invocation)."""
+    def add(self, hosted: Hosted) -> None:
+        """Registers a hosted service of this process, online for good."""
+    def __len__(self) -> int: ...
+
+@final
+class LocatorServer:
+    """A Locator listening for clients (default ``127.0.0.1:0``), answering
+    from its :attr:`registry`."""
+
+    def __new__(cls, endpoint: Optional[_EndpointArg] = None) -> LocatorServer: ...
+    @property
+    def endpoint(self) -> str:
+        """``"host:port"`` (the actual port)."""
+    @property
+    def address(self) -> _Address:
+        """``(host, port)``."""
+    @property
+    def port(self) -> Optional[int]:
+        """The TCP port, or None."""
+    @property
+    def uuid(self) -> str:
+        """The uuid it answers ``uuid`` with."""
+    @property
+    def connections(self) -> int:
+        """How many clients are connected."""
+    @property
+    def registry(self) -> Registry:
+        """Its registry."""
+    def locator(self, *, connect_timeout: float = 5.0, request_timeout: Optional[float] = 30.0) -> Locator:
+        """A :class:`Locator` client for this server."""
+    def add_demo(
+        self,
+        names: Optional[List[str]] = None,
+        *,
+        verbosity: Optional[_Level] = None,
+        on_log: Optional[Callable[[str, str, str, Dict[str, Any]], Any]] = None,
+    ) -> List[str]:
+        """Hosts and registers the demo services ``echo``, ``math``, ``kv``,
+        ``logging`` (``on_log(level, source, message, attributes)`` for the
+        messages at or above ``verbosity``)."""
+    def close(self) -> None:
+        """Stops listening, closes the clients' connections and the demo services."""
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> bool: ...

@@ -14,7 +14,20 @@ class               raised when                            also an instance of
                     stream send after its close/error
 ``BadArguments``    worker arguments (``--uuid``...) that  ``ValueError``
                     cannot be used
+``ServiceError``    a service answered ``error``:          ``Error``
+                    ``.category``, ``.code``, ``.message``
+``NotFound``        the Locator does not have the service  ``LookupError``
+                    online (``.name``)
+``UnknownMethod``   the service has no such method         ``LookupError``
+                    (``.service``, ``.method``)
+``Disconnected``    a service connection ended during a    ``ConnectionError``
+                    call (``.errno``)
+``Timeout``         a blocking service call ran out of     ``TimeoutError``
+                    time (``.errno`` ETIMEDOUT)
 ==================  =====================================  ==========================
+
+A Locator or service that cannot be reached raises :class:`ConnectionError`
+with the errno of the last endpoint tried.
 
 Callbacks report connection failures as ``on_socket_error(errno)``; the
 asyncio API raises :func:`from_errno` of that errno instead.
@@ -26,7 +39,20 @@ import builtins
 import errno as _errno
 import os
 
-__all__ = ["Error", "ConnectionError", "ProtocolError", "WouldBlock", "Closed", "BadArguments", "from_errno"]
+__all__ = [
+    "Error",
+    "ConnectionError",
+    "ProtocolError",
+    "WouldBlock",
+    "Closed",
+    "BadArguments",
+    "ServiceError",
+    "NotFound",
+    "UnknownMethod",
+    "Disconnected",
+    "Timeout",
+    "from_errno",
+]
 
 
 class Error(Exception):
@@ -68,6 +94,52 @@ class BadArguments(Error, builtins.ValueError):
     """Worker arguments (``--app --uuid --endpoint --locator --protocol``)
     that cannot be used: a flag without a value, no ``--uuid`` or
     ``--endpoint``, an unknown ``--protocol``."""
+
+
+class ServiceError(Error):
+    """A service answered ``error([category, code], message)``.
+
+    Raise it from a handler of a :class:`sluice.ServiceDef` to answer the
+    caller with exactly that error; any other exception a handler raises
+    reaches the caller as ``ServiceError(7, 7, "TypeName: text")`` (the
+    dispatch category's "uncaught error")."""
+
+    def __init__(self, category: "int | None", code: int, message: str = "") -> None:
+        self.category = category
+        self.code = code
+        self.message = message
+        super().__init__(category, code, message)
+
+    def __str__(self) -> str:
+        head = f"[{self.code}]" if self.category is None else f"[{self.category}, {self.code}]"
+        return f"{head} {self.message}" if self.message else head
+
+
+class NotFound(Error, builtins.LookupError):
+    """The Locator does not know the service ``name`` or it is offline."""
+
+    def __init__(self, message: str, name: str = "") -> None:
+        self.name = name
+        super().__init__(message)
+
+
+class UnknownMethod(Error, builtins.LookupError):
+    """The service's method graph has no method of that name."""
+
+    def __init__(self, message: str, service: str = "", method: str = "") -> None:
+        self.service = service
+        self.method = method
+        super().__init__(message)
+
+
+class Disconnected(ConnectionError):
+    """The connection to a service ended while a call was open; ``errno``
+    says how (ECONNRESET, ESHUTDOWN, ...)."""
+
+
+class Timeout(Error, builtins.TimeoutError):
+    """Nothing came within the ``timeout`` a blocking call was given
+    (``errno`` ETIMEDOUT). A call that timed out stays usable."""
 
 
 _MESSAGES = {
