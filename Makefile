@@ -17,7 +17,7 @@ export CARGO_INCREMENTAL ?= 0
 export CARGO_TERM_COLOR ?= never
 FUZZ_SECONDS ?= 60
 
-.PHONY: all demo demo-engine demo-services test rust-test fuzz toolchain clean
+.PHONY: all demo demo-engine demo-dump demo-services test rust-test fuzz toolchain clean
 
 all: test
 
@@ -28,9 +28,9 @@ DEMOS := c-demo
 # Workers the demo engine drives (LABEL=COMMAND); binding makefiles add theirs.
 DEMO_TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),$(CURDIR)/target)
 DEMO_WORKERS := rust=$(DEMO_TARGET_DIR)/release/examples/worker c=$(C_WORK)/worker
-DEMO_DEPS := c-worker
+DEMO_DEPS := c-worker c-service
 # Service programs the services demo attaches to `sluice serve` (LABEL=COMMAND).
-DEMO_SERVICES := rust=$(DEMO_TARGET_DIR)/release/examples/service
+DEMO_SERVICES := rust=$(DEMO_TARGET_DIR)/release/examples/service c=$(C_WORK)/service
 -include mk/python.mk mk/node.mk
 -include mk/bench.mk
 ifneq ($(wildcard mk/node.mk),)
@@ -43,13 +43,16 @@ toolchain:
 	  echo "cargo not found: installing the stable Rust toolchain with rustup"; \
 	  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal; }
 
-demo: toolchain $(DEMOS) demo-engine
+# (In this order: make runs a target's prerequisites one after the other.)
+demo: toolchain $(DEMOS) demo-engine demo-dump demo-services
+
+# The captured engine → worker streams of both dialects, decoded.
+demo-dump: toolchain
+	$(CARGO) build --locked --release -q -p sluice-cli --bin sluice
 	@echo
-	$(CARGO) run --locked -q -p sluice-cli --bin sluice -- dump --dialect v1 --role worker core/examples/captures/v1_engine_to_worker.bin
+	$(DEMO_TARGET_DIR)/release/sluice dump --dialect v1 --role worker core/examples/captures/v1_engine_to_worker.bin
 	@echo
-	$(CARGO) run --locked -q -p sluice-cli --bin sluice -- dump --dialect v0 --role worker core/examples/captures/v0_engine_to_worker.bin
-	@echo
-	@$(MAKE) --no-print-directory demo-services
+	$(DEMO_TARGET_DIR)/release/sluice dump --dialect v0 --role worker core/examples/captures/v0_engine_to_worker.bin
 
 # `sluice serve` on a free port, one service program per language attached to
 # it (cli/examples/services.rs), each called by name through the Locator.

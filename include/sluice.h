@@ -14,7 +14,12 @@
  *    thread runs them and what they may call;
  *  - the protocol roles (sluice_worker, sluice_engine, sluice_session,
  *    sluice_resume_server) take callbacks structs that begin with
- *    `size_t size`: set it to sizeof the struct (see sluice_engine_callbacks).
+ *    `size_t size`: set it to sizeof the struct (see sluice_engine_callbacks);
+ *  - Cocaine services (sluice_locator, sluice_service, sluice_call,
+ *    sluice_logger, sluice_service_def, sluice_locator_server, ...) take and
+ *    give arguments as msgpack-encoded arrays; their blocking calls take
+ *    `timeout_ms` (0: no limit) and return SLUICE_E_WRONG_THREAD on a
+ *    library thread (inside a service handler or registry callback).
  */
 
 #ifndef SLUICE_H
@@ -169,6 +174,62 @@
 #define SLUICE_E_NO_SESSION 12
 
 /**
+ * A service answered with an error (`error([category, code], message)`):
+ * `sluice_last_service_error` gives its category, code and message.
+ */
+#define SLUICE_E_SERVICE 13
+
+/**
+ * The Locator does not have the service (unknown, or offline), or a
+ * registry has no entry of that name.
+ */
+#define SLUICE_E_NOT_FOUND 14
+
+/**
+ * The service's method graph has no method of that name.
+ */
+#define SLUICE_E_UNKNOWN_METHOD 15
+
+/**
+ * Nothing came within the time allowed (a blocking call's `timeout_ms`,
+ * or the library's own request timeout). A call stays usable.
+ */
+#define SLUICE_E_TIMEOUT 16
+
+/**
+ * The connection ended while a service call was open;
+ * `sluice_last_errno()` tells how (e.g. `SLUICE_ECONNRESET`).
+ */
+#define SLUICE_E_DISCONNECTED 17
+
+/**
+ * A peer answered with something that does not have the expected shape
+ * (e.g. a stream where a value was expected), or replies arrived faster
+ * than they were read, past the call's limit.
+ */
+#define SLUICE_E_BAD_REPLY 18
+
+/**
+ * A blocking call was made on a library thread (e.g. inside a service
+ * handler or a registry callback), where waiting would stall the very
+ * thread that must deliver the answer. Answer later from another thread.
+ */
+#define SLUICE_E_WRONG_THREAD 19
+
+/**
+ * `sluice_service_def_add`: a primitive method, answered with one
+ * `sluice_responder_value` or `sluice_responder_error`.
+ */
+#define SLUICE_METHOD_PRIMITIVE 0
+
+/**
+ * `sluice_service_def_add`: a streaming method, answered with any number
+ * of `sluice_responder_write`, then `sluice_responder_close` (or
+ * `sluice_responder_error`).
+ */
+#define SLUICE_METHOD_STREAMING 1
+
+/**
  * Dialect v0: Cocaine 0.10/0.11, frames `[type, session, args]`.
  */
 #define SLUICE_DIALECT_V0 0
@@ -221,6 +282,47 @@
 #define SLUICE_DELIVERY_POLL 1
 
 /**
+ * `sluice_service_state`: not connected (never, or the connection ended).
+ */
+#define SLUICE_SERVICE_CLOSED 0
+
+/**
+ * `sluice_service_state`: resolving and connecting.
+ */
+#define SLUICE_SERVICE_CONNECTING 1
+
+/**
+ * `sluice_service_state`: connected.
+ */
+#define SLUICE_SERVICE_CONNECTED 2
+
+/**
+ * `sluice_service_state`: the last attempt to connect failed (the next
+ * call tries again).
+ */
+#define SLUICE_SERVICE_ERROR 3
+
+/**
+ * Log level: debug (priority 0).
+ */
+#define SLUICE_LOG_DEBUG 0
+
+/**
+ * Log level: info (1).
+ */
+#define SLUICE_LOG_INFO 1
+
+/**
+ * Log level: warning (2).
+ */
+#define SLUICE_LOG_WARNING 2
+
+/**
+ * Log level: error (3).
+ */
+#define SLUICE_LOG_ERROR 3
+
+/**
  * Which text `sluice_worker_options_get` reads: the app name (`--app`,
  * `""` if absent).
  */
@@ -241,6 +343,27 @@
  * The Locator endpoints (`--locator`), comma-separated (`""` if absent).
  */
 #define SLUICE_WORKER_LOCATOR 3
+
+/**
+ * A service this program provides over its own connection to a sluice
+ * Locator, without listening anywhere (remote invocation: the Locator
+ * gives other clients an endpoint and relays their calls over this
+ * connection). Opaque; made by `sluice_locator_attach`. Online until
+ * `sluice_attached_detach` or `sluice_attached_free` (or the end of the
+ * connection). Thread-safe.
+ */
+typedef struct sluice_attached sluice_attached;
+
+/**
+ * A call in progress: its replies in order, and the caller's further
+ * messages for methods whose caller side streams. Opaque; made by
+ * `sluice_service_call` or `sluice_registry_invoke`, released by
+ * `sluice_call_free`. Replies are read by one thread at a time (the
+ * reading functions serialize); `sluice_call_send` may be called from
+ * another thread meanwhile. `sluice_call_free` must not race other calls
+ * on the same call.
+ */
+typedef struct sluice_call sluice_call;
 
 /**
  * A connection carrying Cocaine frames: a channel you connected
@@ -269,12 +392,42 @@ typedef struct sluice_engine sluice_engine;
 typedef struct sluice_engine_options sluice_engine_options;
 
 /**
+ * A service listening on its own endpoint. Opaque; made by
+ * `sluice_hosted_bind`, stopped and released by `sluice_hosted_free`.
+ * Thread-safe.
+ */
+typedef struct sluice_hosted sluice_hosted;
+
+/**
  * An accepted connection, not yet read from, as `on_accept` receives it.
  * Opaque; valid only during that `on_accept` call. Start a channel on it
  * with `sluice_incoming_start`; if it is not started by the time
  * `on_accept` returns, the connection is closed.
  */
 typedef struct sluice_incoming sluice_incoming;
+
+/**
+ * A Locator to ask: one or more endpoints, tried in order until one
+ * answers (failover). Opaque; made by `sluice_locator_new`, released by
+ * `sluice_locator_free`. Thread-safe; the services, loggers and resolves
+ * it makes keep what they need, so it may be freed before them.
+ */
+typedef struct sluice_locator sluice_locator;
+
+/**
+ * A Locator listening in this process, answering from its registry
+ * (`resolve`, `publish`, `attach`, `services`, ...). Opaque; made by
+ * `sluice_locator_server_bind`, stopped and released by
+ * `sluice_locator_server_free`. Thread-safe.
+ */
+typedef struct sluice_locator_server sluice_locator_server;
+
+/**
+ * A client of the `logging` service. Opaque; made by `sluice_logger_new`,
+ * released by `sluice_logger_free`. Thread-safe. Messages below the
+ * service's verbosity (asked once per connection) are not sent.
+ */
+typedef struct sluice_logger sluice_logger;
 
 /**
  * Settings for `sluice_channel_connect`, `sluice_server_bind` and
@@ -299,6 +452,40 @@ typedef struct sluice_options sluice_options;
 typedef struct sluice_payload sluice_payload;
 
 /**
+ * A hosted service announced to a Locator with `publish`. Opaque; online
+ * there while it lives: `sluice_publication_free` takes it offline.
+ */
+typedef struct sluice_publication sluice_publication;
+
+/**
+ * The services a Locator announces. Opaque; made by `sluice_registry_new`
+ * or `sluice_locator_server_registry`, released by `sluice_registry_free`
+ * (handles share one table). Thread-safe.
+ *
+ * A service attached or published by a client is online while that
+ * registration lives, and goes offline at once when it is discarded or
+ * its connection drops; registering the name again brings it back.
+ */
+typedef struct sluice_registry sluice_registry;
+
+/**
+ * What the Locator says about a service: name, endpoints, protocol
+ * version and method graph. Opaque; made by `sluice_locator_resolve`,
+ * released by `sluice_resolved_free`. Immutable: readable from any thread.
+ */
+typedef struct sluice_resolved sluice_resolved;
+
+/**
+ * The answer to one call of a hosted or attached method. Opaque; handed to
+ * the method's `on_call`, which owns it: answer it (now, or later from any
+ * thread) and release it with `sluice_responder_free`, exactly once. Freed
+ * before a complete answer, it answers `error([7, 7], "'METHOD' ended
+ * without a reply")` itself, so the caller never waits for nothing.
+ * Functions on one responder must not run on two threads at once.
+ */
+typedef struct sluice_responder sluice_responder;
+
+/**
  * A server whose clients are resumable sessions. Opaque. Functions on it
  * and on its peers may be called from any thread and from inside any
  * callback; only `sluice_resume_server_free` must not race other calls on
@@ -320,6 +507,28 @@ typedef struct sluice_resume_server_options sluice_resume_server_options;
  * other calls on the same handle.
  */
 typedef struct sluice_server sluice_server;
+
+/**
+ * A client for one service. Opaque; made by `sluice_locator_service`,
+ * released by `sluice_service_free`. Thread-safe: calls from several
+ * threads share one connection.
+ *
+ * It resolves through the Locator and connects on the first call, then
+ * keeps the connection (picking among the service's endpoints, trying the
+ * others if one fails). When the connection ends, open calls fail with
+ * `SLUICE_E_DISCONNECTED` and the next call resolves and connects again.
+ */
+typedef struct sluice_service sluice_service;
+
+/**
+ * A service to provide: name, protocol version and methods with C
+ * handlers. Opaque; made by `sluice_service_def_new`, released by
+ * `sluice_service_def_free`. `sluice_locator_attach` and
+ * `sluice_hosted_bind` copy it (the copies share the handlers), so it may
+ * be freed or extended afterwards without affecting them. Not
+ * thread-safe: build it on one thread.
+ */
+typedef struct sluice_service_def sluice_service_def;
 
 /**
  * A connection that stays up across failures. Opaque. Functions on a
@@ -542,6 +751,93 @@ typedef struct sluice_engine_callbacks {
 } sluice_engine_callbacks;
 
 /**
+ * A method's handler. Set `size` to `sizeof(sluice_handler)` (see "sized
+ * callbacks" in the notes on `sluice_engine_callbacks`); the members may
+ * be NULL. Copied by `sluice_service_def_add`.
+ *
+ * **Thread.** `on_call` runs on a library I/O thread, one call at a time
+ * per connection: it must not block, and blocking sluice calls made there
+ * (`sluice_service_call`, `sluice_call_next`, ...) return
+ * `SLUICE_E_WRONG_THREAD`. A handler that needs time keeps the responder
+ * and answers from another thread. Calls on different connections may run
+ * `on_call` concurrently.
+ */
+typedef struct sluice_handler {
+  /**
+   * `sizeof(sluice_handler)`, set by the caller: the library reads only
+   * this many bytes of the struct (members past them count as NULL).
+   */
+  size_t size;
+  /**
+   * A call of the method: `method` (NUL-terminated) and its arguments
+   * (`args`, a msgpack array), valid until it returns; `r` is the
+   * handler's to answer and free. NULL: each call is answered
+   * `error([7, 7], ...)`.
+   */
+  void (*on_call)(void *userdata, struct sluice_responder *r, const char *method, const uint8_t *args, size_t len);
+  /**
+   * No `on_call` of this handler will run again (the last service
+   * definition, hosted and attached service that held it are gone):
+   * `userdata` may be freed. May run on any thread.
+   */
+  void (*on_release)(void *userdata);
+} sluice_handler;
+
+/**
+ * A service the registry knows. The strings are NUL-terminated and belong
+ * to the array `sluice_registry_list`/`_get` made (or, in `on_change`, to
+ * the library until the callback returns).
+ */
+typedef struct sluice_entry {
+  /**
+   * The service name.
+   */
+  const char *name;
+  /**
+   * Where callers reach it, comma-separated `host:port`.
+   */
+  const char *endpoints;
+  /**
+   * Its protocol version.
+   */
+  uint64_t version;
+  /**
+   * 1 if it can be resolved now, 0 if it went offline.
+   */
+  int online;
+  /**
+   * Who registered it: `local`, `published by ADDR`, `attached by ADDR`.
+   */
+  const char *origin;
+} sluice_entry;
+
+/**
+ * A registry's change callbacks. Set `size` to
+ * `sizeof(sluice_registry_callbacks)`; members may be NULL.
+ */
+typedef struct sluice_registry_callbacks {
+  /**
+   * `sizeof(sluice_registry_callbacks)`, set by the caller.
+   */
+  size_t size;
+  /**
+   * A service came online (`entry->online` 1; also when registered in
+   * this process) or went offline (0). Runs on the thread that made the
+   * change: a library I/O thread for clients' attach, publish and
+   * disconnections (do not block there; blocking sluice calls return
+   * `SLUICE_E_WRONG_THREAD`), or the caller's thread for
+   * `sluice_registry_add_hosted` and `sluice_locator_server_add_demo`.
+   * `entry` is valid until it returns.
+   */
+  void (*on_change)(void *userdata, const struct sluice_entry *entry);
+  /**
+   * The registry (every handle, and the Locator server using it) is
+   * gone: no callback follows; `userdata` may be freed.
+   */
+  void (*on_release)(void *userdata);
+} sluice_registry_callbacks;
+
+/**
  * A resume server's callbacks. Set `size` to
  * `sizeof(sluice_resume_server_callbacks)` (see "sized callbacks" at
  * `sluice_engine_callbacks`); any other member may be NULL. Copied by
@@ -654,6 +950,55 @@ typedef struct sluice_server_callbacks {
    */
   void (*on_release)(void *userdata);
 } sluice_server_callbacks;
+
+/**
+ * One method of a resolved service's graph; the strings belong to the
+ * `sluice_resolved` (valid until `sluice_resolved_free`).
+ */
+typedef struct sluice_method_info {
+  /**
+   * The method id (the message type that opens a call).
+   */
+  uint64_t id;
+  /**
+   * The method name.
+   */
+  const char *name;
+  /**
+   * The caller's protocol, printed: `none` (nothing more after the
+   * call), `same`, or the messages, e.g. `{0 write*, 1 error, 2 close}`
+   * (`*`: may repeat).
+   */
+  const char *tx;
+  /**
+   * The replies' protocol, printed the same way, e.g. `{0 value, 1 error}`.
+   */
+  const char *rx;
+} sluice_method_info;
+
+/**
+ * One reply of a call, filled by `sluice_call_next`. The pointers belong to
+ * the call and stay valid until the next `sluice_call_next`, `_value` or
+ * `_collect` on it, or `sluice_call_free`.
+ */
+typedef struct sluice_reply {
+  /**
+   * The message's name, NUL-terminated: `value`, `write`, `close`, ...
+   */
+  const char *name;
+  /**
+   * Its arguments, a msgpack array.
+   */
+  const uint8_t *args;
+  /**
+   * The length of `args`.
+   */
+  size_t args_len;
+  /**
+   * 1 if it ends the call (`value`, `close`): no reply follows.
+   */
+  int last;
+} sluice_reply;
 
 /**
  * A session's callbacks. Set `size` to `sizeof(sluice_session_callbacks)`
@@ -1170,10 +1515,252 @@ const char *sluice_last_error(void);
 
 /**
  * The errno of the last error on the calling thread when it was
- * `SLUICE_E_IO` (e.g. `EADDRINUSE` from `sluice_server_bind`), else 0.
+ * `SLUICE_E_IO` (e.g. `EADDRINUSE` from `sluice_server_bind`; for a
+ * service client that could not connect, the last endpoint's) or
+ * `SLUICE_E_DISCONNECTED`, else 0.
  * Linux numbering.
  */
 int sluice_last_errno(void);
+
+/**
+ * A new, empty service `name` with protocol `version`, into `*out` (NULL
+ * on failure).
+ */
+int sluice_service_def_new(const char *name, uint64_t version, struct sluice_service_def **out);
+
+/**
+ * Adds the method `name` of `kind` (`SLUICE_METHOD_PRIMITIVE` or
+ * `_STREAMING`) at the next method id, handled by `handler` (copied) with
+ * `userdata`. On success `handler->on_release` is called once the handler
+ * is no longer used; on failure never. Errors: `SLUICE_E_NULL`,
+ * `SLUICE_E_INVALID` (kind, an empty or repeated name, `handler->size`).
+ */
+int sluice_service_def_add(struct sluice_service_def *def, const char *name, int kind, const struct sluice_handler *handler, void *userdata);
+
+/**
+ * Releases a service definition. NULL is a no-op. Services attached or
+ * hosted from it keep their copies.
+ */
+void sluice_service_def_free(struct sluice_service_def *def);
+
+/**
+ * Answers a primitive call: `value(args...)` (`args` a msgpack array;
+ * NULL/0: none). Errors: `SLUICE_E_STATE` (not allowed now: the method
+ * streams, or the answer is complete), `SLUICE_E_CLOSED` (the caller's
+ * connection is gone), `SLUICE_E_WOULD_BLOCK`, `SLUICE_E_INVALID`.
+ */
+int sluice_responder_value(struct sluice_responder *r, const uint8_t *args, size_t len);
+
+/**
+ * Sends one piece of a streaming answer: `write(args...)`. Errors as
+ * `sluice_responder_value`.
+ */
+int sluice_responder_write(struct sluice_responder *r, const uint8_t *args, size_t len);
+
+/**
+ * Ends a streaming answer: `close()`. Errors as `sluice_responder_value`.
+ */
+int sluice_responder_close(struct sluice_responder *r);
+
+/**
+ * Answers with an error: `error([category, code], message)` (`message`
+ * UTF-8, NUL-terminated; NULL: empty). Applications use category 42. The
+ * caller gets `SLUICE_E_SERVICE` with these. Errors as
+ * `sluice_responder_value`.
+ */
+int sluice_responder_error(struct sluice_responder *r, int64_t category, int64_t code, const char *message);
+
+/**
+ * 1 if the answer is complete (a value, a close or an error was sent),
+ * else 0 (also for NULL).
+ */
+int sluice_responder_is_done(const struct sluice_responder *r);
+
+/**
+ * Releases a responder; if its answer is not complete, the caller gets
+ * `error([7, 7], ...)` (uncaught error). NULL is a no-op. Any thread.
+ */
+void sluice_responder_free(struct sluice_responder *r);
+
+/**
+ * Attaches `def` (copied) to the Locator (blocking, at most `timeout_ms`;
+ * 0: no limit): from then on the Locator announces it, and its handlers
+ * answer every call made to it. The handle goes to `*out` (NULL on
+ * failure). Errors: `SLUICE_E_IO` (no Locator endpoint answered),
+ * `SLUICE_E_SERVICE` (refused, e.g. `[10, 4]`: a service of that name is
+ * already online), `SLUICE_E_TIMEOUT`, `SLUICE_E_WRONG_THREAD`.
+ */
+int sluice_locator_attach(const struct sluice_locator *loc, const struct sluice_service_def *def, uint64_t timeout_ms, struct sluice_attached **out);
+
+/**
+ * Where the Locator lets other clients reach the attached service,
+ * comma-separated `host:port`. NULL for NULL; owned by `a`.
+ */
+const char *sluice_attached_endpoints(const struct sluice_attached *a);
+
+/**
+ * 1 while the connection to the Locator is up (the service online), else
+ * 0 (also for NULL).
+ */
+int sluice_attached_is_live(const struct sluice_attached *a);
+
+/**
+ * Detaches the service: sends `discard` (it goes offline at the Locator)
+ * and closes the connection; calls in progress end. The handle stays
+ * valid (`sluice_attached_is_live` gives 0) until `sluice_attached_free`.
+ * Idempotent.
+ */
+int sluice_attached_detach(const struct sluice_attached *a);
+
+/**
+ * Detaches the service (it goes offline at the Locator), closes the
+ * connection and releases the handle. NULL is a no-op.
+ */
+void sluice_attached_free(struct sluice_attached *a);
+
+/**
+ * Serves `def` (copied) on `endpoint` (`host:port`; port 0 picks a free
+ * one), into `*out` (NULL on failure). Errors: `SLUICE_E_INVALID`
+ * (endpoint), `SLUICE_E_IO` (e.g. the address is in use).
+ */
+int sluice_hosted_bind(const struct sluice_service_def *def, const char *endpoint, struct sluice_hosted **out);
+
+/**
+ * Where the service can be reached (`host:port` with the actual port; a
+ * wildcard address is given as loopback). NULL for NULL; owned by `h`.
+ */
+const char *sluice_hosted_endpoint(const struct sluice_hosted *h);
+
+/**
+ * Stops listening, closes the callers' connections and releases the
+ * handle. NULL is a no-op.
+ */
+void sluice_hosted_free(struct sluice_hosted *h);
+
+/**
+ * Publishes the hosted service to the Locator (blocking, at most
+ * `timeout_ms`; 0: no limit) into `*out` (NULL on failure). Errors as
+ * `sluice_locator_attach`.
+ */
+int sluice_hosted_publish(const struct sluice_hosted *h, const struct sluice_locator *loc, uint64_t timeout_ms, struct sluice_publication **out);
+
+/**
+ * Takes the published service offline (`discard`) and releases the
+ * handle. NULL is a no-op.
+ */
+void sluice_publication_free(struct sluice_publication *p);
+
+/**
+ * A new, empty registry into `*out`, for `sluice_locator_server_bind`.
+ */
+int sluice_registry_new(struct sluice_registry **out);
+
+/**
+ * Releases a registry handle (the table lives on in its Locator server
+ * and other handles). NULL is a no-op.
+ */
+void sluice_registry_free(struct sluice_registry *reg);
+
+/**
+ * Every service known, online or not, by name: an array of `*n` entries
+ * into `*entries` (NULL when `*n` is 0), released by
+ * `sluice_entries_free(*entries, *n)`.
+ */
+int sluice_registry_list(const struct sluice_registry *reg, struct sluice_entry **entries, size_t *n);
+
+/**
+ * The service `name`, online or not, as an array of one entry into
+ * `*entry` (release it with `sluice_entries_free(*entry, 1)`).
+ * `SLUICE_E_NOT_FOUND` if the registry never had it.
+ */
+int sluice_registry_get(const struct sluice_registry *reg, const char *name, struct sluice_entry **entry);
+
+/**
+ * Releases an array of `n` entries from `sluice_registry_list` or `_get`.
+ * NULL is a no-op.
+ */
+void sluice_entries_free(struct sluice_entry *entries, size_t n);
+
+/**
+ * Adds change callbacks (copied) with `userdata`: `on_change` for every
+ * service coming online or going offline from now on. They stay until the
+ * registry is gone, then `on_release` runs. Errors: `SLUICE_E_NULL`,
+ * `SLUICE_E_INVALID` (`cbs->size`); then `on_release` is never called.
+ */
+int sluice_registry_on_change(const struct sluice_registry *reg, const struct sluice_registry_callbacks *cbs, void *userdata);
+
+/**
+ * Calls `method` of the service `name` that a connected client attached:
+ * the call goes over that client's own connection and the client answers
+ * on it (remote invocation). Does not block: the call goes to `*out`
+ * (NULL on failure), read it as any call. Errors: `SLUICE_E_NOT_FOUND`
+ * (not online, or not attached by a client), `SLUICE_E_UNKNOWN_METHOD`,
+ * `SLUICE_E_DISCONNECTED`, `SLUICE_E_INVALID` (args).
+ */
+int sluice_registry_invoke(const struct sluice_registry *reg, const char *name, const char *method, const uint8_t *args, size_t args_len, struct sluice_call **out);
+
+/**
+ * Registers a hosted service of this process, online for good (it stays
+ * listed after the hosted service is freed; resolving it then gives an
+ * endpoint nobody listens on).
+ */
+int sluice_registry_add_hosted(const struct sluice_registry *reg, const struct sluice_hosted *h);
+
+/**
+ * Starts a Locator on `endpoint` (`host:port`; port 0 picks a free one)
+ * answering from `reg` (NULL: a new registry; a registry is shared, not
+ * copied), where it registers itself as `locator`. The handle goes to
+ * `*out` (NULL on failure). Errors: `SLUICE_E_INVALID` (endpoint),
+ * `SLUICE_E_IO` (e.g. the address is in use).
+ */
+int sluice_locator_server_bind(const char *endpoint, const struct sluice_registry *reg, struct sluice_locator_server **out);
+
+/**
+ * Where the Locator listens (`host:port` with the actual port; a wildcard
+ * address is given as loopback): what `sluice_locator_new` takes. NULL
+ * for NULL; owned by `srv`.
+ */
+const char *sluice_locator_server_endpoint(const struct sluice_locator_server *srv);
+
+/**
+ * A handle to the server's registry into `*out` (release it with
+ * `sluice_registry_free`).
+ */
+int sluice_locator_server_registry(const struct sluice_locator_server *srv, struct sluice_registry **out);
+
+/**
+ * Hosts the built-in demo services next to the Locator (same host, free
+ * ports) and registers them: `echo` (`echo(args...)` streams each
+ * argument back, `ping(args...)` answers them as a value, `fail(code,
+ * msg)` answers `error([42, code], msg)`, `relay()` echoes the caller's
+ * writes), `math` (`add`, `sub`, `mul`, `div` of numbers), `kv` (`get`,
+ * `set`, `del`, `keys`) and `logging` with `verbosity` (`SLUICE_LOG_*`:
+ * messages below it are refused by loggers; those received are kept for
+ * `sluice_locator_server_demo_log`). They stop with the server. Errors:
+ * `SLUICE_E_INVALID` (verbosity), `SLUICE_E_STATE` (already added),
+ * `SLUICE_E_IO`.
+ */
+int sluice_locator_server_add_demo(const struct sluice_locator_server *srv, int verbosity);
+
+/**
+ * The messages the demo `logging` service received (the last 1000), one
+ * per line (`[error] app/NAME: message {name=value, ...}`), into `buf`
+ * (`cap` bytes, NUL-terminated); the full length goes to `*len` (may be
+ * NULL). `SLUICE_E_BUFFER` if `buf` was too small (truncated).
+ */
+int sluice_locator_server_demo_log(const struct sluice_locator_server *srv, char *buf, size_t cap, size_t *len);
+
+/**
+ * The number of clients connected to the Locator (0 for NULL).
+ */
+size_t sluice_locator_server_connections(const struct sluice_locator_server *srv);
+
+/**
+ * Stops the Locator: stops listening, closes every client connection
+ * (what they attached or published goes offline) and the demo services,
+ * and releases the handle. NULL is a no-op.
+ */
+void sluice_locator_server_free(struct sluice_locator_server *srv);
 
 /**
  * A new set of options with the defaults: dialect v1, compat profile,
@@ -1538,6 +2125,218 @@ int sluice_incoming_start(struct sluice_incoming *incoming, const struct sluice_
  * Valid before and after `sluice_incoming_start`, during `on_accept`.
  */
 int sluice_incoming_peer(const struct sluice_incoming *incoming, char *buf, size_t cap, size_t *len);
+
+/**
+ * The service error behind the calling thread's last error, when that was
+ * `SLUICE_E_SERVICE`: its category (`*has_category` 0 for a v0 service
+ * without one), code and message (`*message`: NUL-terminated, valid until
+ * the next call into sluice on this thread; never free it). Any of the
+ * out-pointers may be NULL. `SLUICE_E_STATE` if the last error was not a
+ * service error.
+ */
+int sluice_last_service_error(int *has_category, int64_t *category, int64_t *code, const char **message);
+
+/**
+ * Writes the readable rendering of msgpack bytes (one value, e.g. an
+ * arguments array: `[1, "two", [3]]`; strings quoted, `bin:` before binary
+ * data, long strings cut) into `buf` (`cap` bytes, NUL-terminated); the
+ * full length goes to `*len` (may be NULL). `SLUICE_E_INVALID` if the
+ * bytes are not one msgpack value, `SLUICE_E_BUFFER` if `buf` was too
+ * small (the text is truncated).
+ */
+int sluice_msgpack_text(const uint8_t *data, size_t data_len, char *buf, size_t cap, size_t *len);
+
+/**
+ * A Locator at `endpoints`: comma-separated `host:port` (also
+ * `[v6]:port`), tried in this order; NULL or `""` for `localhost:10053`.
+ * The new handle goes to `*out` (NULL on failure). Nothing connects yet.
+ * Errors: `SLUICE_E_NULL`, `SLUICE_E_INVALID` (an endpoint that does not
+ * parse).
+ */
+int sluice_locator_new(const char *endpoints, struct sluice_locator **out);
+
+/**
+ * Releases a Locator handle. NULL is a no-op.
+ */
+void sluice_locator_free(struct sluice_locator *loc);
+
+/**
+ * Resolves the service `name` through the Locator (blocking, at most
+ * `timeout_ms`; 0: no limit) into `*out` (NULL on failure). Errors:
+ * `SLUICE_E_NOT_FOUND` (the Locator does not have it online), `SLUICE_E_IO`
+ * (no Locator endpoint answered: the last error lists each with its errno),
+ * `SLUICE_E_TIMEOUT`, `SLUICE_E_BAD_REPLY`, `SLUICE_E_WRONG_THREAD`.
+ */
+int sluice_locator_resolve(const struct sluice_locator *loc, const char *name, uint64_t timeout_ms, struct sluice_resolved **out);
+
+/**
+ * The service's name. NULL for a NULL handle; owned by `r`.
+ */
+const char *sluice_resolved_name(const struct sluice_resolved *r);
+
+/**
+ * The service's endpoints, comma-separated `host:port` in the Locator's
+ * order. NULL for a NULL handle; owned by `r`.
+ */
+const char *sluice_resolved_endpoints(const struct sluice_resolved *r);
+
+/**
+ * The service's protocol version (0 for a NULL handle).
+ */
+uint64_t sluice_resolved_version(const struct sluice_resolved *r);
+
+/**
+ * The whole answer printed, several lines: `service NAME (protocol version
+ * V)`, `endpoints: ...`, `methods:`, then one line per method with its id,
+ * name, tx and rx. NULL for a NULL handle; owned by `r`.
+ */
+const char *sluice_resolved_text(const struct sluice_resolved *r);
+
+/**
+ * The number of methods in the service's graph (0 for a NULL handle).
+ */
+size_t sluice_resolved_method_count(const struct sluice_resolved *r);
+
+/**
+ * Method `index` (0 .. count-1, in id order) into `*out`.
+ * `SLUICE_E_INVALID` for an index past the end.
+ */
+int sluice_resolved_method(const struct sluice_resolved *r, size_t index, struct sluice_method_info *out);
+
+/**
+ * Releases a resolve's answer. NULL is a no-op.
+ */
+void sluice_resolved_free(struct sluice_resolved *r);
+
+/**
+ * A client for the service `name` of this Locator into `*out` (NULL on
+ * failure). Nothing connects until the first call.
+ */
+int sluice_locator_service(const struct sluice_locator *loc, const char *name, struct sluice_service **out);
+
+/**
+ * Calls `method` with `args` (a msgpack array; NULL/0: none) and returns
+ * the call in `*out` (NULL on failure), whose replies `sluice_call_next`,
+ * `_value` and `_collect` read. Blocks while resolving and connecting
+ * (at most `timeout_ms`; 0: no limit), not for the replies. Errors:
+ * `SLUICE_E_INVALID` (args), `SLUICE_E_NOT_FOUND` (the Locator does not
+ * have the service), `SLUICE_E_UNKNOWN_METHOD` (not in its graph),
+ * `SLUICE_E_IO` (nothing could be reached), `SLUICE_E_TIMEOUT`,
+ * `SLUICE_E_WRONG_THREAD`.
+ */
+int sluice_service_call(const struct sluice_service *svc, const char *method, const uint8_t *args, size_t args_len, uint64_t timeout_ms, struct sluice_call **out);
+
+/**
+ * The service's state (`SLUICE_SERVICE_CLOSED`, `_CONNECTING`,
+ * `_CONNECTED`, `_ERROR`); -1 for NULL.
+ */
+int sluice_service_state(const struct sluice_service *svc);
+
+/**
+ * Closes the service's connection (open calls fail with
+ * `SLUICE_E_DISCONNECTED`); the next call connects again.
+ */
+int sluice_service_close(const struct sluice_service *svc);
+
+/**
+ * Releases a service client. NULL is a no-op. Its connection closes once
+ * the calls still open are freed (or have ended).
+ */
+void sluice_service_free(struct sluice_service *svc);
+
+/**
+ * Waits for the next reply (at most `timeout_ms`; 0: no limit) and fills
+ * `*out`. Errors: `SLUICE_E_SERVICE` (the service answered with an error:
+ * see `sluice_last_service_error`; the call has ended),
+ * `SLUICE_E_DISCONNECTED` (the connection ended), `SLUICE_E_TIMEOUT`
+ * (nothing yet: the call stays usable), `SLUICE_E_CLOSED` (the call had
+ * already ended: after its last reply or an error), `SLUICE_E_BAD_REPLY`,
+ * `SLUICE_E_WRONG_THREAD`.
+ */
+int sluice_call_next(const struct sluice_call *call, uint64_t timeout_ms, struct sluice_reply *out);
+
+/**
+ * The result of a primitive method: waits (at most `timeout_ms`; 0: no
+ * limit) for its `value` and gives its arguments, a msgpack array, in
+ * `*args`/`*args_len` (owned by the call: valid until the next reading
+ * call on it or `sluice_call_free`). Errors as `sluice_call_next`, and
+ * `SLUICE_E_BAD_REPLY` if the method answered something else than a value
+ * (e.g. a stream).
+ */
+int sluice_call_value(const struct sluice_call *call, uint64_t timeout_ms, const uint8_t **args, size_t *args_len);
+
+/**
+ * Every reply up to the end of the call (for streaming methods): waits (at
+ * most `timeout_ms` in all; 0: no limit) and gives a msgpack array of
+ * `[name, args]` pairs, one per reply in order, e.g. `[["write", [0]],
+ * ["write", [1]], ["close", []]]`, in `*replies`/`*replies_len` (owned by
+ * the call, as for `sluice_call_value`). Errors as `sluice_call_next`: an
+ * error reply ends the collection with `SLUICE_E_SERVICE` (the replies
+ * before it are dropped); on `SLUICE_E_TIMEOUT` the replies read so far
+ * are dropped too.
+ */
+int sluice_call_collect(const struct sluice_call *call, uint64_t timeout_ms, const uint8_t **replies, size_t *replies_len);
+
+/**
+ * Sends the caller's message `name` with `args` (a msgpack array; NULL/0:
+ * none) on the call, for methods whose caller side streams (e.g. `write`
+ * then `close` to the demo `echo.relay`). Errors: `SLUICE_E_STATE`
+ * (`name` is not allowed now by the method's protocol),
+ * `SLUICE_E_CLOSED`, `SLUICE_E_WOULD_BLOCK`, `SLUICE_E_INVALID`.
+ */
+int sluice_call_send(const struct sluice_call *call, const char *name, const uint8_t *args, size_t args_len);
+
+/**
+ * Releases a call. NULL is a no-op. Replies still to come are dropped as
+ * they arrive.
+ */
+void sluice_call_free(struct sluice_call *call);
+
+/**
+ * A logger for the app `app` (messages carry the source `app/<app>`),
+ * writing to the `logging` service of `loc`, into `*out` (NULL on
+ * failure). Nothing connects until the first message.
+ */
+int sluice_logger_new(const struct sluice_locator *loc, const char *app, struct sluice_logger **out);
+
+/**
+ * Sends `message` (UTF-8, NUL-terminated) at `level` (`SLUICE_LOG_*`) with
+ * `attributes`: a msgpack map of name to value (`{"user": "x", "n": 1}`),
+ * or NULL/0 for none. Blocking (connecting, asking the verbosity) for at
+ * most `timeout_ms` (0: no limit). `*sent` (may be NULL) is 1 if it was
+ * sent, 0 if its level is below the service's verbosity. Errors as
+ * `sluice_service_call`, and `SLUICE_E_INVALID` (level, attributes).
+ */
+int sluice_logger_emit(const struct sluice_logger *lg, int level, const char *message, const uint8_t *attributes, size_t attributes_len, uint64_t timeout_ms, int *sent);
+
+/**
+ * `sluice_logger_emit` at `SLUICE_LOG_DEBUG`, no attributes, no time limit
+ * of its own.
+ */
+int sluice_logger_debug(const struct sluice_logger *lg, const char *message, int *sent);
+
+/**
+ * `sluice_logger_emit` at `SLUICE_LOG_INFO`, no attributes, no time limit
+ * of its own.
+ */
+int sluice_logger_info(const struct sluice_logger *lg, const char *message, int *sent);
+
+/**
+ * `sluice_logger_emit` at `SLUICE_LOG_WARNING`, no attributes, no time
+ * limit of its own.
+ */
+int sluice_logger_warning(const struct sluice_logger *lg, const char *message, int *sent);
+
+/**
+ * `sluice_logger_emit` at `SLUICE_LOG_ERROR`, no attributes, no time limit
+ * of its own.
+ */
+int sluice_logger_error(const struct sluice_logger *lg, const char *message, int *sent);
+
+/**
+ * Releases a logger. NULL is a no-op.
+ */
+void sluice_logger_free(struct sluice_logger *lg);
 
 /**
  * New session options: no endpoint yet (add at least one with

@@ -11,6 +11,10 @@
 #                      (and build the example worker, as c-worker does)
 #   make c-worker      build examples/c/worker.c (a worker an engine starts with the
 #                      runtime's argv) into $(C_WORK)/worker
+#   make c-service     build examples/c/service.c (a service attached to a Locator:
+#                      service --locator HOST:PORT --name NAME) into $(C_WORK)/service
+#   make c-service-demo  run it alone against `sluice serve`, called with the sluice tool
+#                      (make demo attaches it with the other languages' services)
 
 # Wherever this file is included, it does not change the default goal.
 C_MK_SAVED_GOAL := $(.DEFAULT_GOAL)
@@ -40,7 +44,7 @@ C_STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 C_WORK := $(C_TARGET_DIR)/c
 C_TEST_PREFIX := $(C_WORK)/prefix
 
-.PHONY: c-lib header header-check cbindgen install c-test c-demo c-worker c-clean
+.PHONY: c-lib header header-check cbindgen install c-test c-demo c-worker c-service c-service-demo c-clean
 
 c-lib: toolchain
 	$(CARGO) build --locked --release -p sluice-ffi
@@ -86,8 +90,8 @@ install: c-lib
 
 # The tests and the demo build against the installed files only, as a user
 # would: `install` runs first with PREFIX set to a temporary prefix.
-c-test c-demo c-worker: PREFIX = $(C_TEST_PREFIX)
-c-test c-demo c-worker: DESTDIR =
+c-test c-demo c-worker c-service: PREFIX = $(C_TEST_PREFIX)
+c-test c-demo c-worker c-service: DESTDIR =
 
 c-test: install
 	bash tests/c/run.sh $(C_TEST_PREFIX) $(C_WORK)/tests
@@ -105,6 +109,17 @@ c-worker: install
 	  $${CC:-cc} -std=c11 -Wall -Wextra -Werror -O2 -o $(C_WORK)/worker examples/c/worker.c \
 	    $$(pkg-config --cflags sluice) $$(pkg-config --libs sluice) -lpthread -Wl,-rpath,$(C_TEST_PREFIX)/lib
 	@echo "built $(C_WORK)/worker"
+
+c-service: install
+	mkdir -p $(C_WORK)
+	PKG_CONFIG_PATH=$(C_TEST_PREFIX)/lib/pkgconfig; export PKG_CONFIG_PATH; \
+	  $${CC:-cc} -std=c11 -Wall -Wextra -Werror -O2 -o $(C_WORK)/service examples/c/service.c \
+	    $$(pkg-config --cflags sluice) $$(pkg-config --libs sluice) -lpthread -Wl,-rpath,$(C_TEST_PREFIX)/lib
+	@echo "built $(C_WORK)/service"
+
+c-service-demo: c-service
+	$(CARGO) build --locked --release -q -p sluice-cli
+	bash examples/c/service_demo.sh $(C_TARGET_DIR)/release/sluice $(C_WORK)/service
 
 c-clean:
 	rm -rf $(C_WORK)

@@ -539,3 +539,49 @@ fn request_streams_directly_and_through_an_attached_relay() {
     let replies = loc.registry().invoke("echo", "echo", vec![s("x"), s("y")]).unwrap().collect_blocking().unwrap();
     assert_eq!(replies.len(), 3);
 }
+
+/// A stream larger than the send queues through an attached service's
+/// relay: the relay waits for the caller to read instead of giving up, so
+/// every chunk arrives, in order, and the stream ends with `close`.
+#[test]
+fn a_large_stream_through_an_attached_relay_arrives_whole() {
+    const CHUNKS: u64 = 48;
+    let loc = LocatorServer::bind(&any_port(), Registry::new()).unwrap();
+    let locator = Locator::new(vec![loc.local().clone()]);
+    let def = ServiceDef::new("big", 1).streaming("blobs", |_, mut out| {
+        // Answered from a thread of its own: a handler must not block.
+        std::thread::spawn(move || {
+            for i in 0..CHUNKS {
+                let blob = Value::Bin(bytes::Bytes::from(vec![i as u8; 1 << 20]));
+                loop {
+                    match out.write(vec![Value::Uint(i), blob.clone()]) {
+                        Ok(()) => break,
+                        Err(Error::WouldBlock) => std::thread::sleep(Duration::from_millis(2)),
+                        Err(e) => panic!("write {i}: {e}"),
+                    }
+                }
+            }
+            while let Err(Error::WouldBlock) = out.close() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+    });
+    let _attached = Attached::attach_blocking(&locator, def).unwrap();
+    let mut call = locator.service("big").call_blocking("blobs", vec![]).unwrap();
+    let mut n = 0;
+    while let Some(r) = call.recv_timeout_blocking(Some(Duration::from_secs(60))) {
+        let r = r.unwrap();
+        if r.name == "close" {
+            break;
+        }
+        assert_eq!(r.name, "write");
+        assert_eq!(r.args[0], Value::Uint(n));
+        assert_eq!(r.args[1].as_bytes().map(|b| (b.len(), b[0])), Some((1 << 20, n as u8)));
+        n += 1;
+        if n % 8 == 0 {
+            // A slow reader: the queues fill while it sleeps.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert_eq!(n, CHUNKS);
+}

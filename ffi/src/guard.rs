@@ -52,6 +52,28 @@ pub const SLUICE_E_ENDED: c_int = 11;
 /// opened, finished in both directions, or lost with its connection), or an
 /// engine worker / resume peer id that is not (or no longer) known.
 pub const SLUICE_E_NO_SESSION: c_int = 12;
+/// A service answered with an error (`error([category, code], message)`):
+/// `sluice_last_service_error` gives its category, code and message.
+pub const SLUICE_E_SERVICE: c_int = 13;
+/// The Locator does not have the service (unknown, or offline), or a
+/// registry has no entry of that name.
+pub const SLUICE_E_NOT_FOUND: c_int = 14;
+/// The service's method graph has no method of that name.
+pub const SLUICE_E_UNKNOWN_METHOD: c_int = 15;
+/// Nothing came within the time allowed (a blocking call's `timeout_ms`,
+/// or the library's own request timeout). A call stays usable.
+pub const SLUICE_E_TIMEOUT: c_int = 16;
+/// The connection ended while a service call was open;
+/// `sluice_last_errno()` tells how (e.g. `SLUICE_ECONNRESET`).
+pub const SLUICE_E_DISCONNECTED: c_int = 17;
+/// A peer answered with something that does not have the expected shape
+/// (e.g. a stream where a value was expected), or replies arrived faster
+/// than they were read, past the call's limit.
+pub const SLUICE_E_BAD_REPLY: c_int = 18;
+/// A blocking call was made on a library thread (e.g. inside a service
+/// handler or a registry callback), where waiting would stall the very
+/// thread that must deliver the answer. Answer later from another thread.
+pub const SLUICE_E_WRONG_THREAD: c_int = 19;
 
 /// The symbolic name of a result code, e.g. `"SLUICE_E_CLOSED"`; NULL for a
 /// number that is not a sluice result code. The string is static.
@@ -78,6 +100,13 @@ pub(crate) fn name_of(code: c_int) -> Option<&'static CStr> {
         SLUICE_E_BUFFER => c"SLUICE_E_BUFFER",
         SLUICE_E_ENDED => c"SLUICE_E_ENDED",
         SLUICE_E_NO_SESSION => c"SLUICE_E_NO_SESSION",
+        SLUICE_E_SERVICE => c"SLUICE_E_SERVICE",
+        SLUICE_E_NOT_FOUND => c"SLUICE_E_NOT_FOUND",
+        SLUICE_E_UNKNOWN_METHOD => c"SLUICE_E_UNKNOWN_METHOD",
+        SLUICE_E_TIMEOUT => c"SLUICE_E_TIMEOUT",
+        SLUICE_E_DISCONNECTED => c"SLUICE_E_DISCONNECTED",
+        SLUICE_E_BAD_REPLY => c"SLUICE_E_BAD_REPLY",
+        SLUICE_E_WRONG_THREAD => c"SLUICE_E_WRONG_THREAD",
         _ => return None,
     })
 }
@@ -92,9 +121,17 @@ struct LastError {
 
 thread_local! {
     static LAST: RefCell<LastError> = const { RefCell::new(LastError { message: Cow::Borrowed(c""), errno: 0 }) };
+    static SEQ: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many errors the calling thread has recorded: details kept beside the
+/// last error (a service error's code) belong to it while this is unchanged.
+pub(crate) fn last_seq() -> u64 {
+    SEQ.try_with(|s| s.get()).unwrap_or(0)
 }
 
 fn set_last(message: Cow<'static, CStr>, errno: c_int) {
+    let _ = SEQ.try_with(|s| s.set(s.get().wrapping_add(1)));
     // During thread teardown the slot may be gone: then there is nobody to
     // read the message either.
     let _ = LAST.try_with(|l| {
@@ -121,7 +158,9 @@ pub extern "C" fn sluice_last_error() -> *const c_char {
 }
 
 /// The errno of the last error on the calling thread when it was
-/// `SLUICE_E_IO` (e.g. `EADDRINUSE` from `sluice_server_bind`), else 0.
+/// `SLUICE_E_IO` (e.g. `EADDRINUSE` from `sluice_server_bind`; for a
+/// service client that could not connect, the last endpoint's) or
+/// `SLUICE_E_DISCONNECTED`, else 0.
 /// Linux numbering.
 #[no_mangle]
 pub extern "C" fn sluice_last_errno() -> c_int {
@@ -157,6 +196,13 @@ impl Fail {
     /// An invalid argument.
     pub(crate) fn invalid(message: impl Into<String>) -> Fail {
         Fail::new(SLUICE_E_INVALID, message)
+    }
+
+    /// A failure with a formatted message and an errno for
+    /// `sluice_last_errno`.
+    pub(crate) fn with_errno(code: c_int, message: impl Into<String>, errno: c_int) -> Fail {
+        set_last(Cow::Owned(to_cstring(message.into())), errno);
+        Fail(code)
     }
 
     /// An operating-system error, with its errno.
@@ -353,12 +399,12 @@ mod tests {
     #[test]
     fn every_code_has_a_unique_name_and_unknown_ones_none() {
         let mut seen = std::collections::HashSet::new();
-        for code in 0..=SLUICE_E_NO_SESSION {
+        for code in 0..=SLUICE_E_WRONG_THREAD {
             let n = name_of(code).expect("every code up to the last is named");
             assert!(seen.insert(n));
         }
         assert!(sluice_result_name(-1).is_null());
-        assert!(sluice_result_name(SLUICE_E_NO_SESSION + 1).is_null());
+        assert!(sluice_result_name(SLUICE_E_WRONG_THREAD + 1).is_null());
     }
 
     #[test]

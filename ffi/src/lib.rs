@@ -4,7 +4,8 @@
 //!
 //! One module per C object — [`channel`], [`server`], [`options`],
 //! [`payload`], and the protocol roles [`worker`], [`engine`], [`session`],
-//! [`resume`] (their shared boundary helpers in `roles`) — plus the boundary machinery: [`guard`] (result codes, the
+//! [`resume`] (their shared boundary helpers in `roles`), the Cocaine
+//! services [`services`] (clients) and [`hosting`] (serving) — plus the boundary machinery: [`guard`] (result codes, the
 //! panic guard, the last error, argument helpers) and `release` (the
 //! `on_release` promise).
 //!
@@ -21,12 +22,14 @@ use std::ffi::{c_char, c_int};
 pub mod channel;
 pub mod engine;
 pub mod guard;
+pub mod hosting;
 pub mod options;
 pub mod payload;
 mod release;
 pub mod resume;
 mod roles;
 pub mod server;
+pub mod services;
 pub mod session;
 pub mod worker;
 

@@ -50,15 +50,17 @@ build test_static $CC $cflags -o "$out/test_static" "$here/test_static.c" \
   programs+=(test_static)
 # examples/c/worker.c, which test_example_worker starts as ./example_worker.
 build example_worker $CC $cflags -o "$out/example_worker" "$here/../../examples/c/worker.c" $libs
+# examples/c/service.c, which test_example_service starts as ./example_service.
+build example_service $CC $cflags -o "$out/example_service" "$here/../../examples/c/service.c" $libs
 
 # The header compiles as C++ (extern "C" guards), warnings as errors.
 build test_cxx $CXX -std=c++11 -Wall -Wextra -Werror -O1 $(pkg-config --cflags sluice) -o "$out/test_cxx" \
   "$here/test_cxx.cpp" $libs && programs+=(test_cxx)
 
-# The README's C quick start compiles as written (it is not run: it needs an
-# engine to talk to).
+# The README's C blocks (the quick start, the services example) compile as
+# written, as one program (not run: they need an engine and a Locator).
 readme_c="$out/readme_worker.c"
-sed -n '/^```c$/,/^```$/p' "$here/../../README.md" | sed '1d;$d' >"$readme_c"
+sed -n '/^```c$/,/^```$/{/^```/!p}' "$here/../../README.md" >"$readme_c"
 if [ -s "$readme_c" ]; then
   build readme_worker $CC $cflags -o "$out/readme_worker" "$readme_c" $libs
 fi

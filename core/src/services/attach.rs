@@ -51,11 +51,14 @@ impl Serve for Relay {
         let sender = call.sender();
         let rt = crate::net::runtime::handle().ok()?;
         rt.spawn(async move {
+            // The caller reads at its own pace: a full send queue waits for
+            // room (the client's replies wait meanwhile in the call, within
+            // its limit of unread bytes), so nothing is lost on the way.
             while let Some(item) = call.recv().await {
                 let sent = match item {
-                    Ok(r) => out.send(&r.name, &r.args),
-                    Err(Error::Service(e)) => out.error(&e),
-                    Err(e) => out.error(&ServiceError::new(DISPATCH_CATEGORY, NOT_CONNECTED, e.to_string())),
+                    Ok(r) => out.send_async(&r.name, &r.args).await,
+                    Err(Error::Service(e)) => out.send_async("error", &e.to_args()).await,
+                    Err(e) => out.send_async("error", &ServiceError::new(DISPATCH_CATEGORY, NOT_CONNECTED, e.to_string()).to_args()).await,
                 };
                 if sent.is_err() {
                     break;

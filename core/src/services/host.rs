@@ -60,6 +60,13 @@ impl Responder {
         self.peer.send_on(self.id, &mut self.rx, name, args)
     }
 
+    /// [`send`](Self::send) that waits while the connection's send queue
+    /// is full, instead of failing with [`Error::WouldBlock`].
+    pub async fn send_async(&mut self, name: &str, args: &[Value]) -> Result<(), Error> {
+        let peer = self.peer.clone();
+        peer.when_writable(|| self.send(name, args)).await
+    }
+
     /// `value(args...)`: the result of a primitive method.
     pub fn value(&mut self, args: Vec<Value>) -> Result<(), Error> {
         self.send("value", &args)

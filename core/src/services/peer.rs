@@ -101,6 +101,8 @@ pub(crate) struct Shared {
     addr: OnceLock<String>,
     /// No owner is left: close once no call awaits replies.
     orphan: std::sync::atomic::AtomicBool,
+    /// Woken when the send queue has drained (and when the connection ends).
+    drained: tokio::sync::Notify,
 }
 
 /// A handle to a connection (cheap to clone).
@@ -161,6 +163,7 @@ impl Peer {
                 max_pending,
                 addr: OnceLock::new(),
                 orphan: std::sync::atomic::AtomicBool::new(false),
+                drained: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -298,6 +301,28 @@ impl Peer {
         Ok(())
     }
 
+    /// Runs `send` until the send queue has room for it: a send refused
+    /// with [`Error::WouldBlock`] is tried again once the queue has
+    /// drained. Other results are returned as they are.
+    pub(crate) async fn when_writable<T>(&self, mut send: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+        loop {
+            // Registered before the try, so a drain between the refusal and
+            // the wait is not missed.
+            let drained = self.sh.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            match send() {
+                Err(Error::WouldBlock) => {
+                    if let Link::Down(e) = lock(&self.sh.st).link {
+                        return Err(Error::Disconnected(e));
+                    }
+                    drained.await;
+                }
+                r => return r,
+            }
+        }
+    }
+
     fn is_remote_id(&self, id: u64) -> bool {
         (id >= HIGH_IDS) != self.sh.high
     }
@@ -318,7 +343,8 @@ impl Peer {
                 }
             }
             Event::Frame(f) => self.on_frame(f),
-            Event::Message { .. } | Event::Drain => {}
+            Event::Drain => self.sh.drained.notify_waiters(),
+            Event::Message { .. } => {}
             Event::SocketError(e) => self.down(e),
         }
     }
@@ -353,6 +379,8 @@ impl Peer {
         for h in hooks {
             h(e);
         }
+        // Sends waiting for room find the connection gone.
+        self.sh.drained.notify_waiters();
     }
 
     fn on_frame(&self, f: Frame) {
