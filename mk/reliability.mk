@@ -2,9 +2,10 @@
 # figures docs/RELIABILITY.md quotes. Included by the top-level Makefile
 # (after mk/c.mk and the binding files, whose targets the soak uses).
 #
-#   make faults              the fault-injection matrix (core/tests/faults.rs)
-#                            and the hostile peers (core/tests/hostile.rs), with
-#                            their summary in target/reliability/summary.txt
+#   make faults              the fault-injection matrix (core/tests/faults.rs,
+#                            core/tests/faults/*.rs) and the hostile peers
+#                            (core/tests/hostile.rs), with their summary (cases
+#                            passed per role) in target/reliability/summary.txt
 #   make soak DURATION=60    churn connections, sessions and reconnects through
 #                            Rust, C, Python and Node (DURATION seconds each,
 #                            SOAK_LANGS to choose), sampling RSS and open fds;
@@ -26,6 +27,8 @@ faults: toolchain
 	@mkdir -p $(REL_OUT)
 	$(CARGO) test --locked -p sluice-core --test faults --test hostile -- --nocapture 2>&1 | tee $(REL_OUT)/tests.log
 	@{ echo "fault-matrix cases passed: $$(grep -c '^fault-matrix: .*: passed' $(REL_OUT)/tests.log)"; \
+	   for r in V1 V0 Plain Session+resume Worker/Engine 'Service call' 'Locator resolve'; do \
+	     echo "  $$r: $$(grep -c "^fault-matrix: $$r .*: passed" $(REL_OUT)/tests.log)"; done; \
 	   grep '^hostile: ' $(REL_OUT)/tests.log; } | tee $(REL_OUT)/summary.txt
 
 soak: $(addprefix soak-,$(SOAK_LANGS))

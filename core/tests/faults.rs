@@ -259,17 +259,42 @@ fn handshake_len(kind: Kind) -> usize {
     bytes::Buf::remaining(enc.out())
 }
 
-/// Runs one fault against one role; returns a line for the summary.
-fn case(kind: Kind, fault: Fault, dir: Dir, unix: bool) {
-    let what = format!("{kind:?} {fault:?} {dir:?}{}", if unix { " unix" } else { "" });
-    let ep = if unix {
+/// A listening endpoint: a fresh Unix path, or TCP on any port.
+fn fresh_endpoint(unix: bool) -> Endpoint {
+    if unix {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let p = std::env::temp_dir().join(format!("sluice-faults-{}-{n}.sock", std::process::id()));
         Endpoint::Unix(p)
     } else {
         Endpoint::Tcp("127.0.0.1".into(), 0)
+    }
+}
+
+/// The errnos a fault that ends the connection may give: on the side that
+/// receives the faulty direction, and on its peer.
+fn ending_errnos(fault: Fault) -> (&'static [i32], &'static [i32]) {
+    let near: &'static [i32] = match fault {
+        Fault::Corrupt(..) => &[errno::EBADMSG],
+        Fault::HalfClose(_) => &[errno::ESHUTDOWN],
+        // The proxy closes the whole connection: a reply written
+        // straight after a read may meet the close (EPIPE) before
+        // the next read sees the end.
+        Fault::Truncate(_) => &[errno::ESHUTDOWN, errno::EPIPE],
+        // A write may meet the reset before the read does.
+        _ => &[errno::ECONNRESET, errno::EPIPE],
     };
+    let far: &'static [i32] = match fault {
+        Fault::Reset(_) => &[errno::ECONNRESET, errno::EPIPE],
+        _ => UNIX_ERRS,
+    };
+    (near, far)
+}
+
+/// Runs one fault against one role; returns a line for the summary.
+fn case(kind: Kind, fault: Fault, dir: Dir, unix: bool) {
+    let what = format!("{kind:?} {fault:?} {dir:?}{}", if unix { " unix" } else { "" });
+    let ep = fresh_endpoint(unix);
     let eng = engine(kind, &ep);
     let proxy = Proxy::start(eng.server.local().clone(), Plan { fault, dir, conn: 0 });
     let (w, ws) = worker(kind, proxy.endpoint());
@@ -313,20 +338,7 @@ fn case(kind: Kind, fault: Fault, dir: Dir, unix: bool) {
                 Dir::Down => (&ws, &es, worker_script(), engine_script()),
                 Dir::Up => (&es, &ws, engine_script(), worker_script()),
             };
-            let near_errs: &[i32] = match fault {
-                Fault::Corrupt(..) => &[errno::EBADMSG],
-                Fault::HalfClose(_) => &[errno::ESHUTDOWN],
-                // The proxy closes the whole connection: a reply written
-                // straight after a read may meet the close (EPIPE) before
-                // the next read sees the end.
-                Fault::Truncate(_) => &[errno::ESHUTDOWN, errno::EPIPE],
-                // A write may meet the reset before the read does.
-                _ => &[errno::ECONNRESET, errno::EPIPE],
-            };
-            let far_errs = match fault {
-                Fault::Reset(_) => &[errno::ECONNRESET, errno::EPIPE][..],
-                _ => UNIX_ERRS,
-            };
+            let (near_errs, far_errs) = ending_errnos(fault);
             let got = near.collect(K + 4);
             prefix_then_error(&got, &near_script, near_errs, &format!("{what}: receiving side"));
             if matches!(fault, Fault::Corrupt(0, _)) {
@@ -365,7 +377,7 @@ fn case(kind: Kind, fault: Fault, dir: Dir, unix: bool) {
             // The echoes of the script, the big chunks, the choke: in order.
             let mut want: Vec<Seen> = (0..K).map(|i| Seen::Chunk(chunk(i))).collect();
             want.push(Seen::Choke);
-            want.extend(std::iter::repeat(Seen::Chunk(big.clone())).take(sent));
+            want.extend(std::iter::repeat_n(Seen::Chunk(big.clone()), sent));
             want.push(Seen::Choke);
             for (i, s) in want.iter().enumerate() {
                 let got = es.next();
@@ -567,4 +579,70 @@ fn resumable_session_through_every_fault() {
         resume::case(Fault::Reset(MID), dir);
         resume::case(Fault::HalfClose(MID), dir);
     }
+}
+
+// ---------------------------------------------------------------------
+// The worker/engine roles (roles::Worker ↔ roles::Engine), and a service
+// call (Locator client, Service::call ↔ LocatorServer, Hosted).
+
+#[path = "faults/service_call.rs"]
+mod service_call;
+#[path = "faults/worker_engine.rs"]
+mod worker_engine;
+
+#[test]
+fn worker_engine_through_every_fault() {
+    use worker_engine::case;
+    case(Fault::None, Dir::Up, true);
+    case(Fault::Split(1), Dir::Down, false);
+    case(Fault::Split(7), Dir::Up, true);
+    case(Fault::Delay(Duration::from_millis(20)), Dir::Down, false);
+    case(Fault::Reorder, Dir::Up, true);
+    case(Fault::Truncate(MID), Dir::Down, true);
+    case(Fault::Truncate(MID), Dir::Up, false);
+    case(Fault::Truncate(1), Dir::Down, false);
+    case(Fault::Corrupt(0, 0x93 ^ 0xc1), Dir::Down, true);
+    case(Fault::Corrupt(0, 0x93 ^ 0xc1), Dir::Up, false);
+    case(Fault::StopReading(handshake_len(Kind::V1)), Dir::Up, true);
+    case(Fault::Reset(MID), Dir::Down, false);
+    case(Fault::Reset(1), Dir::Up, false);
+    case(Fault::HalfClose(MID), Dir::Down, true);
+    case(Fault::HalfClose(handshake_len(Kind::V1)), Dir::Up, false);
+}
+
+#[test]
+fn service_call_through_every_fault() {
+    use service_call::service as case;
+    case(Fault::None, Dir::Up);
+    case(Fault::Split(1), Dir::Down);
+    case(Fault::Split(7), Dir::Up);
+    case(Fault::Delay(Duration::from_millis(20)), Dir::Down);
+    case(Fault::Reorder, Dir::Up);
+    case(Fault::Truncate(MID), Dir::Down);
+    case(Fault::Truncate(MID), Dir::Up);
+    case(Fault::Truncate(1), Dir::Down);
+    case(Fault::Corrupt(0, 0x93 ^ 0xc1), Dir::Down);
+    case(Fault::Corrupt(0, 0x93 ^ 0xc1), Dir::Up);
+    case(Fault::StopReading(0), Dir::Up);
+    case(Fault::Reset(MID), Dir::Down);
+    case(Fault::Reset(1), Dir::Up);
+    case(Fault::HalfClose(MID), Dir::Down);
+    case(Fault::HalfClose(MID), Dir::Up);
+}
+
+#[test]
+fn locator_resolve_through_every_fault() {
+    use service_call::{locator as case, LOC_AT};
+    case(Fault::None, Dir::Up);
+    case(Fault::Split(1), Dir::Down);
+    case(Fault::Delay(Duration::from_millis(20)), Dir::Up);
+    case(Fault::Truncate(LOC_AT), Dir::Down);
+    case(Fault::Truncate(LOC_AT), Dir::Up);
+    case(Fault::Corrupt(0, 0x93 ^ 0xc1), Dir::Down);
+    case(Fault::Corrupt(0, 0x93 ^ 0xc1), Dir::Up);
+    case(Fault::StopReading(0), Dir::Down);
+    case(Fault::Reset(LOC_AT), Dir::Down);
+    case(Fault::Reset(1), Dir::Up);
+    case(Fault::HalfClose(LOC_AT), Dir::Down);
+    case(Fault::HalfClose(LOC_AT), Dir::Up);
 }

@@ -321,6 +321,10 @@ impl std::fmt::Debug for Channel {
     }
 }
 
+/// The first read's size on a new connection (reads grow up to
+/// `ChannelConfig::read_size` while they fill the buffer).
+const FIRST_READ: usize = 16 << 10;
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -583,7 +587,13 @@ impl Channel {
             header_table_size: c.header_table_size,
             lenient: c.lenient,
         });
+        // Reads start at `FIRST_READ` and grow (fourfold) each time a read
+        // fills the buffer, up to `read_size`: a connection that carries
+        // small messages never holds a `read_size` buffer, and churning
+        // connections do not churn the allocator with them (whose freed
+        // large blocks stay resident in its arenas).
         let read_size = c.read_size.max(4096);
+        let mut want = read_size.min(FIRST_READ);
         let mut recs = Vec::new();
         let mut events = Vec::new();
         // When the unfinished frame at the end of the buffer started (or
@@ -591,9 +601,10 @@ impl Channel {
         let mut frame_since: Option<tokio::time::Instant> = None;
         loop {
             let buf = dec.buffer_mut();
-            if buf.capacity() - buf.len() < read_size / 4 {
-                buf.reserve(read_size);
+            if buf.capacity() - buf.len() < want / 4 {
+                buf.reserve(want);
             }
+            let spare = buf.capacity() - buf.len();
             let deadline = [
                 frame_since.zip(c.frame_timeout).map(|(t, d)| t + d),
                 c.read_idle_timeout.map(|d| tokio::time::Instant::now() + d),
@@ -613,6 +624,9 @@ impl Channel {
                 Ok(n) => n,
                 Err(e) => return errno_of(&e),
             };
+            if n >= spare && want < read_size {
+                want = (want * 4).min(read_size);
+            }
             let dropped = dec.dropped();
             if n > 0 {
                 // A tick of the loop has passed: the first send (from the

@@ -88,7 +88,8 @@ pub struct ChannelConfig {
     pub delivery: Delivery,
     /// Poll mode: pause reading while this many payload bytes wait.
     pub max_pending: usize,
-    /// Bytes asked of each read from the socket.
+    /// Bytes asked of each read from the socket, at most: reads start at
+    /// 16 KiB and grow to this while they fill the buffer.
     pub read_size: usize,
     /// Longest a frame may take to arrive once its first byte has, counted
     /// from that byte or from the last complete frame, whichever is later

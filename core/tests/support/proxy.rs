@@ -289,10 +289,7 @@ fn pump(sh: &Shared, link: &Link, conn: usize, dir: Dir) {
                 }
             }
         }
-        let n = match src.read(&mut buf) {
-            Ok(n) => n,
-            Err(_) => 0,
-        };
+        let n = src.read(&mut buf).unwrap_or(0);
         if link.dead.load(Ordering::Acquire) {
             return;
         }
