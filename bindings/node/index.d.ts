@@ -895,9 +895,10 @@ export interface ChannelOptions {
    */
   lenient?: boolean
   /**
-   * Bytes asked of each read from the socket. Default 1 MiB (fewer reads
-   * and buffer moves per byte than the core's 256 KiB, measured faster
-   * for both small and 64 KiB chunks).
+   * Bytes asked of each read from the socket, at most: reads start at
+   * 16 KiB and grow to this while they fill the buffer. Default 1 MiB
+   * (fewer reads and buffer moves per byte than the core's 256 KiB,
+   * measured faster for both small and 64 KiB chunks).
    */
   readSize?: number
 }

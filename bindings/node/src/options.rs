@@ -56,9 +56,10 @@ pub struct ChannelOptions {
     /// Skip well-formed values that are not frames instead of failing the
     /// channel with `EBADMSG`. Default `false`.
     pub lenient: Option<bool>,
-    /// Bytes asked of each read from the socket. Default 1 MiB (fewer reads
-    /// and buffer moves per byte than the core's 256 KiB, measured faster
-    /// for both small and 64 KiB chunks).
+    /// Bytes asked of each read from the socket, at most: reads start at
+    /// 16 KiB and grow to this while they fill the buffer. Default 1 MiB
+    /// (fewer reads and buffer moves per byte than the core's 256 KiB,
+    /// measured faster for both small and 64 KiB chunks).
     pub read_size: Option<f64>,
 }
 
