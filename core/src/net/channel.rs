@@ -931,9 +931,13 @@ impl Channel {
         // Not while the handler runs on this thread (close from a callback):
         // `try_lock` fails then, and the handler is dropped by whoever
         // holds it when it returns... or at the latest with the channel.
-        if let Ok(mut h) = self.inner.handler.try_lock() {
-            h.take();
-        }
+        let taken = match self.inner.handler.try_lock() {
+            Ok(mut h) => h.take(),
+            Err(_) => None,
+        };
+        // Dropped after the lock is let go: a dispatch on another thread
+        // meanwhile waits a moment at most (see `dispatch`).
+        drop(taken);
     }
 
     // ------------------------------------------------------------------
@@ -1135,11 +1139,7 @@ impl Channel {
     /// events; returns how many ran.
     pub fn dispatch(&self, max: usize) -> Result<usize, DispatchError> {
         let p = self.inner.poller.as_ref().ok_or(DispatchError::NotPolled)?;
-        let mut h = match self.inner.handler.try_lock() {
-            Ok(h) => h,
-            Err(std::sync::TryLockError::WouldBlock) => return Err(DispatchError::Reentrant),
-            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-        };
+        let mut h = crate::net::poller::lock_for_dispatch(&self.inner.handler).ok_or(DispatchError::Reentrant)?;
         let events = p.take(max, Event::bytes);
         let mut n = 0;
         if let Some(handler) = h.as_mut() {

@@ -133,3 +133,19 @@ impl<T: Send> Gate for Poller<T> {
         Box::pin(self.wait_for_space())
     }
 }
+
+/// Locks a handler for a dispatch. Refused (`None`) when the handler is
+/// busy: running on this thread (a dispatch from inside a callback) or
+/// dispatched by another thread. A lock held for a moment by other work
+/// (a close taking the handler away on an I/O thread) is waited out with
+/// a few retries, so that it does not look like a concurrent dispatch.
+pub(crate) fn lock_for_dispatch<T>(m: &std::sync::Mutex<T>) -> Option<std::sync::MutexGuard<'_, T>> {
+    for _ in 0..64 {
+        match m.try_lock() {
+            Ok(g) => return Some(g),
+            Err(std::sync::TryLockError::Poisoned(e)) => return Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => std::thread::yield_now(),
+        }
+    }
+    None
+}

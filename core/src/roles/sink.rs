@@ -4,7 +4,7 @@
 
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex};
 
 use crate::net::{Channel, Delivery, DispatchError};
 use crate::net::poller::{Gate, Poller};
@@ -67,9 +67,12 @@ impl<O, E: Send + 'static> Sink<O, E> {
     fn drop_handler(&self) {
         // Not from inside the handler itself (it holds the lock): then it
         // is dropped with the sink.
-        if let Ok(mut h) = self.handler.try_lock() {
-            h.take();
-        }
+        let taken = match self.handler.try_lock() {
+            Ok(mut h) => h.take(),
+            Err(_) => None,
+        };
+        // Dropped after the lock is let go (see `dispatch`).
+        drop(taken);
     }
 
     /// Makes `ch` feed this sink: in poll mode it stops reading while the
@@ -86,11 +89,7 @@ impl<O, E: Send + 'static> Sink<O, E> {
 
     pub(crate) fn dispatch(&self, owner: &O, max: usize) -> Result<usize, DispatchError> {
         let p = self.poller.as_ref().ok_or(DispatchError::NotPolled)?;
-        let mut h = match self.handler.try_lock() {
-            Ok(h) => h,
-            Err(TryLockError::WouldBlock) => return Err(DispatchError::Reentrant),
-            Err(TryLockError::Poisoned(e)) => e.into_inner(),
-        };
+        let mut h = crate::net::poller::lock_for_dispatch(&self.handler).ok_or(DispatchError::Reentrant)?;
         let events = p.take(max, |(_, b)| *b);
         let mut n = 0;
         if let Some(handler) = h.as_mut() {
