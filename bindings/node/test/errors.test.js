@@ -141,7 +141,9 @@ test('backpressure: sends return false past the high watermark, drain follows, n
     assert.ok(sent < 2000, 'the queue never filled')
   }
   assert.ok(refused > 0, 'the queue filled')
-  assert.ok(conn.queued >= 256 << 10)
+  // No drain came: the queue is still above the low watermark (the writer
+  // may have moved part of it below the high one into the kernel since).
+  assert.ok(conn.queued > 64 << 10, `queued ${conn.queued}`)
   // Memory stays bounded while refusing: the overflow holds what was given.
   assert.equal(conn.sendChunk(2, chunk), false)
   sent++
