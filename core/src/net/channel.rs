@@ -455,11 +455,7 @@ impl Channel {
                 error: None,
             }),
             wake_writer: Notify::new(),
-            session: config.role.map(|r| {
-                let mut s = Session::new(config.dialect, r);
-                s.set_max_sessions(config.max_sessions);
-                Mutex::new(s)
-            }),
+            session: config.session_state().map(Mutex::new),
             handler: Mutex::new(Some(handler)),
             poller,
             silenced: AtomicBool::new(false),

@@ -114,6 +114,17 @@ impl ChannelConfig {
     pub fn new(dialect: Dialect, role: Option<Role>) -> ChannelConfig {
         ChannelConfig { dialect, role, ..ChannelConfig::default() }
     }
+
+    /// The protocol session state these settings call for: with a role,
+    /// a fresh [`Session`](crate::wire::Session) of the dialect limited
+    /// to `max_sessions`; without one, none.
+    pub(crate) fn session_state(&self) -> Option<crate::wire::Session> {
+        self.role.map(|role| {
+            let mut s = crate::wire::Session::new(self.dialect, role);
+            s.set_max_sessions(self.max_sessions);
+            s
+        })
+    }
 }
 
 impl Default for ChannelConfig {

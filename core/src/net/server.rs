@@ -173,7 +173,7 @@ impl Server {
     /// waiting connections; returns how many.
     pub fn dispatch(&self, max: usize) -> Result<usize, super::DispatchError> {
         let p = self.inner.poller.as_ref().ok_or(super::DispatchError::NotPolled)?;
-        let mut h = self.inner.handler.try_lock().map_err(|_| super::DispatchError::Reentrant)?;
+        let mut h = super::poller::lock_for_dispatch(&self.inner.handler).ok_or(super::DispatchError::Reentrant)?;
         let items = p.take(max, |_| 0);
         let n = items.len();
         if let Some(h) = h.as_mut() {

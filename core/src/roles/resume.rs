@@ -140,6 +140,11 @@ impl Replay {
         Ok(())
     }
 
+    /// The frame pushed last, if still unacknowledged.
+    pub fn last(&self) -> Option<&Encoded> {
+        self.buffer.back()
+    }
+
     /// The peer has received the first `upto` frames.
     pub fn ack(&mut self, upto: u64) -> Result<(), BadAck> {
         if upto > self.sent {
@@ -459,7 +464,6 @@ impl Peer {
         }
         let st = &mut *st;
         let frame = out.encode(&mut st.enc);
-        let segments = frame.segments().to_vec();
         if let Err(e) = st.replay.push(frame) {
             st.want_drain = true;
             return Err(e);
@@ -469,9 +473,9 @@ impl Peer {
         if let (Some(t), Outgoing::Message(s, m, _)) = (st.typed.as_mut(), &out) {
             t.sent(*s, m.kind());
         }
-        if let Some(ch) = &st.channel {
+        if let (Some(ch), Some(f)) = (&st.channel, st.replay.last()) {
             // The replay buffer is the bound: the channel's queue is not.
-            let _ = ch.send_raw_segments(&segments);
+            let _ = ch.send_raw_segments(f.segments());
         }
         Ok(())
     }
@@ -660,11 +664,7 @@ impl Glue {
                                 replay: Replay::new(server.inner.opts.resume.clone()),
                                 enc: Encoder::new(ch.config().dialect, Profile::Compat),
                                 channel: None,
-                                typed: server.inner.opts.channel.role.map(|role| {
-                                    let mut t = Streams::new(ch.config().dialect, role);
-                                    t.set_max_sessions(server.inner.opts.channel.max_sessions);
-                                    t
-                                }),
+                                typed: server.inner.opts.channel.session_state(),
                                 generation: 0,
                                 want_drain: false,
                                 gone: false,
@@ -683,8 +683,11 @@ impl Glue {
             let mut st = lock(&peer.inner.state);
             let st = &mut *st;
             let mut enc = Encoder::new(ch.config().dialect, Profile::Compat);
-            let frames: Vec<Encoded> = match st.replay.resume(received) {
-                Ok(it) => it.cloned().collect(),
+            // Our hello acknowledges everything delivered so far; then come
+            // the frames the client missed, straight from the buffer.
+            let hello = Control::Hello { token: token.clone(), received: st.replay.acknowledged(), known };
+            let frames = match st.replay.resume(received) {
+                Ok(frames) => frames,
                 Err(_) => {
                     drop(_order);
                     ch.fail(errno::EBADMSG);
@@ -695,9 +698,7 @@ impl Glue {
                 old.abort();
             }
             st.generation += 1;
-            let hello = Control::Hello { token: token.clone(), received: st.replay.received(), known };
             let _ = ch.send_raw(hello.encode(&mut enc));
-            st.replay.acknowledged();
             for f in frames {
                 let _ = ch.send_raw_segments(f.segments());
             }

@@ -250,14 +250,7 @@ impl Session {
             initial: true,
             endpoint: 0,
             replay: opts.resume.clone().map(Replay::new),
-            typed: match (&opts.resume, opts.channel.role) {
-                (Some(_), Some(role)) => {
-                    let mut t = Streams::new(opts.channel.dialect, role);
-                    t.set_max_sessions(opts.channel.max_sessions);
-                    Some(t)
-                }
-                _ => None,
-            },
+            typed: opts.resume.as_ref().and_then(|_| opts.channel.session_state()),
             enc: Encoder::new(opts.channel.dialect, Profile::Compat),
             token: Bytes::copy_from_slice(&token),
             last_rx: Instant::now(),
@@ -371,7 +364,6 @@ impl Session {
         match st.replay.as_mut() {
             Some(replay) => {
                 let frame = out.encode(&mut st.enc);
-                let segments = frame.segments().to_vec();
                 if let Err(e) = replay.push(frame) {
                     st.want_drain = true;
                     return Err(e);
@@ -381,11 +373,9 @@ impl Session {
                 if let (Some(t), Outgoing::Message(s, m, _)) = (st.typed.as_mut(), &out) {
                     t.sent(*s, m.kind());
                 }
-                if st.ready {
-                    if let Some(ch) = &st.channel {
-                        // The replay buffer bounds what is queued.
-                        let _ = ch.send_raw_segments(&segments);
-                    }
+                if let (true, Some(ch), Some(f)) = (st.ready, &st.channel, replay.last()) {
+                    // The replay buffer bounds what is queued.
+                    let _ = ch.send_raw_segments(f.segments());
                 }
                 Ok(())
             }
