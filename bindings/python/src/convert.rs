@@ -194,3 +194,13 @@ pub(crate) fn py_to_value(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Valu
         .map(Value::Bin)
         .map_err(|_| PyTypeError::new_err(format!("cannot encode {} as msgpack", type_name(obj))))
 }
+
+/// Where something listens, like `socket.getsockname()`: `(host, port)`
+/// for TCP, the path (str) for a Unix socket.
+pub(crate) fn address<'py>(py: Python<'py>, e: &sluice_core::net::Endpoint) -> PyResult<Bound<'py, PyAny>> {
+    use sluice_core::net::Endpoint;
+    Ok(match e {
+        Endpoint::Tcp(h, p) => (h.clone(), *p).into_pyobject(py)?.into_any(),
+        Endpoint::Unix(path) => path.to_string_lossy().into_owned().into_pyobject(py)?.into_any(),
+    })
+}

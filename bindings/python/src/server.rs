@@ -280,10 +280,7 @@ impl Server {
     /// path (str) for a Unix socket.
     #[getter]
     fn address<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        Ok(match self.core.local() {
-            Endpoint::Tcp(h, p) => (h.clone(), *p).into_pyobject(py)?.into_any(),
-            Endpoint::Unix(path) => path.to_string_lossy().into_owned().into_pyobject(py)?.into_any(),
-        })
+        crate::convert::address(py, self.core.local())
     }
 
     /// The TCP port listened on, or None for a Unix socket.

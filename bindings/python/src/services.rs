@@ -1101,7 +1101,7 @@ impl Hosted {
     /// Where it listens (the actual port): ``(host, port)``.
     #[getter]
     fn address<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        endpoint_to_py(py, self.inner.local())
+        crate::convert::address(py, self.inner.local())
     }
 
     /// The endpoints announced for it (a wildcard address as loopback).
@@ -1352,7 +1352,7 @@ impl LocatorServer {
     /// Where it listens: ``(host, port)``.
     #[getter]
     fn address<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        endpoint_to_py(py, self.inner.local())
+        crate::convert::address(py, self.inner.local())
     }
 
     /// The TCP port it listens on (None for a Unix socket).

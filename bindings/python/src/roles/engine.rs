@@ -215,7 +215,7 @@ role_class! {
         /// bound to 0), the path (str) for a Unix socket.
         #[getter]
         fn address<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-            address(py, &self.core.local())
+            crate::convert::address(py, &self.core.local())
         }
 
         /// The TCP port, or None for a Unix socket.
@@ -239,13 +239,6 @@ role_class! {
     }
 }
 
-/// `(host, port)` or a path.
-pub(crate) fn address<'py>(py: Python<'py>, e: &Endpoint) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match e {
-        Endpoint::Tcp(h, p) => (h.clone(), *p).into_pyobject(py)?.into_any(),
-        Endpoint::Unix(path) => path.to_string_lossy().into_owned().into_pyobject(py)?.into_any(),
-    })
-}
 
 /// A worker connected to an ``Engine``: invoke events on it, terminate or
 /// kill it. Objects for the same connection compare equal and hash alike.

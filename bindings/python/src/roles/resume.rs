@@ -188,7 +188,7 @@ role_class! {
         /// Where it listens: ``(host, port)`` for TCP, the path for a Unix socket.
         #[getter]
         fn address<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-            super::engine::address(py, &self.core.local())
+            crate::convert::address(py, &self.core.local())
         }
 
         /// The TCP port, or None for a Unix socket.
