@@ -931,8 +931,8 @@ class Hosted:
     def name(self) -> str:
         """The service name."""
     @property
-    def address(self) -> _Address:
-        """Where it listens (the actual port)."""
+    def address(self) -> Union[Tuple[str, int], str]:
+        """Where it listens: ``(host, port)`` with the actual port, or the path of a Unix socket."""
     @property
     def endpoints(self) -> List[_Address]:
         """The endpoints announced for it."""
@@ -1010,8 +1010,8 @@ class LocatorServer:
     def endpoint(self) -> str:
         """``"host:port"`` (the actual port)."""
     @property
-    def address(self) -> _Address:
-        """``(host, port)``."""
+    def address(self) -> Union[Tuple[str, int], str]:
+        """``(host, port)`` with the actual port, or the path of a Unix socket."""
     @property
     def port(self) -> Optional[int]:
         """The TCP port, or None."""
