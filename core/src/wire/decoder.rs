@@ -403,8 +403,29 @@ impl Decoder {
         }
         let mut taken = 0;
         let v1 = self.config.dialect == Dialect::V1;
+        let max = self.config.max_frame_size;
         loop {
             let run = self.run;
+            // The common frame first: one byte-string argument, no headers
+            // (a chunk, an invoke), read in one pass.
+            if let Some((first, second, args, data)) = fast_single_bin(&self.buf[run..], max) {
+                let end = run + data.1;
+                self.run = end;
+                taken += 1;
+                let (session, ty) = if v1 { (first, second) } else { (second, first) };
+                let more = f(FrameRef {
+                    session,
+                    ty,
+                    args_start: run + args,
+                    args_end: end,
+                    args_len: 1,
+                    first: Some((run + data.0, end)),
+                });
+                if !more {
+                    break;
+                }
+                continue;
+            }
             let Some(l) = fast_frame(&self.buf[run..], &self.config, run) else { break };
             if l.headers.is_some() {
                 break;
@@ -756,6 +777,35 @@ fn first_bytes(b: &[u8], a: usize) -> Option<(usize, usize)> {
     (end <= b.len()).then_some((start, end))
 }
 
+/// The most common frame, `[id, id, [<bin or str>]]` (a fixarray of
+/// three, ids as positive fixints or uint 8/16/32, one byte string as the
+/// argument), complete in `b` and within `max` bytes: returns its two ids,
+/// where its args array starts, and where the string's contents lie (they
+/// end the frame). Any other shape gives `None` (and goes the general way).
+#[inline(always)]
+fn fast_single_bin(b: &[u8], max: usize) -> Option<(u64, u64, usize, (usize, usize))> {
+    if b.len() < 5 || b[0] != 0x93 {
+        return None;
+    }
+    let mut p = 1;
+    let first = fast_id(b, &mut p)?;
+    let second = fast_id(b, &mut p)?;
+    if *b.get(p)? != 0x91 {
+        return None;
+    }
+    let h = p + 1;
+    let m = *b.get(h)?;
+    let (start, len) = match m {
+        0xc4 | 0xd9 => (h + 2, *b.get(h + 1)? as usize),
+        0xa0..=0xbf => (h + 1, (m & 0x1f) as usize),
+        0xc5 | 0xda => (h + 3, u16::from_be_bytes(b.get(h + 1..h + 3)?.try_into().ok()?) as usize),
+        0xc6 | 0xdb => (h + 5, u32::from_be_bytes(b.get(h + 1..h + 5)?.try_into().ok()?) as usize),
+        _ => return None,
+    };
+    let end = start + len;
+    (end <= b.len() && end <= max).then_some((first, second, p, (start, end)))
+}
+
 /// A non-negative integer id in its common encodings, or `None`.
 #[inline(always)]
 fn fast_id(b: &[u8], p: &mut usize) -> Option<u64> {
@@ -967,6 +1017,24 @@ mod tests {
         frame[5..7].copy_from_slice(&994u16.to_be_bytes());
         dec.feed(&frame[..7]);
         assert_eq!(dec.decode().unwrap_err(), DecodeError::TooLarge { declared: 1001, limit: 1000 });
+        // The same two through the in-place path a channel takes: the one
+        // at the limit is taken in a run, the one past it is refused even
+        // when it is complete in the buffer.
+        frame[5..7].copy_from_slice(&993u16.to_be_bytes());
+        let mut dec = Decoder::new(cfg);
+        dec.feed(&frame);
+        let mut refs = Vec::new();
+        assert_eq!(dec.decode_run(|r| {
+            refs.push(r);
+            true
+        }), 1);
+        assert_eq!(refs[0].first_bytes(), Some(7..1000));
+        frame[5..7].copy_from_slice(&994u16.to_be_bytes());
+        frame.push(b'x');
+        let mut dec = Decoder::new(cfg);
+        dec.feed(&frame);
+        assert_eq!(dec.decode_run(|_| true), 0);
+        assert!(matches!(dec.decode_in_place(), Err(DecodeError::TooLarge { limit: 1000, .. })));
     }
 
     #[test]
