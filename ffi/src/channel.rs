@@ -243,7 +243,7 @@ impl CHandler {
                     }
                     Message::Chunk { data } => {
                         if let Some(f) = c.on_chunk {
-                            let chunk = Chunk::new(session, data, Vec::new());
+                            let chunk = Chunk::new(session, &data, &[]);
                             // SAFETY: `p` lives on this stack, as `chunk` does.
                             let p = sluice_payload::lent(&chunk);
                             let d = p.slice();

@@ -70,83 +70,72 @@ impl Event {
     }
 }
 
-/// A chunk (v0 `chunk`, v1 `write`) handed to [`Handler::on_chunk`]. Its
-/// payload is usually borrowed from the receive buffer for the duration of
-/// the call: reading it costs nothing, and [`to_bytes`](Chunk::to_bytes)
-/// keeps it beyond the call without a copy.
-#[derive(Debug)]
+/// A chunk (v0 `chunk`, v1 `write`) handed to [`Handler::on_chunk`]. It
+/// borrows its payload for the duration of the call (inline, straight
+/// from the receive buffer): reading it costs nothing, and
+/// [`to_bytes`](Chunk::to_bytes) keeps it beyond the call without a copy.
+/// A `Chunk` is `Copy` and has nothing to drop.
+#[derive(Debug, Clone, Copy)]
 pub struct Chunk<'a> {
     session: u64,
-    data: ChunkData<'a>,
-}
-
-#[derive(Debug)]
-enum ChunkData<'a> {
-    /// `buf[start..end]`, without headers.
-    Borrowed { buf: &'a Bytes, start: usize, end: usize },
-    Owned { data: Bytes, headers: Vec<Header> },
+    /// The payload, within `buf`.
+    data: &'a [u8],
+    buf: &'a Bytes,
+    headers: &'a [Header],
 }
 
 impl<'a> Chunk<'a> {
+    #[inline]
     fn borrowed(session: u64, buf: &'a Bytes, start: usize, end: usize) -> Chunk<'a> {
-        Chunk { session, data: ChunkData::Borrowed { buf, start, end } }
+        Chunk { session, data: &buf[start..end], buf, headers: &[] }
     }
 
-    /// A chunk that owns its payload and headers.
-    pub fn new(session: u64, data: Bytes, headers: Vec<Header>) -> Chunk<'static> {
-        Chunk { session, data: ChunkData::Owned { data, headers } }
+    /// A chunk of `session` whose payload is the whole of `data`, with
+    /// `headers`.
+    #[inline]
+    pub fn new(session: u64, data: &'a Bytes, headers: &'a [Header]) -> Chunk<'a> {
+        Chunk { session, data, buf: data, headers }
     }
 
     /// The v0 session / v1 channel id.
+    #[inline]
     pub fn session(&self) -> u64 {
         self.session
     }
 
     /// The payload, borrowed.
     #[inline]
-    pub fn data(&self) -> &[u8] {
-        match &self.data {
-            ChunkData::Borrowed { buf, start, end } => &buf[*start..*end],
-            ChunkData::Owned { data, .. } => data,
-        }
+    pub fn data(&self) -> &'a [u8] {
+        self.data
     }
 
     /// The payload as a `Bytes` that may outlive the call: it shares the
     /// receive buffer (a reference count, no copy).
     #[inline]
     pub fn to_bytes(&self) -> Bytes {
-        match &self.data {
-            ChunkData::Borrowed { buf, start, end } => buf.slice(*start..*end),
-            ChunkData::Owned { data, .. } => data.clone(),
+        if self.data.len() == self.buf.len() {
+            self.buf.clone()
+        } else {
+            self.buf.slice_ref(self.data)
         }
     }
 
-    /// The payload as a `Bytes`, consuming the chunk.
+    /// The payload as a `Bytes` (as [`to_bytes`](Chunk::to_bytes)).
     #[inline]
     pub fn into_bytes(self) -> Bytes {
-        match self.data {
-            ChunkData::Borrowed { buf, start, end } => buf.slice(start..end),
-            ChunkData::Owned { data, .. } => data,
-        }
+        self.to_bytes()
     }
 
     /// The chunk's v1 headers (empty in v0 and when it has none).
-    pub fn headers(&self) -> &[Header] {
-        match &self.data {
-            ChunkData::Borrowed { .. } => &[],
-            ChunkData::Owned { headers, .. } => headers,
-        }
+    #[inline]
+    pub fn headers(&self) -> &'a [Header] {
+        self.headers
     }
 
     /// The chunk as the [`Event::Message`] that [`Handler::on_event`] takes.
     #[inline]
     pub fn into_event(self) -> Event {
-        let session = self.session;
-        let (data, headers) = match self.data {
-            ChunkData::Borrowed { buf, start, end } => (buf.slice(start..end), Vec::new()),
-            ChunkData::Owned { data, headers } => (data, headers),
-        };
-        Event::Message { session, message: Message::Chunk { data }, headers }
+        Event::Message { session: self.session, message: Message::Chunk { data: self.to_bytes() }, headers: self.headers.to_vec() }
     }
 }
 
@@ -196,7 +185,7 @@ pub trait Handler: Send + 'static {
 #[inline]
 fn handle(h: &mut dyn Handler, ch: &Channel, event: Event) {
     match event {
-        Event::Message { session, message: Message::Chunk { data }, headers } => h.on_chunk(ch, Chunk::new(session, data, headers)),
+        Event::Message { session, message: Message::Chunk { data }, headers } => h.on_chunk(ch, Chunk::new(session, &data, &headers)),
         ev => h.on_event(ch, ev),
     }
 }
