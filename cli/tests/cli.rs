@@ -237,7 +237,7 @@ fn serve_reports_a_port_in_use() {
 
 #[test]
 fn bench_prints_sluice_beside_plain_sockets() {
-    let o = Command::new(SLUICE).args(["bench", "--scale", "0.01", "--workloads", "recv64,rtt64", "--nets", "unix"]).output().unwrap();
+    let o = Command::new(SLUICE).args(["bench", "--scale", "0.01", "--rounds", "3", "--workloads", "recv64,rtt64", "--nets", "unix"]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8(o.stdout).unwrap();
     let rows: Vec<&str> = out.lines().collect();
@@ -250,7 +250,20 @@ fn bench_prints_sluice_beside_plain_sockets() {
             assert!(v.parse::<f64>().unwrap() > 0.0, "{row}");
         }
         assert!(cols[5].ends_with('×'), "{row}");
+        // The lowest and highest ratio of a round, around the ratio of the medians.
+        let (lo, hi) = cols[6].split_once('–').unwrap();
+        let (lo, hi): (f64, f64) = (lo.parse().unwrap(), hi.parse().unwrap());
+        assert!(lo <= hi, "{row}");
     }
+    // --json: every round's sample of each contender.
+    let o = Command::new(SLUICE).args(["bench", "--scale", "0.01", "--rounds", "2", "--workloads", "recv64", "--nets", "tcp", "--json"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(out.lines().count(), 4, "{out}");
+    assert_eq!(out.lines().filter(|l| l.contains("\"contender\":\"plain\"")).count(), 2, "{out}");
+    let o = Command::new(SLUICE).args(["bench", "--rounds", "0"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&o.stderr).trim(), "sluice: bad --rounds '0'");
     let o = Command::new(SLUICE).args(["bench", "--workloads", "nope"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&o.stderr).trim(), "sluice: --workloads: unknown name 'nope'");

@@ -298,17 +298,22 @@ fn worker_config() -> ChannelConfig {
 struct Counter {
     n: usize,
     count: usize,
-    done: mpsc::Sender<Instant>,
+    /// Payload bytes seen, checked at the end.
+    bytes: usize,
+    done: mpsc::Sender<(Instant, usize)>,
 }
 
 impl Handler for Counter {
     fn on_event(&mut self, _: &Channel, _: Event) {}
 
     fn on_chunk(&mut self, _: &Channel, chunk: Chunk<'_>) {
-        std::hint::black_box(chunk.data());
+        // What a C `on_chunk` gets: the payload's address and length.
+        let data = chunk.data();
+        std::hint::black_box(data.as_ptr());
+        self.bytes += data.len();
         self.count += 1;
         if self.count == self.n {
-            let _ = self.done.send(Instant::now());
+            let _ = self.done.send((Instant::now(), self.bytes));
         }
     }
 }
@@ -319,8 +324,9 @@ fn recv_sluice(net: Net, n: usize, size: usize) -> f64 {
     let feeder = std::thread::spawn(move || peer::feed(&mut l.accept(), size, n));
     let (done_tx, done_rx) = mpsc::channel();
     let start = Instant::now();
-    let ch = Channel::connect(ep, worker_config(), Counter { n, count: 0, done: done_tx }).expect("connect");
-    let end = done_rx.recv_timeout(Duration::from_secs(300)).expect("every chunk");
+    let ch = Channel::connect(ep, worker_config(), Counter { n, count: 0, bytes: 0, done: done_tx }).expect("connect");
+    let (end, bytes) = done_rx.recv_timeout(Duration::from_secs(300)).expect("every chunk");
+    assert_eq!(bytes, n * size, "payload bytes received");
     ch.abort();
     feeder.join().expect("feeder");
     (end - start).as_secs_f64()
