@@ -20,7 +20,10 @@ lowest and highest ratio of a single round.
                     chunks, GB/s), send64 (64-byte chunks sent, msgs/s), rtt64
                     (round trip of a 64-byte chunk, p50/p99 µs), mixed (waves of
                     1,000 sessions of invoke + 10 chunks + choke, sessions/s);
-                    default: all
+                    default: all. recv64, recv64k and send64 also give the
+                    CPU time the receiving or sending side spent per message
+                    (cpu_ns_per_msg), which depends far less on the machine's
+                    load than the rates do. For µs and ns, lower is better.
   --nets tcp,unix   socket families (default: both)
   --scale X         multiplies every workload's size (default 1.0; 0.1 is quick)
   --rounds N        rounds per workload and family (default 5)

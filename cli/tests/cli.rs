@@ -242,8 +242,8 @@ fn bench_prints_sluice_beside_plain_sockets() {
     let out = String::from_utf8(o.stdout).unwrap();
     let rows: Vec<&str> = out.lines().collect();
     assert!(rows[0].starts_with("workload"), "{out}");
-    assert_eq!(rows.len(), 4, "{out}");
-    for (row, metric) in rows[1..].iter().zip(["msgs_per_s", "p50_us", "p99_us"]) {
+    assert_eq!(rows.len(), 5, "{out}");
+    for (row, metric) in rows[1..].iter().zip(["msgs_per_s", "cpu_ns_per_msg", "p50_us", "p99_us"]) {
         let cols: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(cols[2], metric, "{row}");
         for v in &cols[3..5] {
@@ -259,8 +259,8 @@ fn bench_prints_sluice_beside_plain_sockets() {
     let o = Command::new(SLUICE).args(["bench", "--scale", "0.01", "--rounds", "2", "--workloads", "recv64", "--nets", "tcp", "--json"]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8(o.stdout).unwrap();
-    assert_eq!(out.lines().count(), 4, "{out}");
-    assert_eq!(out.lines().filter(|l| l.contains("\"contender\":\"plain\"")).count(), 2, "{out}");
+    assert_eq!(out.lines().count(), 8, "{out}");
+    assert_eq!(out.lines().filter(|l| l.contains("\"contender\":\"plain\"")).count(), 4, "{out}");
     let o = Command::new(SLUICE).args(["bench", "--rounds", "0"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&o.stderr).trim(), "sluice: bad --rounds '0'");

@@ -18,6 +18,11 @@
 //!   chunk and answers each choke with its own (sessions/s, timed by the
 //!   engine until the last choke is back).
 //!
+//! The receive and send workloads also give the CPU time the measured side
+//! spent per message (`cpu_ns_per_msg`: the process's CPU time over the
+//! run less the peer thread's): a cost that, unlike a rate, hardly depends
+//! on what else the machine runs or where the scheduler puts the threads.
+//!
 //! [`run`] measures the Rust contenders; [`peer`] has the feeding, sinking
 //! and engine sides, which the `sluice-bench` program also serves to the
 //! other languages' contenders.
@@ -184,8 +189,8 @@ pub struct Sample {
     pub workload: &'static str,
     /// `tcp` or `unix`.
     pub net: &'static str,
-    /// What `value` is: `msgs_per_s`, `gb_per_s`, `p50_us`, `p99_us`,
-    /// `sessions_per_s`.
+    /// What `value` is: `msgs_per_s`, `gb_per_s`, `cpu_ns_per_msg`,
+    /// `p50_us`, `p99_us`, `sessions_per_s`.
     pub metric: &'static str,
     /// The figure.
     pub value: f64,
@@ -237,22 +242,23 @@ pub fn measure(c: Contender, w: Workload, net: Net, n: usize) -> Vec<Sample> {
     match w {
         Workload::Recv64 | Workload::Recv64K => {
             let size = if w == Workload::Recv64 { 64 } else { 65536 };
-            let secs = match c {
+            let (secs, cpu) = match c {
                 Contender::Plain => recv_plain(net, n, size),
                 Contender::Sluice => recv_sluice(net, n, size),
             };
-            if size == 64 {
-                vec![sample("msgs_per_s", n as f64 / secs, n, secs)]
+            let rate = if size == 64 {
+                sample("msgs_per_s", n as f64 / secs, n, secs)
             } else {
-                vec![sample("gb_per_s", (n * size) as f64 / secs / 1e9, n, secs)]
-            }
+                sample("gb_per_s", (n * size) as f64 / secs / 1e9, n, secs)
+            };
+            vec![rate, sample("cpu_ns_per_msg", cpu * 1e9 / n as f64, n, secs)]
         }
         Workload::Send64 => {
-            let secs = match c {
+            let (secs, cpu) = match c {
                 Contender::Plain => send_plain(net, n),
                 Contender::Sluice => send_sluice(net, n),
             };
-            vec![sample("msgs_per_s", n as f64 / secs, n, secs)]
+            vec![sample("msgs_per_s", n as f64 / secs, n, secs), sample("cpu_ns_per_msg", cpu * 1e9 / n as f64, n, secs)]
         }
         Workload::Rtt64 => {
             let mut lat = match c {
@@ -328,25 +334,36 @@ impl Handler for Counter {
     }
 }
 
-fn recv_sluice(net: Net, n: usize, size: usize) -> f64 {
+/// The seconds of CPU time the measured side spent: the process's CPU
+/// time since `before`, less what the peer thread reports for itself.
+fn cpu_since(before: Duration, peer: Duration) -> f64 {
+    (peer::process_cpu() - before).saturating_sub(peer).as_secs_f64()
+}
+
+/// Returns the seconds to the last chunk and the receiver's CPU seconds.
+fn recv_sluice(net: Net, n: usize, size: usize) -> (f64, f64) {
     let l = Listener::bind(net, "recv");
     let ep = endpoint(&l);
     let feeder = std::thread::spawn(move || peer::feed(&mut l.accept(), size, n));
     let (done_tx, done_rx) = mpsc::channel();
+    let cpu = peer::process_cpu();
     let start = Instant::now();
     let ch = Channel::connect(ep, worker_config(), Counter { n, count: 0, bytes: 0, done: done_tx }).expect("connect");
     let (end, bytes) = done_rx.recv_timeout(Duration::from_secs(300)).expect("every chunk");
+    let cpu_end = peer::process_cpu();
     assert_eq!(bytes, n * size, "payload bytes received");
     ch.abort();
-    feeder.join().expect("feeder");
-    (end - start).as_secs_f64()
+    let fed = feeder.join().expect("feeder");
+    ((end - start).as_secs_f64(), (cpu_end - cpu).saturating_sub(fed).as_secs_f64())
 }
 
-fn recv_plain(net: Net, n: usize, size: usize) -> f64 {
+/// As [`recv_sluice`], with plain 256 KiB reads.
+fn recv_plain(net: Net, n: usize, size: usize) -> (f64, f64) {
     let total = peer::stream_len(size, n);
     let l = Listener::bind(net, "recvp");
     let addr = l.address();
     let feeder = std::thread::spawn(move || peer::feed(&mut l.accept(), size, n));
+    let cpu = peer::process_cpu();
     let start = Instant::now();
     let mut s = Plain::connect(net, &addr);
     let mut buf = vec![0u8; 256 << 10];
@@ -357,12 +374,15 @@ fn recv_plain(net: Net, n: usize, size: usize) -> f64 {
         got += k;
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu_end = peer::process_cpu();
     drop(s);
-    feeder.join().expect("feeder");
-    secs
+    let fed = feeder.join().expect("feeder");
+    (secs, (cpu_end - cpu).saturating_sub(fed).as_secs_f64())
 }
 
-fn send_sluice(net: Net, n: usize) -> f64 {
+/// Returns the seconds to the last byte at the sink and the sender's CPU
+/// seconds.
+fn send_sluice(net: Net, n: usize) -> (f64, f64) {
     let l = Listener::bind(net, "send");
     let ep = endpoint(&l);
     let total = peer::frame(64).len() * n;
@@ -375,6 +395,7 @@ fn send_sluice(net: Net, n: usize) -> f64 {
     })
     .expect("connect");
     let payload = Bytes::from(vec![0x5au8; 64]);
+    let cpu = peer::process_cpu();
     let start = Instant::now();
     let mut i = 0;
     while i < n {
@@ -384,12 +405,15 @@ fn send_sluice(net: Net, n: usize) -> f64 {
             Err(e) => panic!("send: {e}"),
         }
     }
-    let end = sink.join().expect("sink");
+    let (end, sunk) = sink.join().expect("sink");
+    let spent = cpu_since(cpu, sunk);
     ch.abort();
-    (end - start).as_secs_f64()
+    ((end - start).as_secs_f64(), spent)
 }
 
-fn send_plain(net: Net, n: usize) -> f64 {
+/// As [`send_sluice`], with the frames encoded once and written in 256 KiB
+/// blocks.
+fn send_plain(net: Net, n: usize) -> (f64, f64) {
     let l = Listener::bind(net, "sendp");
     let addr = l.address();
     let frame = peer::frame(64);
@@ -399,6 +423,7 @@ fn send_plain(net: Net, n: usize) -> f64 {
     // The physical limit: the same bytes, encoded once, in 256 KiB writes.
     let per = (256 << 10) / frame.len();
     let block = frame.repeat(per);
+    let cpu = peer::process_cpu();
     let start = Instant::now();
     let mut left = n;
     while left > 0 {
@@ -406,8 +431,8 @@ fn send_plain(net: Net, n: usize) -> f64 {
         s.write_all(&block[..k * frame.len()]).expect("write");
         left -= k;
     }
-    let end = sink.join().expect("sink");
-    (end - start).as_secs_f64()
+    let (end, sunk) = sink.join().expect("sink");
+    ((end - start).as_secs_f64(), cpu_since(cpu, sunk))
 }
 
 /// Warm-up round trips before the measured ones.

@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sluice_core::wire::{Decoder, DecoderConfig, Dialect};
 
@@ -21,6 +21,24 @@ pub const CHUNKS_PER_SESSION: usize = 10;
 pub const MIXED_CHUNK: usize = 64;
 /// The session every decode stream uses.
 pub const STREAM_SESSION: u64 = 7;
+
+/// The CPU time the calling thread has used so far.
+pub fn thread_cpu() -> Duration {
+    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// The CPU time the whole process (every thread) has used so far.
+pub fn process_cpu() -> Duration {
+    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn cpu_clock(id: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec for clock_gettime to fill.
+    let r = unsafe { libc::clock_gettime(id, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
 
 /// A connected plain blocking socket.
 pub enum Plain {
@@ -201,22 +219,25 @@ pub fn stream_len(size: usize, n: usize) -> usize {
 
 /// Writes a decode stream — the invoke on session 7, then `n` chunk
 /// frames of `size` bytes in writes of about 1 MiB — then shuts down its
-/// side and waits for the reader to close.
-pub fn feed(s: &mut Plain, size: usize, n: usize) {
+/// side and waits for the reader to close. Returns the CPU time the
+/// writing took on this thread.
+pub fn feed(s: &mut Plain, size: usize, n: usize) -> Duration {
+    let cpu = thread_cpu();
     let f = frame(size);
     let per = ((1 << 20) / f.len()).max(1);
     let block = f.repeat(per);
     if s.write_all(&invoke_frame(STREAM_SESSION)).is_err() {
-        return;
+        return thread_cpu() - cpu;
     }
     let mut left = n;
     while left > 0 {
         let k = left.min(per);
         if s.write_all(&block[..k * f.len()]).is_err() {
-            return;
+            return thread_cpu() - cpu;
         }
         left -= k;
     }
+    let spent = thread_cpu() - cpu;
     s.shutdown(Shutdown::Write);
     let mut b = [0u8; 4096];
     while let Ok(k) = s.read(&mut b) {
@@ -224,11 +245,14 @@ pub fn feed(s: &mut Plain, size: usize, n: usize) {
             break;
         }
     }
+    spent
 }
 
 /// Reads until `total` bytes have arrived (in 256 KiB reads), then closes;
-/// returns when the last byte came.
-pub fn sink(s: &mut Plain, total: usize) -> Instant {
+/// returns when the last byte came and the CPU time the reading took on
+/// this thread.
+pub fn sink(s: &mut Plain, total: usize) -> (Instant, Duration) {
+    let cpu = thread_cpu();
     let mut buf = vec![0u8; 256 << 10];
     let mut got = 0;
     while got < total {
@@ -239,8 +263,9 @@ pub fn sink(s: &mut Plain, total: usize) -> Instant {
         }
     }
     let end = Instant::now();
+    let spent = thread_cpu() - cpu;
     s.shutdown(Shutdown::Both);
-    end
+    (end, spent)
 }
 
 /// Echoes messages of exactly `len` bytes until the peer closes.
