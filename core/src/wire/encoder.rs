@@ -273,9 +273,20 @@ impl Encoder {
             };
             let n = head.len() - room;
             let s = self.out.scratch();
-            s.reserve(n + data.len());
-            s.extend_from_slice(&head[..n]);
-            s.extend_from_slice(data);
+            // Room for the whole head array, so that it is copied as a
+            // fixed-size block (no call), then the payload after its used part.
+            s.reserve(head.len() + data.len());
+            let len = s.len();
+            let dst = s.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+            // SAFETY: `reserve` made room for `head.len() + data.len()`
+            // bytes past `len`; the sources are distinct from the scratch
+            // buffer; the first `n + data.len()` of them are written before
+            // `set_len` covers exactly those.
+            unsafe {
+                std::ptr::copy_nonoverlapping(head.as_ptr(), dst, head.len());
+                std::ptr::copy_nonoverlapping(data.as_ptr(), dst.add(n), data.len());
+                s.set_len(len + n + data.len());
+            }
             return;
         }
         if data.len() < self.copy_max {
