@@ -625,6 +625,9 @@ channel_class! {
         fn run(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
             let deadline = wait::deadline(timeout)?;
             loop {
+                // Every turn, not only after a wait: a descriptor that is
+                // readable with nothing to dispatch must not keep Ctrl-C out.
+                py.check_signals()?;
                 if self.is_done() {
                     return Ok(());
                 }

@@ -219,6 +219,7 @@ impl Server {
         }
         let deadline = wait::deadline(timeout)?;
         loop {
+            py.check_signals()?;
             if let Some(ch) = lock(&self.ready).pop_front() {
                 return Ok(ch);
             }
