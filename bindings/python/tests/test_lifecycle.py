@@ -91,8 +91,12 @@ def test_process_exits_cleanly_with_channels_open(tmp_path):
 
 def test_process_exits_cleanly_when_interrupted_in_run():
     # SIGINT while blocked in run() with the GIL released: KeyboardInterrupt.
+    # The script installs Python's SIGINT handler itself: a test run started
+    # with SIGINT ignored (a background job of a non-interactive shell)
+    # passes that on to the child, where Python then installs none.
     code = """
         import os, signal, threading, sys, sluice, socket
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
         ch = sluice.Channel("127.0.0.1", s.getsockname()[1])
         threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
