@@ -18,6 +18,10 @@ pub const EBADMSG: i32 = 74;
 pub const EMSGSIZE: i32 = 90;
 /// Connection reset by peer.
 pub const ECONNRESET: i32 = 104;
+/// No buffer space: a served call's replies went past the send queue's
+/// hard bound ([`ChannelConfig::max_queued`](crate::net::ChannelConfig::max_queued))
+/// because the peer does not read them; the connection is ended.
+pub const ENOBUFS: i32 = 105;
 /// The peer closed the connection (end of stream).
 pub const ESHUTDOWN: i32 = 108;
 /// Timed out: a connect timeout, or a peer silent for longer than allowed.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sluice_core::errno;
-use sluice_core::net::{Channel, ChannelConfig, Delivery, Endpoint, Event, SendError, Server};
+use sluice_core::net::{Channel, ChannelConfig, Delivery, Endpoint, Event, Incoming, SendError, Server};
 use sluice_core::wire::{Dialect, Message, Role};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -475,4 +475,54 @@ fn close_to_a_peer_that_never_reads_ends_after_the_linger() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(t.elapsed() >= Duration::from_millis(250));
+}
+
+#[test]
+fn unix_bind_replaces_only_a_stale_socket() {
+    let dir = std::env::temp_dir().join(format!("sluice-test-{}-bind", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let accept = |_: &Server, _: Incoming| {};
+    let cfg = || ChannelConfig::new(Dialect::V1, None);
+
+    // A regular file stays, with its contents, and the error says why.
+    let file = dir.join("data");
+    std::fs::write(&file, b"precious").unwrap();
+    let e = Server::bind(&Endpoint::Unix(file.clone()), cfg(), accept).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists, "{e}");
+    assert!(e.to_string().contains("not a socket"), "{e}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"precious");
+
+    // A directory and a symbolic link (to the file) stay too.
+    let sub = dir.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    assert_eq!(Server::bind(&Endpoint::Unix(sub.clone()), cfg(), accept).unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+    assert!(sub.is_dir());
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    assert_eq!(Server::bind(&Endpoint::Unix(link.clone()), cfg(), accept).unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+    assert_eq!(std::fs::read(&link).unwrap(), b"precious");
+
+    // A socket a live server answers on is not taken over.
+    let path = dir.join("live.sock");
+    let live = Server::bind(&Endpoint::Unix(path.clone()), cfg(), accept).unwrap();
+    let e = Server::bind(&Endpoint::Unix(path.clone()), cfg(), accept).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse, "{e}");
+    assert!(std::os::unix::net::UnixStream::connect(&path).is_ok(), "the live server lost its socket");
+    live.close();
+    assert!(!path.exists(), "close removes the server's own socket file");
+
+    // A stale socket (its listener gone without removing it) is replaced.
+    let stale = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    drop(stale);
+    assert!(path.exists());
+    let s = Server::bind(&Endpoint::Unix(path.clone()), cfg(), accept).unwrap();
+    assert!(std::os::unix::net::UnixStream::connect(&path).is_ok());
+
+    // Close does not remove a file that has taken the socket's place.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, b"new").unwrap();
+    s.close();
+    assert_eq!(std::fs::read(&path).unwrap(), b"new");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -87,6 +87,9 @@ pub const SLUICE_EBADMSG: c_int = 74;
 pub const SLUICE_EMSGSIZE: c_int = 90;
 /// errno: the peer reset the connection.
 pub const SLUICE_ECONNRESET: c_int = 104;
+/// errno: a served call's replies went past the send queue's hard bound
+/// (`max_queued`) because the peer does not read them.
+pub const SLUICE_ENOBUFS: c_int = 105;
 /// errno: the peer closed the connection (end of stream).
 pub const SLUICE_ESHUTDOWN: c_int = 108;
 /// errno: the connect timed out.
@@ -132,6 +135,7 @@ mod tests {
             (SLUICE_EBADMSG, e::EBADMSG),
             (SLUICE_EMSGSIZE, e::EMSGSIZE),
             (SLUICE_ECONNRESET, e::ECONNRESET),
+            (SLUICE_ENOBUFS, e::ENOBUFS),
             (SLUICE_ESHUTDOWN, e::ESHUTDOWN),
             (SLUICE_ETIMEDOUT, e::ETIMEDOUT),
             (SLUICE_ECONNREFUSED, e::ECONNREFUSED),

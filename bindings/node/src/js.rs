@@ -35,6 +35,7 @@ pub(crate) fn errno_name(errno: i32) -> &'static str {
         101 => "ENETUNREACH",
         103 => "ECONNABORTED",
         104 => "ECONNRESET",
+        105 => "ENOBUFS",
         106 => "EISCONN",
         107 => "ENOTCONN",
         108 => "ESHUTDOWN",

@@ -253,6 +253,9 @@ struct Tx {
     /// error, e.g. the `ECONNRESET` of a reset, which later reads and
     /// writes no longer see): reported by the writer as the channel's end.
     error: Option<i32>,
+    /// The read loop waits for the queue to fall to the low watermark
+    /// ([`ChannelConfig::pause_reads_on_full_queue`]).
+    reader_waiting: bool,
 }
 
 impl Tx {
@@ -279,6 +282,8 @@ pub(crate) struct Inner {
     /// A role's event queue that this channel feeds: reading pauses while
     /// it is over its limit.
     gate: std::sync::OnceLock<Arc<dyn super::poller::Gate>>,
+    /// Wakes the read loop paused on a full send queue.
+    room: Notify,
 }
 
 /// A connection carrying Cocaine frames. Cheap to clone: clones are handles
@@ -442,6 +447,7 @@ impl Channel {
                 spare: None,
                 state: TxState::Open,
                 error: None,
+                reader_waiting: false,
             }),
             wake_writer: Notify::new(),
             session: config.session_state().map(Mutex::new),
@@ -452,6 +458,7 @@ impl Channel {
             finished: AtomicBool::new(false),
             fail_errno: AtomicI32::new(0),
             gate: std::sync::OnceLock::new(),
+            room: Notify::new(),
             config,
         };
         Ok(Channel { inner: Arc::new(inner) })
@@ -636,6 +643,9 @@ impl Channel {
                         g.wait().await;
                     }
                 }
+                if self.inner.config.pause_reads_on_full_queue {
+                    self.wait_for_room().await;
+                }
                 if failed.is_some() {
                     break failed;
                 }
@@ -790,6 +800,35 @@ impl Channel {
         }
     }
 
+    /// With [`ChannelConfig::pause_reads_on_full_queue`]: while the send
+    /// queue is at or over the high watermark, waits until the writer has
+    /// brought it down to the low watermark (or the channel stops taking
+    /// sends).
+    async fn wait_for_room(&self) {
+        loop {
+            {
+                let mut tx = lock(&self.inner.tx);
+                if tx.state != TxState::Open || tx.queued() < self.inner.config.high_watermark {
+                    tx.reader_waiting = false;
+                    return;
+                }
+                tx.reader_waiting = true;
+            }
+            // `notify_one` keeps a permit: a wake-up between the check
+            // and this wait is not lost.
+            self.inner.room.notified().await;
+        }
+    }
+
+    /// Whether the paused read loop should be woken now (and marks it).
+    fn room_due(&self, tx: &mut Tx) -> bool {
+        if tx.reader_waiting && (tx.queued() <= self.inner.config.low_watermark || tx.state != TxState::Open) {
+            tx.reader_waiting = false;
+            return true;
+        }
+        false
+    }
+
     /// Inline: tells the handler a run of events is over.
     fn batch_end(&self) {
         if let Some(h) = lock(&self.inner.handler).as_mut() {
@@ -871,15 +910,18 @@ impl Channel {
                     Ok(0) => return Some(errno::EPIPE),
                     Ok(n) => {
                         out.advance(n);
-                        let drained = {
+                        let (drained, room) = {
                             let mut tx = lock(&self.inner.tx);
                             tx.inflight -= n;
                             if !out.has_remaining() && tx.spare.is_none() {
                                 out.reset();
                                 tx.spare = Some(std::mem::take(&mut out));
                             }
-                            self.drain_due(&mut tx)
+                            (self.drain_due(&mut tx), self.room_due(&mut tx))
                         };
+                        if room {
+                            self.inner.room.notify_one();
+                        }
                         if drained {
                             self.deliver(&mut vec![Event::Drain]);
                         }
@@ -937,6 +979,30 @@ impl Channel {
             tx.want_drain = true;
             return Err(SendError::WouldBlock);
         }
+        self.queue_locked(tx, f);
+        Ok(())
+    }
+
+    /// Queues what `f` encodes whatever the high watermark (a served
+    /// call's reply, which has nowhere else to go), up to
+    /// [`ChannelConfig::max_queued`]: past it the connection ends with
+    /// `ENOBUFS` (the owner's [`Event::SocketError`], a close the peer
+    /// sees) and the send is refused with [`SendError::Closed`].
+    fn with_tx_unrefused(&self, f: impl FnOnce(&mut Encoder)) -> Result<(), SendError> {
+        let mut tx = lock(&self.inner.tx);
+        if tx.state != TxState::Open {
+            return Err(SendError::Closed);
+        }
+        if tx.queued() >= self.inner.config.max_queued {
+            drop(tx);
+            self.fail(errno::ENOBUFS);
+            return Err(SendError::Closed);
+        }
+        self.queue_locked(tx, f);
+        Ok(())
+    }
+
+    fn queue_locked(&self, mut tx: MutexGuard<'_, Tx>, f: impl FnOnce(&mut Encoder)) {
         f(&mut tx.enc);
         // A lone message on an idle connection is written at once from this
         // thread: no hop to the I/O thread, which is what a round trip
@@ -954,7 +1020,7 @@ impl Channel {
                     Err(e) => tx.error = Some(errno_of(&e)),
                 }
                 if tx.enc.out().is_empty() {
-                    return Ok(());
+                    return;
                 }
             }
         }
@@ -964,7 +1030,30 @@ impl Channel {
         if wake {
             self.inner.wake_writer.notify_one();
         }
-        Ok(())
+    }
+
+    /// Queues a generic frame that is not refused at the high watermark:
+    /// see [`ChannelConfig::max_queued`].
+    pub(crate) fn send_frame_unrefused(&self, session: u64, ty: u64, args: &Args, headers: &[Header]) -> Result<(), SendError> {
+        self.with_tx_unrefused(|e| e.frame(session, ty, args, headers))
+    }
+
+    /// The errno the connection was ended with by [`fail`](Self::fail)
+    /// (including `ENOBUFS` past [`ChannelConfig::max_queued`]); 0: none.
+    pub(crate) fn failed_with(&self) -> i32 {
+        self.inner.fail_errno.load(Ordering::Acquire)
+    }
+
+    /// Whether a send would be refused now for a full queue. If so, a
+    /// [`Event::Drain`] is delivered once the queue is down to the low
+    /// watermark.
+    pub(crate) fn is_full(&self) -> bool {
+        let mut tx = lock(&self.inner.tx);
+        let full = tx.state == TxState::Open && tx.queued() >= self.inner.config.high_watermark;
+        if full {
+            tx.want_drain = true;
+        }
+        full
     }
 
     /// A handle that does not keep this channel alive.

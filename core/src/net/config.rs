@@ -78,6 +78,23 @@ pub struct ChannelConfig {
     /// After a refused send, `Drain` is delivered once the queue holds no
     /// more than this many bytes.
     pub low_watermark: usize,
+    /// Sends that are never refused for a full queue — a served call's
+    /// replies, which have nowhere else to go — are queued past the high
+    /// watermark up to this many bytes. One more ends the connection with
+    /// `ENOBUFS`: the owner gets it as the channel's [`SocketError`]
+    /// event and the peer sees the connection close, so no reply is lost
+    /// without both sides being told.
+    ///
+    /// [`SocketError`]: crate::net::Event::SocketError
+    pub max_queued: usize,
+    /// Stop reading while the send queue is at or over the high watermark,
+    /// until it is down to the low watermark: a peer that sends requests
+    /// and does not read their replies is held to the pace at which it
+    /// reads, instead of growing the queue (flow control per connection,
+    /// as HTTP/2 does it). On for the connections a hosted service, the
+    /// Locator or an attached service accepts; off by default, where a
+    /// send past the high watermark is refused instead.
+    pub pause_reads_on_full_queue: bool,
     /// Give up connecting after this long (`ETIMEDOUT`); `None`: the OS's.
     pub connect_timeout: Option<Duration>,
     /// After [`close`](crate::net::Channel::close): how long the queue may
@@ -138,6 +155,8 @@ impl Default for ChannelConfig {
             lenient: false,
             high_watermark: 8 << 20,
             low_watermark: 2 << 20,
+            max_queued: 64 << 20,
+            pause_reads_on_full_queue: false,
             connect_timeout: Some(Duration::from_secs(30)),
             close_linger: Duration::from_secs(10),
             delivery: Delivery::Inline,

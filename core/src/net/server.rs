@@ -65,8 +65,9 @@ struct Inner {
     poller: Option<Poller<Incoming>>,
     stop: watch::Sender<bool>,
     closed: AtomicBool,
-    /// A Unix socket file this server created and removes on close.
-    unlink: Option<std::path::PathBuf>,
+    /// A Unix socket file this server created (path, device and inode),
+    /// removed on close if it is still that file.
+    unlink: Option<(std::path::PathBuf, (u64, u64))>,
 }
 
 /// A listening socket. Cheap to clone; listens until [`close`](Server::close).
@@ -89,8 +90,15 @@ enum Listener {
 impl Server {
     /// Listens on `endpoint` (TCP port 0 picks a free port: see
     /// [`local`](Server::local)). Accepted channels get `config`;
-    /// `config.delivery` also says how accepts are delivered. A stale Unix
-    /// socket file at the path is replaced.
+    /// `config.delivery` also says how accepts are delivered.
+    ///
+    /// A Unix path is taken only if nothing is there or it holds a stale
+    /// socket (one nothing answers on), which is replaced. A path that
+    /// holds anything else (a regular file, a directory, a link) is left
+    /// alone and the bind fails with `AlreadyExists`; a socket that a live
+    /// server answers on fails it with `AddrInUse`. The socket file is
+    /// removed on [`close`](Server::close) unless another file has taken
+    /// its place.
     pub fn bind(endpoint: &Endpoint, config: ChannelConfig, handler: impl AcceptHandler) -> std::io::Result<Server> {
         let rt = runtime::handle()?;
         let _guard = rt.enter();
@@ -102,12 +110,11 @@ impl Server {
                 (Listener::Tcp(TcpListener::from_std(l)?), Endpoint::Tcp(addr.ip().to_string(), addr.port()), None)
             }
             Endpoint::Unix(path) => {
-                if std::os::unix::net::UnixStream::connect(path).is_err() {
-                    let _ = std::fs::remove_file(path);
-                }
+                replace_stale_socket(path)?;
                 let l = std::os::unix::net::UnixListener::bind(path)?;
                 l.set_nonblocking(true)?;
-                (Listener::Unix(UnixListener::from_std(l)?), endpoint.clone(), Some(path.clone()))
+                let id = file_id(path);
+                (Listener::Unix(UnixListener::from_std(l)?), endpoint.clone(), id.map(|id| (path.clone(), id)))
             }
         };
         let poller = match config.delivery {
@@ -197,9 +204,43 @@ impl Server {
         if let Ok(mut h) = self.inner.handler.try_lock() {
             h.take();
         }
-        if let Some(path) = &self.inner.unlink {
-            let _ = std::fs::remove_file(path);
+        if let Some((path, id)) = &self.inner.unlink {
+            // Not a file that has taken its place since.
+            if file_id(path) == Some(*id) {
+                let _ = std::fs::remove_file(path);
+            }
         }
+    }
+}
+
+/// The device and inode of the file at `path` (not following a link).
+fn file_id(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Makes way for a Unix listening socket at `path`: removes a socket file
+/// nothing answers on; refuses a live socket and anything that is not a
+/// socket.
+fn replace_stale_socket(path: &std::path::Path) -> std::io::Result<()> {
+    use std::io::{Error, ErrorKind};
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(Error::new(
+            ErrorKind::AlreadyExists,
+            format!("{} exists and is not a socket: not replaced (remove it or choose another path)", path.display()),
+        ));
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(Error::new(ErrorKind::AddrInUse, format!("a server is listening on {}", path.display()))),
+        // Nothing listens: a socket left by a server that has gone.
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => std::fs::remove_file(path),
+        Err(e) => Err(Error::new(e.kind(), format!("{}: {e}; not replaced", path.display()))),
     }
 }
 

@@ -53,18 +53,27 @@ impl Responder {
     }
 
     /// Sends the message called `name` of the protocol in force.
+    ///
+    /// A reply is never refused or dropped for a full send queue: while
+    /// the caller does not read, its connection stops reading new calls
+    /// and replies queue past the high watermark up to
+    /// [`ChannelConfig::max_queued`](crate::net::ChannelConfig::max_queued);
+    /// past that bound the connection is ended with `ENOBUFS` (the caller
+    /// sees it close) and this fails with [`Error::Disconnected`]. A
+    /// handler that writes a long stream uses
+    /// [`send_async`](Self::send_async), which waits for room.
     pub fn send(&mut self, name: &str, args: &[Value]) -> Result<(), Error> {
         if self.rx.is_done() {
             return Err(Error::Closed);
         }
-        self.peer.send_on(self.id, &mut self.rx, name, args)
+        self.peer.reply_on(self.id, &mut self.rx, name, args)
     }
 
-    /// [`send`](Self::send) that waits while the connection's send queue
-    /// is full, instead of failing with [`Error::WouldBlock`].
+    /// [`send`](Self::send) that first waits while the connection's send
+    /// queue is at its high watermark (until the caller has read enough).
     pub async fn send_async(&mut self, name: &str, args: &[Value]) -> Result<(), Error> {
-        let peer = self.peer.clone();
-        peer.when_writable(|| self.send(name, args)).await
+        self.peer.room().await;
+        self.send(name, args)
     }
 
     /// `value(args...)`: the result of a primitive method.

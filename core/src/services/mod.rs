@@ -195,6 +195,7 @@ pub fn errno_name(e: i32) -> String {
         EBADMSG => "EBADMSG",
         EMSGSIZE => "EMSGSIZE",
         ECONNRESET => "ECONNRESET",
+        ENOBUFS => "ENOBUFS",
         ESHUTDOWN => "ESHUTDOWN",
         ETIMEDOUT => "ETIMEDOUT",
         ECONNREFUSED => "ECONNREFUSED",

@@ -204,6 +204,9 @@ impl Peer {
     /// ids stay below.
     pub(crate) fn accept(mut incoming: Incoming, serve: Arc<dyn Serve>) -> std::io::Result<Peer> {
         incoming.config_mut().role = None;
+        // Replies are never refused: the connection stops reading new
+        // calls while they back up instead (ChannelConfig::max_queued).
+        incoming.config_mut().pause_reads_on_full_queue = true;
         let dialect = incoming.config_mut().dialect;
         let peer = Peer::new(dialect, Some(serve), true, 64 << 20);
         let _ = peer.sh.addr.set(incoming.peer().to_string());
@@ -292,7 +295,8 @@ impl Peer {
         Ok(Call { sender: CallSender { peer: self.clone(), id, tx: Arc::new(Mutex::new(Cursor::new(tx))) }, recv, pending, ended: false })
     }
 
-    /// Sends message `name` on channel `id`, moving `cursor` along.
+    /// Sends message `name` on channel `id`, moving `cursor` along. A send
+    /// that meets a full queue is refused with [`Error::WouldBlock`].
     pub(crate) fn send_on(&self, id: u64, cursor: &mut Cursor, name: &str, args: &[Value]) -> Result<(), Error> {
         let ty = cursor.id_of(name).ok_or_else(|| Error::NotAllowed(name.to_string()))?;
         let ch = self.sh.channel.get().ok_or(Error::Closed)?;
@@ -301,25 +305,40 @@ impl Peer {
         Ok(())
     }
 
-    /// Runs `send` until the send queue has room for it: a send refused
-    /// with [`Error::WouldBlock`] is tried again once the queue has
-    /// drained. Other results are returned as they are.
-    pub(crate) async fn when_writable<T>(&self, mut send: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+    /// [`send_on`](Self::send_on) for a reply to a call the other side
+    /// opened: never refused for a full queue (a reply has nowhere else to
+    /// go, and the connection stops reading new calls meanwhile); past
+    /// the channel's `max_queued` bound the connection ends with
+    /// `ENOBUFS`, which both sides see, and the send fails with
+    /// [`Error::Disconnected`].
+    pub(crate) fn reply_on(&self, id: u64, cursor: &mut Cursor, name: &str, args: &[Value]) -> Result<(), Error> {
+        let ty = cursor.id_of(name).ok_or_else(|| Error::NotAllowed(name.to_string()))?;
+        let ch = self.sh.channel.get().ok_or(Error::Closed)?;
+        if let Err(e) = ch.send_frame_unrefused(id, ty, &encode_args(args), &[]) {
+            return Err(match ch.failed_with() {
+                0 => send_error(e),
+                errno => Error::Disconnected(errno),
+            });
+        }
+        cursor.step(ty);
+        Ok(())
+    }
+
+    /// Waits until the send queue is under its high watermark (or the
+    /// connection has ended).
+    pub(crate) async fn room(&self) {
         loop {
-            // Registered before the try, so a drain between the refusal and
-            // the wait is not missed.
             let drained = self.sh.drained.notified();
             tokio::pin!(drained);
             drained.as_mut().enable();
-            match send() {
-                Err(Error::WouldBlock) => {
-                    if let Link::Down(e) = lock(&self.sh.st).link {
-                        return Err(Error::Disconnected(e));
-                    }
-                    drained.await;
-                }
-                r => return r,
+            let full = match self.sh.channel.get() {
+                Some(ch) => ch.is_full(),
+                None => false,
+            };
+            if !full || matches!(lock(&self.sh.st).link, Link::Down(_)) {
+                return;
             }
+            drained.await;
         }
     }
 
