@@ -83,6 +83,12 @@
 #define SLUICE_ECONNRESET 104
 
 /**
+ * errno: a served call's replies went past the send queue's hard bound
+ * (`max_queued`) because the peer does not read them.
+ */
+#define SLUICE_ENOBUFS 105
+
+/**
  * errno: the peer closed the connection (end of stream).
  */
 #define SLUICE_ESHUTDOWN 108
