@@ -4,7 +4,9 @@
 #   make c-lib         release build of libsluice.so (soname libsluice.so.0) and libsluice.a
 #   make header        regenerate include/sluice.h with the pinned cbindgen
 #   make header-check  fail if include/sluice.h is not what cbindgen generates (CI)
-#   make install       header, libraries and sluice.pc under $(DESTDIR)$(PREFIX)
+#   make install       header, libraries and sluice.pc under $(DESTDIR)$(PREFIX),
+#                      and the protocol spec the header cites (docs/PROTOCOL.md)
+#                      as $(DOCDIR)/PROTOCOL.md
 #   make c-test        install into a temporary prefix, build the C tests against it
 #                      with pkg-config, run them, then run them under valgrind
 #   make c-demo        build examples/c/echo.c against the installed library and run it
@@ -24,6 +26,7 @@ PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DOCDIR ?= $(PREFIX)/share/doc/sluice
 INSTALL ?= install
 
 # cbindgen is pinned: the header must not change with the tool's version.
@@ -68,8 +71,9 @@ header-check: cbindgen
 	fi
 
 install: c-lib
-	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(DOCDIR)
 	$(INSTALL) -m 644 include/sluice.h $(DESTDIR)$(INCLUDEDIR)/sluice.h
+	$(INSTALL) -m 644 docs/PROTOCOL.md $(DESTDIR)$(DOCDIR)/PROTOCOL.md
 	$(INSTALL) -m 755 $(C_LIB_OUT)/libsluice.so $(DESTDIR)$(LIBDIR)/libsluice.so.$(SLUICE_VERSION)
 	ln -sf libsluice.so.$(SLUICE_VERSION) $(DESTDIR)$(LIBDIR)/libsluice.so.$(SLUICE_MAJOR)
 	ln -sf libsluice.so.$(SLUICE_MAJOR) $(DESTDIR)$(LIBDIR)/libsluice.so

@@ -109,11 +109,12 @@ export declare class Call {
  * `1` → v1), as the runtime starts workers, unless an options object is
  * given last: `new Channel(path, { dialect: 'v1' })`.
  *
- * Parameter lists (PROTOCOL.md §8.2): v0 — `on_error(sid, code, message)`,
- * `on_terminate(sid, code, reason)` (the native addon's lists); v1 —
- * `on_error(sid, category, code, message)`, `on_terminate(code, reason)`
- * (master's). Event names, reasons and messages are strings, chunks are
- * Buffers, session ids are numbers (BigInt above 2^53 − 1).
+ * Parameter lists (docs/PROTOCOL.md §8.2): v0 —
+ * `on_error(sid, code, message)`, `on_terminate(sid, code, reason)` (the
+ * native addon's lists); v1 — `on_error(sid, category, code, message)`,
+ * `on_terminate(code, reason)` (master's). Event names, reasons and
+ * messages are strings, chunks are Buffers, session ids are numbers (BigInt
+ * above 2^53 − 1).
  *
  * After `on_socket_error` (exactly one per connection) or `close()`, no
  * callback runs. Errnos are Linux numbers: ECONNREFUSED 111, ENOENT 2,
@@ -169,9 +170,9 @@ export declare class Channel {
   get on_connect(): ((this: Channel) => void) | undefined
   /** Called once the connection is up: `on_connect()`. */
   set on_connect(value: ((this: Channel) => void) | undefined)
-  /** Called once when the connection fails or ends, with the Linux errno (PROTOCOL.md §8.3): `on_socket_error(errno)`. Nothing follows it. */
+  /** Called once when the connection fails or ends, with the Linux errno (docs/PROTOCOL.md §8.3): `on_socket_error(errno)`. Nothing follows it. */
   get on_socket_error(): ((this: Channel, errno: number) => void) | undefined
-  /** Called once when the connection fails or ends, with the Linux errno (PROTOCOL.md §8.3): `on_socket_error(errno)`. Nothing follows it. */
+  /** Called once when the connection fails or ends, with the Linux errno (docs/PROTOCOL.md §8.3): `on_socket_error(errno)`. Nothing follows it. */
   set on_socket_error(value: ((this: Channel, errno: number) => void) | undefined)
   /** A heartbeat from the engine: `on_heartbeat()`. */
   get on_heartbeat(): ((this: Channel) => void) | undefined
@@ -379,8 +380,8 @@ export declare class Hosted {
   /** Where it listens (with the actual port). */
   get endpoint(): string
   /**
-   * Publishes the service to a Locator (`publish`, PROTOCOL.md §7.2): it
-   * is online there until `unpublish()` or `close()`.
+   * Publishes the service to a Locator (`publish`, docs/PROTOCOL.md §7.2):
+   * it is online there until `unpublish()` or `close()`.
    */
   publish(locator: Locator): Promise<void>
   /** Takes the publication offline (the service keeps listening). */
@@ -390,8 +391,8 @@ export declare class Hosted {
 }
 
 /**
- * A Locator to ask (PROTOCOL.md §7): one or more endpoints, tried in order
- * until one connects (failover).
+ * A Locator to ask (docs/PROTOCOL.md §7): one or more endpoints, tried in
+ * order until one connects (failover).
  *
  * ```js
  * const locator = new Locator(['127.0.0.1:10053', 'backup:10053'])
@@ -449,8 +450,8 @@ export declare class LocatorServer {
 }
 
 /**
- * A client of the `logging` service (PROTOCOL.md §7.4). Messages below the
- * service's verbosity (asked once per connection) are not sent.
+ * A client of the `logging` service (docs/PROTOCOL.md §7.4). Messages below
+ * the service's verbosity (asked once per connection) are not sent.
  */
 export declare class Logger {
   /**

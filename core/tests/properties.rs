@@ -88,7 +88,7 @@ fn frame(d: Dialect) -> impl Strategy<Value = FrameSpec> {
         .prop_map(|(session, ty, args, headers)| FrameSpec { session, ty, args, headers })
 }
 
-/// A deliberately naive model of the header table (PROTOCOL.md §4.2), to
+/// A deliberately naive model of the header table (docs/PROTOCOL.md §4.2), to
 /// check the decoder's against.
 #[derive(Default)]
 struct ModelTable(VecDeque<(Bytes, Bytes)>);

@@ -438,7 +438,7 @@ fn async_api() {
     assert_eq!(v.unwrap(), [Value::Uint(42)]);
 }
 
-/// A v0 peer (Cocaine 0.11, PROTOCOL.md §2.3) answering every call with
+/// A v0 peer (Cocaine 0.11, docs/PROTOCOL.md §2.3) answering every call with
 /// `chunk(msgpack(answer(method, args)))` then `choke`.
 fn v0_server(answer: impl Fn(u64, Vec<Value>) -> Value + Send + Sync + 'static) -> Server {
     let answer = Arc::new(answer);

@@ -1,7 +1,7 @@
-//! The protocol test vectors (`tests/vectors.json`, PROTOCOL.md §11), byte
-//! for byte: valid vectors decode to exactly the described frames and typed
-//! messages, whatever the split of the input, and re-encode to exactly the
-//! given bytes; invalid vectors give the documented outcome.
+//! The protocol test vectors (`tests/vectors.json`, docs/PROTOCOL.md §11),
+//! byte for byte: valid vectors decode to exactly the described frames and
+//! typed messages, whatever the split of the input, and re-encode to exactly
+//! the given bytes; invalid vectors give the documented outcome.
 
 use std::path::PathBuf;
 
@@ -37,6 +37,26 @@ fn vectors_match_the_shared_copy() {
         let theirs = std::fs::read(shared.join(f)).unwrap();
         assert!(ours == theirs, "core/tests/{f} differs from {}: copy it again", shared.join(f).display());
     }
+}
+
+/// The specification the code cites (`docs/PROTOCOL.md`) must match
+/// `../shared/protocol/PROTOCOL.md` when that folder exists beside the
+/// checkout.
+#[test]
+fn protocol_md_matches_the_shared_copy() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let shared = root.join("../shared/protocol");
+    if !shared.exists() {
+        eprintln!("{} not found: nothing to compare with", shared.display());
+        return;
+    }
+    let ours = std::fs::read(root.join("docs/PROTOCOL.md")).unwrap();
+    let theirs = std::fs::read(shared.join("PROTOCOL.md")).unwrap();
+    assert!(
+        ours == theirs,
+        "docs/PROTOCOL.md differs from {}: copy it again",
+        shared.join("PROTOCOL.md").display()
+    );
 }
 
 fn unhex(s: &str) -> Vec<u8> {

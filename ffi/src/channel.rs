@@ -70,9 +70,10 @@ pub struct sluice_callbacks {
     /// channel). Sends made before it are queued and written now.
     pub on_connect: Option<unsafe extern "C" fn(userdata: *mut c_void, ch: *mut sluice_channel)>,
     /// The connection ended with this errno (Linux numbering, see
-    /// `SLUICE_ECONNREFUSED`... and PROTOCOL.md §8.3): after every complete
-    /// frame was delivered, exactly once, as the last event, unless the
-    /// channel was closed first. Sends fail with `SLUICE_E_CLOSED` from now.
+    /// `SLUICE_ECONNREFUSED`... and docs/PROTOCOL.md §8.3): after every
+    /// complete frame was delivered, exactly once, as the last event,
+    /// unless the channel was closed first. Sends fail with
+    /// `SLUICE_E_CLOSED` from now.
     pub on_socket_error: Option<unsafe extern "C" fn(userdata: *mut c_void, ch: *mut sluice_channel, err: c_int)>,
     /// Engine role: the worker's handshake with its uuid.
     pub on_handshake: Option<unsafe extern "C" fn(userdata: *mut c_void, ch: *mut sluice_channel, uuid: *const u8, len: usize)>,

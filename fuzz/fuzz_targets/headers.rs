@@ -1,5 +1,5 @@
-//! The v1 header table (PROTOCOL.md §4) on arbitrary header lists, checked
-//! against a naive model of the same rules.
+//! The v1 header table (docs/PROTOCOL.md §4) on arbitrary header lists,
+//! checked against a naive model of the same rules.
 //!
 //! Input: byte 0 picks the dynamic table capacity (0..=1020 bytes, in steps
 //! of 4, so that evictions are frequent); the rest is cut into msgpack

@@ -1,6 +1,6 @@
 //! The typed message layer (`wire::Session`) on arbitrary frames, in both
 //! dialects and both roles, fed in arbitrary splits, checked against a
-//! naive model of PROTOCOL.md §3.2 and against itself.
+//! naive model of docs/PROTOCOL.md §3.2 and against itself.
 //!
 //! Input: byte 0 = control, byte 1 = session limit, the rest = the stream.
 //!   bit 0: dialect (0 = v0, 1 = v1)

@@ -1,6 +1,6 @@
 /*
  * Every way a connection fails gives exactly one on_socket_error with the
- * errno of PROTOCOL.md §8.3, nothing after it, and leaves the other
+ * errno of docs/PROTOCOL.md §8.3, nothing after it, and leaves the other
  * channels working: a sluice worker/engine pair (the bystanders) exchanges
  * a heartbeat after each case.
  */

@@ -1,5 +1,5 @@
 //! `Channel`: the drop-in replacement for the channel object of the Cocaine
-//! Node.js framework (PROTOCOL.md §8).
+//! Node.js framework (docs/PROTOCOL.md §8).
 
 use std::sync::Arc;
 
@@ -30,11 +30,12 @@ use crate::outbox::Pending;
 /// `1` → v1), as the runtime starts workers, unless an options object is
 /// given last: `new Channel(path, { dialect: 'v1' })`.
 ///
-/// Parameter lists (PROTOCOL.md §8.2): v0 — `on_error(sid, code, message)`,
-/// `on_terminate(sid, code, reason)` (the native addon's lists); v1 —
-/// `on_error(sid, category, code, message)`, `on_terminate(code, reason)`
-/// (master's). Event names, reasons and messages are strings, chunks are
-/// Buffers, session ids are numbers (BigInt above 2^53 − 1).
+/// Parameter lists (docs/PROTOCOL.md §8.2): v0 —
+/// `on_error(sid, code, message)`, `on_terminate(sid, code, reason)` (the
+/// native addon's lists); v1 — `on_error(sid, category, code, message)`,
+/// `on_terminate(code, reason)` (master's). Event names, reasons and
+/// messages are strings, chunks are Buffers, session ids are numbers (BigInt
+/// above 2^53 − 1).
 ///
 /// After `on_socket_error` (exactly one per connection) or `close()`, no
 /// callback runs. Errnos are Linux numbers: ECONNREFUSED 111, ENOENT 2,
@@ -205,7 +206,7 @@ callback_property!(
     get_on_connect, set_on_connect, "on_connect", c"on_connect", "((this: Channel) => void) | undefined", "value: ((this: Channel) => void) | undefined"
 );
 callback_property!(
-    "Called once when the connection fails or ends, with the Linux errno (PROTOCOL.md §8.3): `on_socket_error(errno)`. Nothing follows it.",
+    "Called once when the connection fails or ends, with the Linux errno (docs/PROTOCOL.md §8.3): `on_socket_error(errno)`. Nothing follows it.",
     get_on_socket_error, set_on_socket_error, "on_socket_error", c"on_socket_error", "((this: Channel, errno: number) => void) | undefined", "value: ((this: Channel, errno: number) => void) | undefined"
 );
 callback_property!(

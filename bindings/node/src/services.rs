@@ -578,8 +578,8 @@ fn read_endpoints(env: sys::napi_env, v: Option<&Unknown<'_>>, default: &str) ->
     }
 }
 
-/// A Locator to ask (PROTOCOL.md §7): one or more endpoints, tried in order
-/// until one connects (failover).
+/// A Locator to ask (docs/PROTOCOL.md §7): one or more endpoints, tried in
+/// order until one connects (failover).
 ///
 /// ```js
 /// const locator = new Locator(['127.0.0.1:10053', 'backup:10053'])
@@ -893,8 +893,8 @@ fn attributes_of(env: sys::napi_env, v: Option<&Unknown<'_>>) -> Result<Vec<(Str
     }
 }
 
-/// A client of the `logging` service (PROTOCOL.md §7.4). Messages below the
-/// service's verbosity (asked once per connection) are not sent.
+/// A client of the `logging` service (docs/PROTOCOL.md §7.4). Messages below
+/// the service's verbosity (asked once per connection) are not sent.
 #[napi]
 pub struct Logger {
     core: Arc<core::Logger>,
@@ -1290,8 +1290,8 @@ impl Hosted {
         self.endpoint.clone()
     }
 
-    /// Publishes the service to a Locator (`publish`, PROTOCOL.md §7.2): it
-    /// is online there until `unpublish()` or `close()`.
+    /// Publishes the service to a Locator (`publish`, docs/PROTOCOL.md §7.2):
+    /// it is online there until `unpublish()` or `close()`.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn publish<'a>(&self, env: &'a Env, locator: &Locator) -> Result<Unknown<'a>> {
         let (l, name, eps, version, graph, slot) =

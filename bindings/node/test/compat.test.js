@@ -1,7 +1,7 @@
 'use strict'
 // The framework Channel over real sockets: every message type of both
 // dialects, written by a raw peer, reaches its callback in wire order with
-// the parameter lists of PROTOCOL.md §8.2.
+// the parameter lists of docs/PROTOCOL.md §8.2.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
@@ -86,7 +86,7 @@ async function run (dialect, where, split) {
   await waitFor(1)
   const stream = dialect === 'v1' ? v1Stream() : v0Stream()
   // Written at random splits: frames may span writes and end exactly at a
-  // write's end (PROTOCOL.md §10 row 29).
+  // write's end (docs/PROTOCOL.md §10 row 29).
   for (let i = 0; i < stream.length;) {
     const n = split ? 1 + Math.floor(Math.random() * 90) : stream.length
     sock.write(stream.subarray(i, i + n))

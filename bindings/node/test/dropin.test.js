@@ -107,7 +107,7 @@ async function scenario (dialect) {
   assert.deepEqual(lines[0], ['connect'])
   assert.deepEqual(lines.find((l) => l[0] === 'echo'), ['echo', BIG.length + 11])
   // The framework's terminate handlers get (sid, code, reason) from the v0
-  // channel and (code, reason) from the v1 one (PROTOCOL.md §8.2).
+  // channel and (code, reason) from the v1 one (docs/PROTOCOL.md §8.2).
   assert.deepEqual(lines.find((l) => l[0] === 'terminate'), ['terminate', v1 ? [1, 'the engine is shutting down'] : [0, 1, 'the engine is shutting down']])
   assert.deepEqual(lines.find((l) => l[0] === 'session error'), ['session error', 108, 'ESHUTDOWN'])
   // The engine closed the socket: on_socket_error(ESHUTDOWN) reaches the FSM.

@@ -1,7 +1,7 @@
 'use strict'
 // Failures and flow control: each connection failure gives its one errno
-// (PROTOCOL.md §8.3) to the framework Channel and an Error with `code` to a
-// Connection; sends report backpressure with false + 'drain'.
+// (docs/PROTOCOL.md §8.3) to the framework Channel and an Error with `code` to
+// a Connection; sends report backpressure with false + 'drain'.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')

@@ -52,7 +52,7 @@ macro_rules! event_class {
 }
 
 event_class!(Connected, "Connected", "The connection is established (the first event of a channel, also of an accepted one).", {});
-event_class!(SocketError, "SocketError", "The connection ended with ``errno`` (PROTOCOL.md §8.3): the last event of a channel.", { "The errno (Linux numbering, PROTOCOL.md §8.3)." errno: i32 });
+event_class!(SocketError, "SocketError", "The connection ended with ``errno`` (docs/PROTOCOL.md §8.3): the last event of a channel.", { "The errno (Linux numbering, docs/PROTOCOL.md §8.3)." errno: i32 });
 event_class!(Drain, "Drain", "After a send raised ``WouldBlock``: the send queue is down to the low watermark.", {});
 event_class!(Handshake, "Handshake", "Engine role: the worker's handshake with its ``uuid`` (str).", { "The worker's uuid (str)." uuid: Py<PyAny> });
 event_class!(Heartbeat, "Heartbeat", "A heartbeat (worker role: also the engine's heartbeat reply).", {});

@@ -39,7 +39,7 @@ pub enum Event {
     Frame(Frame),
     /// The send queue fell to the low watermark after a send was refused.
     Drain,
-    /// The connection ended with this errno (PROTOCOL.md §8.3): the last
+    /// The connection ended with this errno (docs/PROTOCOL.md §8.3): the last
     /// event of the channel, delivered exactly once unless the owner closed
     /// the channel first.
     SocketError(i32),

@@ -31,7 +31,7 @@ pub use server::{AcceptHandler, Incoming, Server};
 
 use crate::errno;
 
-/// The errno (Linux numbering, PROTOCOL.md §8.3) for an I/O error.
+/// The errno (Linux numbering, docs/PROTOCOL.md §8.3) for an I/O error.
 pub fn errno_of(e: &std::io::Error) -> i32 {
     if let Some(n) = e.raw_os_error() {
         return n;

@@ -1,7 +1,7 @@
 //! Protocol roles built on [`net`](crate::net): what people write with the
 //! channel.
 //!
-//! * [`worker`] — the app side of the engine protocol (PROTOCOL.md §6):
+//! * [`worker`] — the app side of the engine protocol (docs/PROTOCOL.md §6):
 //!   handshake, heartbeat, disown, terminate, sessions as streams.
 //! * [`engine`] — the runtime side: accepts workers, checks handshakes,
 //!   answers heartbeats, invokes events, terminates workers.

@@ -137,7 +137,7 @@ pub enum SessionEvent {
     },
     /// The connection was lost; a reconnection follows.
     Disconnected {
-        /// Why (PROTOCOL.md §8.3; `ETIMEDOUT` for a silent peer).
+        /// Why (docs/PROTOCOL.md §8.3; `ETIMEDOUT` for a silent peer).
         errno: i32,
     },
     /// The next attempt is made after `delay`.

@@ -1,4 +1,4 @@
-//! The worker: the app side of the engine protocol (PROTOCOL.md §6).
+//! The worker: the app side of the engine protocol (docs/PROTOCOL.md §6).
 //!
 //! A [`Worker`] connects to the engine's Unix socket, sends the handshake
 //! with its uuid and the first heartbeat, heartbeats on an interval, and
@@ -39,7 +39,7 @@ use crate::net::{runtime, Channel, ChannelConfig, DispatchError, Endpoint, Event
 use crate::wire::message::{CONTROL_SESSION, FRAMEWORK_CATEGORY};
 use crate::wire::{Dialect, Header, Message, Role};
 
-/// Defaults of PROTOCOL.md §6.3.
+/// Defaults of docs/PROTOCOL.md §6.3.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// The disown timeout by default (§6.3: after the last engine frame).
 pub const DEFAULT_DISOWN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -191,7 +191,7 @@ pub enum WorkerEvent {
     Disown,
     /// The send queue fell to its low watermark after a refused send.
     Drain,
-    /// The connection ended (the last event): `errno` as in PROTOCOL.md
+    /// The connection ended (the last event): `errno` as in docs/PROTOCOL.md
     /// §8.3, and the sessions that were still open (they are failed: every
     /// stream of this worker refuses sends from now on).
     Disconnected {
@@ -226,7 +226,7 @@ pub enum StreamError {
     #[error("the connection is closed")]
     Closed,
     /// This side already ended the stream (error or close sent): nothing
-    /// may follow on it (PROTOCOL.md §3.2).
+    /// may follow on it (docs/PROTOCOL.md §3.2).
     #[error("the stream has ended")]
     Ended,
     /// Not a session this side knows.

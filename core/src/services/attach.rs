@@ -17,7 +17,7 @@ use crate::wire::{Dialect, Header, Value};
 /// client's connection: `invoke(service, method_id, args)`.
 pub(crate) const INVOKE: u64 = 0;
 
-/// Dispatch code "not connected" (PROTOCOL.md §3.5).
+/// Dispatch code "not connected" (docs/PROTOCOL.md §3.5).
 const NOT_CONNECTED: i64 = 3;
 
 /// Sends a call of `m` to the client that attached `name`, over `peer`.

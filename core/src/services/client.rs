@@ -1,5 +1,5 @@
 //! The client side: resolving through the Locator, connecting to a
-//! service's endpoints and calling its methods (PROTOCOL.md §7).
+//! service's endpoints and calling its methods (docs/PROTOCOL.md §7).
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -110,7 +110,7 @@ impl Default for Locator {
     }
 }
 
-/// Locator method ids (PROTOCOL.md §7.2) and the sluice extensions.
+/// Locator method ids (docs/PROTOCOL.md §7.2) and the sluice extensions.
 pub(crate) mod ids {
     pub const RESOLVE: u64 = 0;
     pub const CONNECT: u64 = 1;
@@ -148,7 +148,7 @@ impl Locator {
         &self.config
     }
 
-    /// The Locator's own method graph (PROTOCOL.md §7.2, version 3), with
+    /// The Locator's own method graph (docs/PROTOCOL.md §7.2, version 3), with
     /// the sluice extensions `attach` and `services`.
     pub fn graph() -> Graph {
         let discard = Node::Protocol(super::graph::Protocol::new(vec![super::graph::Transition::new(0, "discard", Node::Terminal)]));
@@ -197,7 +197,7 @@ impl Locator {
     pub async fn resolve(&self, name: &str) -> Result<Resolved, Error> {
         let not_found = |e: Error| match e {
             Error::Service(s) if s.category == Some(LOCATOR_CATEGORY) && s.code == SERVICE_NOT_AVAILABLE => Error::NotFound(name.into()),
-            // v0: `error(1, message)` (PROTOCOL.md §2.3).
+            // v0: `error(1, message)` (docs/PROTOCOL.md §2.3).
             Error::Service(s) if s.category.is_none() => Error::NotFound(name.into()),
             e => e,
         };
@@ -220,7 +220,8 @@ impl Locator {
     }
 }
 
-/// Where a [`Service`] is in its life (the framework's states, PROTOCOL.md §8.4).
+/// Where a [`Service`] is in its life (the framework's states,
+/// docs/PROTOCOL.md §8.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServiceState {
     /// Not connected (never, or the connection ended): the next call

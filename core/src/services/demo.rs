@@ -1,6 +1,6 @@
 //! The built-in demo services of `sluice serve`: `echo` (streaming),
 //! `math` and `kv` (primitive) and `logging` (the Logger protocol,
-//! PROTOCOL.md §7.4).
+//! docs/PROTOCOL.md §7.4).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -196,7 +196,7 @@ fn lossy(v: Option<&Value>) -> String {
     v.and_then(Value::as_bytes).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()
 }
 
-/// `logging`, version 2 (PROTOCOL.md §7.4): `emit(priority, source,
+/// `logging`, version 2 (docs/PROTOCOL.md §7.4): `emit(priority, source,
 /// message, [attributes])` (no reply) hands each message at or above the
 /// verbosity to `sink`; `verbosity()` → `value(priority)`;
 /// `set_verbosity(priority)` → `value()`.

@@ -1,5 +1,5 @@
 //! Method graphs: the self-description a service publishes through the
-//! Locator (PROTOCOL.md §3.3, §7.2, §7.3).
+//! Locator (docs/PROTOCOL.md §3.3, §7.2, §7.3).
 //!
 //! A graph maps each method id to `[name, tx, rx]`: `tx` is the protocol the
 //! caller continues with after the call, `rx` the protocol of the replies.
@@ -244,7 +244,7 @@ impl Graph {
         Ok(Graph::new(methods))
     }
 
-    /// Decodes a v0 method table `{id: name}` (PROTOCOL.md §2.3): the
+    /// Decodes a v0 method table `{id: name}` (docs/PROTOCOL.md §2.3): the
     /// caller sends nothing after a call, replies are not described (`nil`).
     pub fn from_v0_value(v: &Value) -> Result<Graph, GraphError> {
         let Value::Map(pairs) = v else { return Err(bad(format!("{v} is not a map"))) };

@@ -350,7 +350,7 @@ impl Drop for Hosted {
     }
 }
 
-/// A service announced to a Locator with `publish` (PROTOCOL.md §7.2). It
+/// A service announced to a Locator with `publish` (docs/PROTOCOL.md §7.2). It
 /// stays online while this lives: [`discard`](Self::discard) (or dropping
 /// it) takes it offline, and so does the end of its Locator connection.
 pub struct Publication {

@@ -1,5 +1,5 @@
 //! A Locator service whose table is a registry of online services
-//! (PROTOCOL.md §7.2), with the sluice extensions `attach` and `services`
+//! (docs/PROTOCOL.md §7.2), with the sluice extensions `attach` and `services`
 //! (`docs/attach.md`).
 
 use std::collections::BTreeMap;

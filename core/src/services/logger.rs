@@ -1,4 +1,4 @@
-//! The Logger client (PROTOCOL.md §7.4): `emit(priority, source, message,
+//! The Logger client (docs/PROTOCOL.md §7.4): `emit(priority, source, message,
 //! attributes)` to the `logging` service, skipping messages below the
 //! verbosity the service reports once per connection.
 

@@ -115,7 +115,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The v0 reply protocol of every call (PROTOCOL.md §2.3): chunks, then
+/// The v0 reply protocol of every call (docs/PROTOCOL.md §2.3): chunks, then
 /// choke; or error, then choke.
 pub(crate) fn v0_replies() -> Node {
     use super::graph::{Protocol, Transition};
@@ -448,7 +448,7 @@ impl Peer {
             return;
         }
         if !self.is_remote_id(id) || id <= st.max_remote {
-            return; // a finished or unknown channel: dropped (PROTOCOL.md §3.2)
+            return; // a finished or unknown channel: dropped (docs/PROTOCOL.md §3.2)
         }
         st.max_remote = id;
         drop(st);

@@ -1,4 +1,4 @@
-//! The incremental frame decoder (PROTOCOL.md §1.2).
+//! The incremental frame decoder (docs/PROTOCOL.md §1.2).
 //!
 //! Bytes go in at any split; frames come out in wire order. The decoder walks
 //! each frame's structure once, keeping its place between calls: a byte
@@ -28,7 +28,7 @@ use super::frame::{Args, Dialect, Frame};
 use super::headers::{HeaderTable, DEFAULT_TABLE_SIZE};
 use super::msgpack::{self, Head, Read};
 
-/// The default maximum frame size: 512 MiB (PROTOCOL.md §1.2).
+/// The default maximum frame size: 512 MiB (docs/PROTOCOL.md §1.2).
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 512 << 20;
 
 /// How many frames one scan of the buffer cuts out at most, which bounds the
@@ -270,7 +270,7 @@ impl Decoder {
     }
 
     /// Bytes of an unfinished frame at the end of the stream: what is lost if
-    /// the peer closes now (PROTOCOL.md §1.2 step 2).
+    /// the peer closes now (docs/PROTOCOL.md §1.2 step 2).
     pub fn partial(&self) -> usize {
         self.buf.len() - self.run
     }

@@ -1,4 +1,4 @@
-//! The frame encoder (PROTOCOL.md §1.3, §9.2).
+//! The frame encoder (docs/PROTOCOL.md §1.3, §9.2).
 //!
 //! Small parts of frames (array headers, ids, short strings) are written into
 //! a scratch buffer; payloads at or above a threshold are chained into the
@@ -215,7 +215,7 @@ fn prefetch_for_write(p: *const u8) {
 
 impl Encoder {
     /// An encoder for `dialect`. v0 connections always use the compat
-    /// profile (PROTOCOL.md §1.3), whatever `profile` says.
+    /// profile (docs/PROTOCOL.md §1.3), whatever `profile` says.
     pub fn new(dialect: Dialect, profile: Profile) -> Encoder {
         let profile = if dialect == Dialect::V0 { Profile::Compat } else { profile };
         Encoder { dialect, profile, copy_max: DEFAULT_COPY_MAX, out: OutBuf::new() }
@@ -387,7 +387,7 @@ impl Encoder {
 
     /// A generic frame whose header list is given entry by entry (indexed or
     /// storing entries). Whoever stores entries must mirror the peer's
-    /// decoder table (PROTOCOL.md §4.3); [`Encoder::frame`] with resolved
+    /// decoder table (docs/PROTOCOL.md §4.3); [`Encoder::frame`] with resolved
     /// headers never stores.
     pub fn frame_with_entries(&mut self, session: u64, ty: u64, args: &Args, entries: &[HeaderEntry]) {
         self.prefix(session, ty, self.dialect == Dialect::V1);

@@ -4,8 +4,8 @@
 use crate::errno;
 
 /// Why the decoder stopped. After any of these the byte stream cannot be
-/// trusted any more (PROTOCOL.md §1.2, §4.1): the connection must be closed,
-/// and every later call to the decoder returns the same error.
+/// trusted any more (docs/PROTOCOL.md §1.2, §4.1): the connection must be
+/// closed, and every later call to the decoder returns the same error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// A byte that is not msgpack (the reserved marker `0xc1`).
@@ -54,7 +54,8 @@ impl DecodeError {
     }
 }
 
-/// How a msgpack value fails to be a frame (PROTOCOL.md §1.4, §2.1, §3.1).
+/// How a msgpack value fails to be a frame
+/// (docs/PROTOCOL.md §1.4, §2.1, §3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     /// The value is not an array.
@@ -91,7 +92,7 @@ impl FrameError {
     }
 }
 
-/// How a v1 header list is invalid (PROTOCOL.md §4.1).
+/// How a v1 header list is invalid (docs/PROTOCOL.md §4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
     /// An entry that is neither an index nor `[store: bool, name, value]`

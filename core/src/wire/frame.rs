@@ -8,8 +8,8 @@ use super::headers::Header;
 use super::msgpack::{self, Head, Read};
 use super::value::Value;
 
-/// The protocol dialect of a connection (PROTOCOL.md §2, §3). It cannot be
-/// told from the bytes (a heartbeat is `93 01 00 90` in both); the
+/// The protocol dialect of a connection (docs/PROTOCOL.md §2, §3). It cannot
+/// be told from the bytes (a heartbeat is `93 01 00 90` in both); the
 /// application chooses it, e.g. from the worker's `--protocol` argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Dialect {

@@ -1,4 +1,4 @@
-//! v1 frame headers: the HPACK-like table scheme of PROTOCOL.md §4.
+//! v1 frame headers: the HPACK-like table scheme of docs/PROTOCOL.md §4.
 //!
 //! A header list is a msgpack array whose entries are either a bare index
 //! into the tables or a literal `[store, name, value]`. Indexes 1–82 address
@@ -31,7 +31,7 @@ pub const PARENT_ID_INDEX: u64 = 82;
 
 const ZERO8: &[u8] = &[0; 8];
 
-/// The static table, index 1 first (PROTOCOL.md §4.2): RFC 7541's 61
+/// The static table, index 1 first (docs/PROTOCOL.md §4.2): RFC 7541's 61
 /// entries, 18 empty placeholders, and the three tracing ids.
 pub static STATIC_TABLE: [(&[u8], &[u8]); 82] = [
     (b":authority", b""),
@@ -144,7 +144,7 @@ impl Header {
     }
 }
 
-/// The tracing ids of a frame (PROTOCOL.md §4.3).
+/// The tracing ids of a frame (docs/PROTOCOL.md §4.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TraceIds {
     /// `trace_id`.
@@ -196,7 +196,7 @@ pub enum HeaderName {
     Literal(Bytes),
 }
 
-/// One entry of a header list as it travels (PROTOCOL.md §4.1).
+/// One entry of a header list as it travels (docs/PROTOCOL.md §4.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderEntry {
     /// A bare index: the whole (name, value) pair at that index.
@@ -266,7 +266,7 @@ impl HeaderTable {
 
     /// Inserts a pair: an entry larger than the capacity empties the table
     /// and is not inserted; otherwise it becomes index 83 and the oldest
-    /// entries are evicted until the size fits (PROTOCOL.md §4.2).
+    /// entries are evicted until the size fits (docs/PROTOCOL.md §4.2).
     pub fn insert(&mut self, name: &[u8], value: &[u8]) {
         // Copy: the entry may outlive the receive buffer it came from by
         // long, and must not pin a large buffer in memory.
@@ -355,10 +355,11 @@ impl Reader<'_> {
     }
 }
 
-/// Writes a header list the way our encoder always does (PROTOCOL.md §4.3):
-/// a bare static index when name and value equal a static entry exactly,
-/// otherwise a non-storing literal `[false, name, value]`. Names are text;
-/// values are byte payloads (bin in the modern profile).
+/// Writes a header list the way our encoder always does
+/// (docs/PROTOCOL.md §4.3): a bare static index when name and value equal a
+/// static entry exactly, otherwise a non-storing literal
+/// `[false, name, value]`. Names are text; values are byte payloads (bin in
+/// the modern profile).
 pub fn write_headers(out: &mut impl BufMut, headers: &[Header], profile: Profile) {
     msgpack::write_array_len(out, headers.len() as u32);
     for h in headers {

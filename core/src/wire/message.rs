@@ -1,6 +1,6 @@
-//! Typed messages of the worker ↔ engine protocol (PROTOCOL.md §2.2, §3.4)
-//! and the per-connection bookkeeping that tells, in v1, what a type id means
-//! on a given channel.
+//! Typed messages of the worker ↔ engine protocol (docs/PROTOCOL.md §2.2,
+//! §3.4) and the per-connection bookkeeping that tells, in v1, what a type id
+//! means on a given channel.
 
 use std::collections::HashSet;
 
@@ -214,7 +214,7 @@ impl Message {
 }
 
 /// Why a frame was dropped instead of delivered as a message. None of these
-/// ends the connection (PROTOCOL.md §3.6, §9.1): the frame is dropped and
+/// ends the connection (docs/PROTOCOL.md §3.6, §9.1): the frame is dropped and
 /// logged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Dropped {

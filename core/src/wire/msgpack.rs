@@ -1,6 +1,6 @@
 //! The msgpack primitives the codec is built from: reading one value header
 //! (a "marker" and its length fields) and writing the encodings the two
-//! profiles of PROTOCOL.md §1.3 allow.
+//! profiles of docs/PROTOCOL.md §1.3 allow.
 //!
 //! Reading never looks past a value's header: a byte string's contents or an
 //! array's elements are described by [`Head`], not walked, so the caller can
@@ -174,7 +174,7 @@ fn int(v: i64) -> Head {
 // ---------------------------------------------------------------------------
 // Writing
 
-/// Which msgpack encodings an encoder may produce (PROTOCOL.md §1.3).
+/// Which msgpack encodings an encoder may produce (docs/PROTOCOL.md §1.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Profile {
     /// Every byte string in the old str ("raw") family using only `a0`–`bf`,

@@ -2,9 +2,9 @@
 //! calls, locator answers) and for tools that print frames.
 //!
 //! Byte strings keep their family (str or bin) and are never required to be
-//! UTF-8: Cocaine peers put arbitrary bytes in the str family (PROTOCOL.md
-//! §1.3). Decoding takes `Bytes` and returns slices of it, so large strings
-//! are not copied.
+//! UTF-8: Cocaine peers put arbitrary bytes in the str family
+//! (docs/PROTOCOL.md §1.3). Decoding takes `Bytes` and returns slices of it,
+//! so large strings are not copied.
 
 use std::fmt;
 

@@ -17,7 +17,7 @@ use crate::options::{self, DialectArg, RoleArg};
 
 /// A worker: connects to the engine's socket, sends its handshake and
 /// heartbeats, disowns itself when the engine falls silent, and hands each
-/// session the engine opens to ``on_invoke`` (PROTOCOL.md §6).
+/// session the engine opens to ``on_invoke`` (docs/PROTOCOL.md §6).
 ///
 /// ``Worker(endpoint, uuid, dialect=1, ...)``, or
 /// ``Worker.from_args(sys.argv[1:], ...)`` with the arguments the runtime
