@@ -28,3 +28,88 @@ pub const ESHUTDOWN: i32 = 108;
 pub const ETIMEDOUT: i32 = 110;
 /// Connection refused.
 pub const ECONNREFUSED: i32 = 111;
+
+/// Symbolic names of the errno values a connection can end with: sluice's
+/// own and those the operating system gives sockets.
+const NAMES: &[(i32, &str)] = &[
+    (1, "EPERM"),
+    (ENOENT, "ENOENT"),
+    (EBADF, "EBADF"),
+    (11, "EAGAIN"),
+    (12, "ENOMEM"),
+    (EACCES, "EACCES"),
+    (22, "EINVAL"),
+    (24, "EMFILE"),
+    (EPIPE, "EPIPE"),
+    (EBADMSG, "EBADMSG"),
+    (EMSGSIZE, "EMSGSIZE"),
+    (97, "EAFNOSUPPORT"),
+    (98, "EADDRINUSE"),
+    (99, "EADDRNOTAVAIL"),
+    (100, "ENETDOWN"),
+    (101, "ENETUNREACH"),
+    (103, "ECONNABORTED"),
+    (ECONNRESET, "ECONNRESET"),
+    (ENOBUFS, "ENOBUFS"),
+    (106, "EISCONN"),
+    (107, "ENOTCONN"),
+    (ESHUTDOWN, "ESHUTDOWN"),
+    (ETIMEDOUT, "ETIMEDOUT"),
+    (ECONNREFUSED, "ECONNREFUSED"),
+    (112, "EHOSTDOWN"),
+    (113, "EHOSTUNREACH"),
+];
+
+/// The symbolic name of `errno` (`"ECONNRESET"`); `"EUNKNOWN"` for a value
+/// not in the table.
+pub fn name(errno: i32) -> &'static str {
+    NAMES.iter().find(|(n, _)| *n == errno).map_or("EUNKNOWN", |(_, s)| s)
+}
+
+/// The errno called `name` (`"ECONNRESET"` → 104).
+pub fn from_name(name: &str) -> Option<i32> {
+    NAMES.iter().find(|(_, s)| *s == name).map(|(n, _)| *n)
+}
+
+/// Every errno sluice names, with its name.
+pub fn all() -> &'static [(i32, &'static str)] {
+    NAMES
+}
+
+/// What `errno` means for a sluice connection, in words: sluice's own
+/// meaning where it gives the value one, else the system's text.
+pub fn text(errno: i32) -> String {
+    match errno {
+        EBADMSG => "bad message: the peer sent bytes that are not a valid frame".into(),
+        EMSGSIZE => "message too long: a frame larger than the limit".into(),
+        ESHUTDOWN => "the peer closed the connection".into(),
+        ENOBUFS => "no buffer space: replies past the send queue's bound, the peer does not read them".into(),
+        103 => "the channel was closed before it connected".into(),
+        _ => {
+            let s = std::io::Error::from_raw_os_error(errno).to_string();
+            // "Connection refused (os error 111)" → "Connection refused".
+            match s.rfind(" (os error ") {
+                Some(i) => s[..i].to_string(),
+                None => s,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_texts() {
+        assert_eq!(name(ECONNRESET), "ECONNRESET");
+        assert_eq!(name(9999), "EUNKNOWN");
+        assert_eq!(from_name("ENOBUFS"), Some(ENOBUFS));
+        assert_eq!(text(ECONNREFUSED), "Connection refused");
+        assert!(text(EBADMSG).contains("not a valid frame"));
+        let mut seen: Vec<_> = all().iter().map(|(n, _)| *n).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), all().len());
+    }
+}

@@ -237,6 +237,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod errno;
+pub mod host;
 pub mod net;
 pub mod roles;
 pub mod services;

@@ -2,10 +2,9 @@
 //! accepts.
 
 use std::ffi::c_int;
-use std::time::Duration;
-
+use sluice_core::host::{Input, Lang, Options};
 use sluice_core::net::{ChannelConfig, Delivery};
-use sluice_core::wire::{Dialect, Profile, Role};
+use sluice_core::wire::{Dialect, Role};
 
 use crate::guard::{arg, arg_mut, guard, guard_or, Fail, Res};
 
@@ -47,29 +46,24 @@ pub const SLUICE_DELIVERY_POLL: c_int = 1;
 /// once.
 #[allow(non_camel_case_types)]
 pub struct sluice_options {
-    config: ChannelConfig,
-    /// Whether the role was set; if not, it depends on where the options
-    /// are used (worker for connect, engine for accepted channels).
-    role_set: bool,
+    /// The settings, checked by the core's option table (the same rules
+    /// as Python's keyword options and Node's option objects).
+    opts: Options,
 }
 
 impl sluice_options {
     fn defaults() -> sluice_options {
-        sluice_options { config: ChannelConfig::default(), role_set: false }
+        sluice_options { opts: Options::new(Lang::C) }
     }
 
     /// The settings for a channel this side connects.
     pub(crate) fn for_connect(opts: *const sluice_options) -> ChannelConfig {
-        Self::resolve(opts, Role::Worker)
+        Self::with_default_role(opts, Some(Role::Worker))
     }
 
     /// The settings for channels a server accepts.
     pub(crate) fn for_accept(opts: *const sluice_options) -> ChannelConfig {
-        Self::resolve(opts, Role::Engine)
-    }
-
-    fn resolve(opts: *const sluice_options, default_role: Role) -> ChannelConfig {
-        Self::with_default_role(opts, Some(default_role))
+        Self::with_default_role(opts, Some(Role::Engine))
     }
 
     /// The settings with `default_role` unless a role was set (sessions and
@@ -77,10 +71,21 @@ impl sluice_options {
     pub(crate) fn with_default_role(opts: *const sluice_options, default_role: Option<Role>) -> ChannelConfig {
         // SAFETY: callers pass NULL or a pointer from sluice_options_new.
         match unsafe { opts.as_ref() } {
-            Some(o) if o.role_set => o.config.clone(),
-            Some(o) => ChannelConfig { role: default_role, ..o.config.clone() },
-            None => ChannelConfig { role: default_role, ..ChannelConfig::default() },
+            Some(o) => o.opts.config(default_role),
+            None => Options::new(Lang::C).config(default_role),
         }
+    }
+
+    /// Sets option `name` through the table; the options are checked
+    /// against each other at once, and left as they were if refused.
+    fn apply(&mut self, pairs: &[(&str, Input<'_>)]) -> Res {
+        let mut next = self.opts.clone();
+        for (name, value) in pairs {
+            next.set(name, *value).map_err(|e| Fail::invalid(e.to_string()))?;
+        }
+        next.validate().map_err(|e| Fail::invalid(e.to_string()))?;
+        self.opts = next;
+        Ok(())
     }
 }
 
@@ -114,14 +119,12 @@ fn set(opts: *mut sluice_options, f: impl FnOnce(&mut sluice_options) -> Res) ->
 /// (`SLUICE_E_INVALID` otherwise).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_options_set_dialect(opts: *mut sluice_options, dialect: c_int) -> c_int {
-    set(opts, |o| {
-        o.config.dialect = match dialect {
-            SLUICE_DIALECT_V0 => Dialect::V0,
-            SLUICE_DIALECT_V1 => Dialect::V1,
-            _ => return Err(Fail::invalid(format!("unknown dialect {dialect}"))),
-        };
-        Ok(())
-    })
+    let name = match dialect {
+        SLUICE_DIALECT_V0 => "v0",
+        SLUICE_DIALECT_V1 => "v1",
+        _ => return guard(|| Err(Fail::invalid(format!("dialect: unknown dialect {dialect}")))),
+    };
+    set(opts, |o| o.apply(&[("dialect", Input::Str(name))]))
 }
 
 /// Sets the worker-protocol role: `SLUICE_ROLE_NONE`, `SLUICE_ROLE_WORKER`
@@ -130,78 +133,56 @@ pub unsafe extern "C" fn sluice_options_set_dialect(opts: *mut sluice_options, d
 /// `on_frame`; without one, every frame reaches `on_frame`.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_options_set_role(opts: *mut sluice_options, role: c_int) -> c_int {
-    set(opts, |o| {
-        o.config.role = match role {
-            SLUICE_ROLE_NONE => None,
-            SLUICE_ROLE_WORKER => Some(Role::Worker),
-            SLUICE_ROLE_ENGINE => Some(Role::Engine),
-            _ => return Err(Fail::invalid(format!("unknown role {role}"))),
-        };
-        o.role_set = true;
-        Ok(())
-    })
+    let name = match role {
+        SLUICE_ROLE_NONE => "none",
+        SLUICE_ROLE_WORKER => "worker",
+        SLUICE_ROLE_ENGINE => "engine",
+        _ => return guard(|| Err(Fail::invalid(format!("role: unknown role {role}")))),
+    };
+    set(opts, |o| o.apply(&[("role", Input::Str(name))]))
 }
 
 /// Sets the encoding profile for sends: `SLUICE_PROFILE_COMPAT` or
 /// `SLUICE_PROFILE_MODERN` (v0 channels always use compat).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_options_set_profile(opts: *mut sluice_options, profile: c_int) -> c_int {
-    set(opts, |o| {
-        o.config.profile = match profile {
-            SLUICE_PROFILE_COMPAT => Profile::Compat,
-            SLUICE_PROFILE_MODERN => Profile::Modern,
-            _ => return Err(Fail::invalid(format!("unknown profile {profile}"))),
-        };
-        Ok(())
-    })
+    let name = match profile {
+        SLUICE_PROFILE_COMPAT => "compat",
+        SLUICE_PROFILE_MODERN => "modern",
+        _ => return guard(|| Err(Fail::invalid(format!("profile: unknown profile {profile}")))),
+    };
+    set(opts, |o| o.apply(&[("profile", Input::Str(name))]))
 }
 
 /// Sets the send-queue watermarks in bytes: a send is refused with
 /// `SLUICE_E_WOULD_BLOCK` while `high` bytes or more are queued, and
 /// `on_drain` follows once no more than `low` are. Needs
-/// `0 < high` and `low <= high`.
+/// `0 < high`, `low <= high` and `high <= max_queued` (when max_queued was
+/// set; left at its default it follows: 64 MiB or twice `high`).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_options_set_watermarks(opts: *mut sluice_options, high: usize, low: usize) -> c_int {
-    set(opts, |o| {
-        if high == 0 || low > high {
-            return Err(Fail::invalid(format!("watermarks high {high}, low {low}: need 0 < high and low <= high")));
-        }
-        o.config.high_watermark = high;
-        o.config.low_watermark = low;
-        Ok(())
-    })
+    set(opts, |o| o.apply(&[("high_watermark", Input::Int(high as i128)), ("low_watermark", Input::Int(low as i128))]))
 }
 
-/// Sets the largest frame accepted from the peer, in bytes (> 0); a larger
+/// Sets the largest frame accepted from the peer, in bytes (16 to
+/// 4294967295); a larger
 /// one ends the connection with `EMSGSIZE` as soon as its size is declared.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_options_set_max_frame_size(opts: *mut sluice_options, bytes: usize) -> c_int {
-    set(opts, |o| {
-        if bytes == 0 {
-            return Err(Fail::invalid("max frame size 0"));
-        }
-        o.config.max_frame_size = bytes;
-        Ok(())
-    })
+    set(opts, |o| o.apply(&[("max_frame_size", Input::Int(bytes as i128))]))
 }
 
 /// Sets the v1 header table capacity in bytes (default 4096).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_options_set_header_table_size(opts: *mut sluice_options, bytes: usize) -> c_int {
-    set(opts, |o| {
-        o.config.header_table_size = bytes;
-        Ok(())
-    })
+    set(opts, |o| o.apply(&[("header_table_size", Input::Int(bytes as i128))]))
 }
 
 /// Sets how long a connect may take before it fails with `ETIMEDOUT`, in
 /// milliseconds; 0 leaves it to the operating system.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_options_set_connect_timeout_ms(opts: *mut sluice_options, ms: u64) -> c_int {
-    set(opts, |o| {
-        o.config.connect_timeout = (ms > 0).then(|| Duration::from_millis(ms));
-        Ok(())
-    })
+    set(opts, |o| o.apply(&[("connect_timeout", Input::Int(ms as i128))]))
 }
 
 /// Sets how events reach the callbacks: `SLUICE_DELIVERY_INLINE` (on an
@@ -211,11 +192,12 @@ pub unsafe extern "C" fn sluice_options_set_connect_timeout_ms(opts: *mut sluice
 #[no_mangle]
 pub unsafe extern "C" fn sluice_options_set_delivery(opts: *mut sluice_options, delivery: c_int) -> c_int {
     set(opts, |o| {
-        o.config.delivery = match delivery {
+        let d = match delivery {
             SLUICE_DELIVERY_INLINE => Delivery::Inline,
             SLUICE_DELIVERY_POLL => Delivery::Poll,
-            _ => return Err(Fail::invalid(format!("unknown delivery mode {delivery}"))),
+            _ => return Err(Fail::invalid(format!("delivery: unknown delivery mode {delivery}"))),
         };
+        o.opts.set_delivery(d);
         Ok(())
     })
 }
@@ -224,23 +206,14 @@ pub unsafe extern "C" fn sluice_options_set_delivery(opts: *mut sluice_options, 
 /// payload bytes wait to be dispatched (default 16 MiB; > 0).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_options_set_max_pending(opts: *mut sluice_options, bytes: usize) -> c_int {
-    set(opts, |o| {
-        if bytes == 0 {
-            return Err(Fail::invalid("max pending 0"));
-        }
-        o.config.max_pending = bytes;
-        Ok(())
-    })
+    set(opts, |o| o.apply(&[("max_pending", Input::Int(bytes as i128))]))
 }
 
 /// Lenient decoding (non-zero: on): well-formed msgpack values that are not
 /// frames are skipped instead of ending the connection with `EBADMSG`.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_options_set_lenient(opts: *mut sluice_options, lenient: c_int) -> c_int {
-    set(opts, |o| {
-        o.config.lenient = lenient != 0;
-        Ok(())
-    })
+    set(opts, |o| o.apply(&[("lenient", Input::Bool(lenient != 0))]))
 }
 
 /// Sets how long a frame may take to arrive once its first byte has, in
@@ -250,10 +223,7 @@ pub unsafe extern "C" fn sluice_options_set_lenient(opts: *mut sluice_options, l
 /// `SLUICE_ETIMEDOUT`. Default 60000; 0: no limit.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_options_set_frame_timeout_ms(opts: *mut sluice_options, ms: u64) -> c_int {
-    set(opts, |o| {
-        o.config.frame_timeout = (ms > 0).then(|| Duration::from_millis(ms));
-        Ok(())
-    })
+    set(opts, |o| o.apply(&[("frame_timeout", Input::Int(ms as i128))]))
 }
 
 /// Ends the connection with `SLUICE_ETIMEDOUT` when nothing at all arrives
@@ -261,10 +231,7 @@ pub unsafe extern "C" fn sluice_options_set_frame_timeout_ms(opts: *mut sluice_o
 /// worker protocol's liveness check).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_options_set_read_idle_timeout_ms(opts: *mut sluice_options, ms: u64) -> c_int {
-    set(opts, |o| {
-        o.config.read_idle_timeout = (ms > 0).then(|| Duration::from_millis(ms));
-        Ok(())
-    })
+    set(opts, |o| o.apply(&[("read_idle_timeout", Input::Int(ms as i128))]))
 }
 
 /// Most sessions the peer may have open at once (v1 channels with a role;
@@ -273,12 +240,51 @@ pub unsafe extern "C" fn sluice_options_set_read_idle_timeout_ms(opts: *mut slui
 /// closed.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_options_set_max_sessions(opts: *mut sluice_options, sessions: usize) -> c_int {
+    set(opts, |o| o.apply(&[("max_sessions", Input::Int(sessions as i128))]))
+}
+
+/// Sets the hard bound, in bytes, on the send queue for sends that are not
+/// refused at the high watermark (a served call's replies): past it the
+/// connection ends with `SLUICE_ENOBUFS`. Default 64 MiB (or twice the high
+/// watermark when that is more); not below the high watermark.
+#[no_mangle]
+pub unsafe extern "C" fn sluice_options_set_max_queued(opts: *mut sluice_options, bytes: usize) -> c_int {
+    set(opts, |o| o.apply(&[("max_queued", Input::Int(bytes as i128))]))
+}
+
+/// Sets the largest read from the socket, in bytes (4096 to 1 GiB; default
+/// 256 KiB): reads start at 16 KiB and grow to this while they fill the
+/// buffer.
+#[no_mangle]
+pub unsafe extern "C" fn sluice_options_set_read_size(opts: *mut sluice_options, bytes: usize) -> c_int {
+    set(opts, |o| o.apply(&[("read_size", Input::Int(bytes as i128))]))
+}
+
+/// Sets how long, in milliseconds, a closed channel's queue may take to
+/// flush and its peer to close its side before the connection is cut
+/// (default 10000).
+#[no_mangle]
+pub unsafe extern "C" fn sluice_options_set_close_linger_ms(opts: *mut sluice_options, ms: u64) -> c_int {
+    set(opts, |o| o.apply(&[("close_linger", Input::Int(ms as i128))]))
+}
+
+/// Sets any option of the table by name, its value written as text: the
+/// names and rules are the same as Python's keyword options (durations in
+/// milliseconds, booleans `true`/`false`, `null` for none, dialect `v0`/`v1`/`0`/`1`, role
+/// `worker`/`engine`/`none`, profile `compat`/`modern`). Every option the
+/// typed setters cover, and those without one (`copy_threshold`, `batch`
+/// are taken and have no effect in C). An unknown name or a refused value
+/// gives `SLUICE_E_INVALID`, with the reason in `sluice_last_error()`
+/// (e.g. `max_frame_size: must be a whole number from 16 to 4294967295,
+/// got 0`).
+#[no_mangle]
+pub unsafe extern "C" fn sluice_options_set(opts: *mut sluice_options, name: *const std::ffi::c_char, value: *const std::ffi::c_char) -> c_int {
     set(opts, |o| {
-        if sessions == 0 {
-            return Err(Fail::invalid("max sessions 0"));
-        }
-        o.config.max_sessions = sessions;
-        Ok(())
+        // SAFETY: NULL or NUL-terminated strings, per the C contract.
+        let name = unsafe { crate::guard::str_arg(name, "name") }?;
+        // SAFETY: as above.
+        let value = unsafe { crate::guard::str_arg(value, "value") }?;
+        o.apply(&[(name, Input::from_text(value))])
     })
 }
 
@@ -288,7 +294,7 @@ pub unsafe extern "C" fn sluice_options_get_dialect(opts: *const sluice_options,
     guard(|| {
         // SAFETY: NULL or a pointer from sluice_options_new.
         let o = unsafe { arg(opts, "opts") }?;
-        let d = match o.config.dialect {
+        let d = match o.opts.dialect() {
             Dialect::V0 => SLUICE_DIALECT_V0,
             Dialect::V1 => SLUICE_DIALECT_V1,
         };
@@ -317,6 +323,8 @@ mod tests {
             assert_eq!(sluice_options_set_delivery(o, SLUICE_DELIVERY_POLL), SLUICE_OK);
             assert_eq!(sluice_options_set_connect_timeout_ms(o, 0), SLUICE_OK);
             assert_eq!(sluice_options_set_dialect(std::ptr::null_mut(), 0), SLUICE_E_NULL);
+            assert_eq!(sluice_options_set_max_queued(o, 9), SLUICE_E_INVALID);
+            assert_eq!(sluice_options_set_max_frame_size(o, 15), SLUICE_E_INVALID);
             let c = sluice_options::for_accept(o);
             assert_eq!((c.dialect, c.role, c.delivery, c.connect_timeout), (Dialect::V0, Some(Role::Engine), Delivery::Poll, None));
             assert_eq!(sluice_options::for_connect(o).role, Some(Role::Worker));

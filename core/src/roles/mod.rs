@@ -25,7 +25,7 @@ pub mod worker;
 pub use engine::{Engine, EngineEvent, EngineHandler, EngineOptions, EngineStream, WorkerRef};
 pub use resume::{Encoded, Peer, ResumeEvent, ResumeHandler, ResumeServer, ResumeServerOptions};
 pub use session::{Backoff, Liveness, ResumeOptions, Session, SessionEvent, SessionHandler, SessionOptions};
-pub use worker::{StreamError, Worker, WorkerEvent, WorkerHandler, WorkerOptions, WorkerStream};
+pub use worker::{protocol_from_args, StreamError, Worker, WorkerArgsError, WorkerEvent, WorkerHandler, WorkerOptions, WorkerStream};
 
 /// A 64-bit random number from the OS (for jitter and resume tokens).
 pub(crate) fn random_u64() -> u64 {

@@ -101,14 +101,8 @@ impl WorkerOptions {
         let mut endpoint = None;
         let mut locator = Vec::new();
         let mut dialect = Dialect::V0;
-        let mut it = args.into_iter();
-        while let Some(flag) = it.next() {
-            let flag = flag.as_ref().to_string();
-            if !flag.starts_with("--") {
-                return Err(WorkerArgsError(format!("unexpected argument {flag:?}")));
-            }
-            let value = it.next().ok_or_else(|| WorkerArgsError(format!("{flag} needs a value")))?;
-            let value = value.as_ref();
+        for (flag, value) in flag_pairs(args)? {
+            let value = value.as_str();
             match flag.as_str() {
                 "--app" => app = value.to_string(),
                 "--uuid" => uuid = Some(value.to_string()),
@@ -118,13 +112,7 @@ impl WorkerOptions {
                     )
                 }
                 "--locator" => locator = value.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
-                "--protocol" => {
-                    dialect = match value {
-                        "0" => Dialect::V0,
-                        "1" => Dialect::V1,
-                        _ => return Err(WorkerArgsError(format!("--protocol {value:?}: only 1 (or absent) is known"))),
-                    }
-                }
+                "--protocol" => dialect = protocol(value)?,
                 _ => {}
             }
         }
@@ -135,6 +123,59 @@ impl WorkerOptions {
         o.locator = locator;
         Ok(o)
     }
+}
+
+/// The runtime's flags as (flag, value) pairs: `--flag value` and
+/// `--flag=value` alike.
+fn flag_pairs<I, S>(args: I) -> Result<Vec<(String, String)>, WorkerArgsError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut out = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(flag) = it.next() {
+        let flag = flag.as_ref();
+        if !flag.starts_with("--") {
+            return Err(WorkerArgsError(format!("unexpected argument {flag:?}")));
+        }
+        match flag.split_once('=') {
+            Some((f, v)) => out.push((f.to_string(), v.to_string())),
+            None => {
+                let value = it.next().ok_or_else(|| WorkerArgsError(format!("{flag} needs a value")))?;
+                out.push((flag.to_string(), value.as_ref().to_string()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `--protocol`'s value: `0` is v0, `1` is v1 (also `v0`, `v1`).
+fn protocol(value: &str) -> Result<Dialect, WorkerArgsError> {
+    value.parse().map_err(|_| WorkerArgsError(format!("--protocol {value:?}: must be 0 or 1")))
+}
+
+/// The dialect the runtime asks for in a worker's arguments (without the
+/// program name): `--protocol 1` or `--protocol=1` is v1, `0` v0; absent,
+/// v0 (the runtimes that predate the flag speak v0). The one rule for
+/// every binding that reads the flag; other flags are skipped.
+pub fn protocol_from_args<I, S>(args: I) -> Result<Dialect, WorkerArgsError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let args: Vec<String> = args.into_iter().map(|a| a.as_ref().to_string()).collect();
+    let mut it = args.iter();
+    let mut dialect = Dialect::V0;
+    while let Some(a) = it.next() {
+        if let Some(v) = a.strip_prefix("--protocol=") {
+            dialect = protocol(v)?;
+        } else if a == "--protocol" {
+            let v = it.next().ok_or_else(|| WorkerArgsError("--protocol needs a value".into()))?;
+            dialect = protocol(v)?;
+        }
+    }
+    Ok(dialect)
 }
 
 /// What a worker tells its handler. Events of one worker arrive one at a
@@ -632,6 +673,12 @@ mod tests {
         assert_eq!(v0.dialect, Dialect::V0);
         assert_eq!(v0.heartbeat_interval, DEFAULT_HEARTBEAT_INTERVAL);
         assert_eq!(v0.disown_timeout, DEFAULT_DISOWN_TIMEOUT);
+        let eq = WorkerOptions::from_args(["--protocol=1", "--uuid=u", "--endpoint=/e"]).unwrap();
+        assert_eq!((eq.dialect, eq.uuid.as_str()), (Dialect::V1, "u"));
+        assert_eq!(protocol_from_args(["--app", "a", "--protocol=1"]), Ok(Dialect::V1));
+        assert_eq!(protocol_from_args(["--protocol", "0"]), Ok(Dialect::V0));
+        assert_eq!(protocol_from_args(["--uuid", "u"]), Ok(Dialect::V0));
+        assert!(protocol_from_args(["--protocol", "7"]).is_err());
         for bad in [&["--uuid"][..], &["--endpoint", "/e"], &["--uuid", "u", "--endpoint", "/e", "--protocol", "7"], &["x"]] {
             assert!(WorkerOptions::from_args(bad.iter()).is_err(), "{bad:?}");
         }

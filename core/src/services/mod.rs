@@ -184,24 +184,13 @@ impl From<std::io::Error> for Error {
     }
 }
 
-/// A short name for an errno value sluice reports.
+/// A short name for an errno value sluice reports (`"errno N"` for one
+/// without a name).
 pub fn errno_name(e: i32) -> String {
-    use crate::errno::*;
-    let s = match e {
-        ENOENT => "ENOENT",
-        EBADF => "EBADF",
-        EACCES => "EACCES",
-        EPIPE => "EPIPE",
-        EBADMSG => "EBADMSG",
-        EMSGSIZE => "EMSGSIZE",
-        ECONNRESET => "ECONNRESET",
-        ENOBUFS => "ENOBUFS",
-        ESHUTDOWN => "ESHUTDOWN",
-        ETIMEDOUT => "ETIMEDOUT",
-        ECONNREFUSED => "ECONNREFUSED",
-        _ => return format!("errno {e}"),
-    };
-    s.to_string()
+    match crate::errno::name(e) {
+        "EUNKNOWN" => format!("errno {e}"),
+        n => n.to_string(),
+    }
 }
 
 fn describe_attempts(tried: &[(String, i32)]) -> String {

@@ -17,6 +17,7 @@ pub mod frame;
 pub mod headers;
 pub mod message;
 pub mod msgpack;
+pub mod names;
 pub mod value;
 
 pub use decoder::{Decoder, DecoderConfig, FrameRef, InPlace, DEFAULT_MAX_FRAME_SIZE};
@@ -26,4 +27,5 @@ pub use frame::{ArgReader, Args, Dialect, Frame};
 pub use headers::{Header, HeaderEntry, HeaderName, HeaderTable, TraceIds};
 pub use message::{Dropped, Kind, Message, Role, Session, DEFAULT_MAX_SESSIONS};
 pub use msgpack::Profile;
+pub use names::UnknownName;
 pub use value::Value;
