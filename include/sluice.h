@@ -19,7 +19,11 @@
  *    sluice_logger, sluice_service_def, sluice_locator_server, ...) take and
  *    give arguments as msgpack-encoded arrays; their blocking calls take
  *    `timeout_ms` (0: no limit) and return SLUICE_E_WRONG_THREAD on a
- *    library thread (inside a service handler or registry callback).
+ *    library thread (inside a service handler or registry callback);
+ *  - "docs/PROTOCOL.md §N" refers to the protocol specification, installed
+ *    by `make install` as share/doc/sluice/PROTOCOL.md;
+ *  - options (sluice_options) follow one table shared with Python and Node:
+ *    sluice_options_set(opts, name, value) takes any of them by name.
  */
 
 #ifndef SLUICE_H
@@ -604,9 +608,10 @@ typedef struct sluice_callbacks {
   void (*on_connect)(void *userdata, struct sluice_channel *ch);
   /**
    * The connection ended with this errno (Linux numbering, see
-   * `SLUICE_ECONNREFUSED`... and PROTOCOL.md §8.3): after every complete
-   * frame was delivered, exactly once, as the last event, unless the
-   * channel was closed first. Sends fail with `SLUICE_E_CLOSED` from now.
+   * `SLUICE_ECONNREFUSED`... and docs/PROTOCOL.md §8.3): after every
+   * complete frame was delivered, exactly once, as the last event,
+   * unless the channel was closed first. Sends fail with
+   * `SLUICE_E_CLOSED` from now.
    */
   void (*on_socket_error)(void *userdata, struct sluice_channel *ch, int err);
   /**
@@ -1806,12 +1811,14 @@ int sluice_options_set_profile(struct sluice_options *opts, int profile);
  * Sets the send-queue watermarks in bytes: a send is refused with
  * `SLUICE_E_WOULD_BLOCK` while `high` bytes or more are queued, and
  * `on_drain` follows once no more than `low` are. Needs
- * `0 < high` and `low <= high`.
+ * `0 < high`, `low <= high` and `high <= max_queued` (when max_queued was
+ * set; left at its default it follows: 64 MiB or twice `high`).
  */
 int sluice_options_set_watermarks(struct sluice_options *opts, size_t high, size_t low);
 
 /**
- * Sets the largest frame accepted from the peer, in bytes (> 0); a larger
+ * Sets the largest frame accepted from the peer, in bytes (16 to
+ * 4294967295); a larger
  * one ends the connection with `EMSGSIZE` as soon as its size is declared.
  */
 int sluice_options_set_max_frame_size(struct sluice_options *opts, size_t bytes);
@@ -1870,6 +1877,41 @@ int sluice_options_set_read_idle_timeout_ms(struct sluice_options *opts, uint64_
  * closed.
  */
 int sluice_options_set_max_sessions(struct sluice_options *opts, size_t sessions);
+
+/**
+ * Sets the hard bound, in bytes, on the send queue for sends that are not
+ * refused at the high watermark (a served call's replies): past it the
+ * connection ends with `SLUICE_ENOBUFS`. Default 64 MiB (or twice the high
+ * watermark when that is more); not below the high watermark.
+ */
+int sluice_options_set_max_queued(struct sluice_options *opts, size_t bytes);
+
+/**
+ * Sets the largest read from the socket, in bytes (4096 to 1 GiB; default
+ * 256 KiB): reads start at 16 KiB and grow to this while they fill the
+ * buffer.
+ */
+int sluice_options_set_read_size(struct sluice_options *opts, size_t bytes);
+
+/**
+ * Sets how long, in milliseconds, a closed channel's queue may take to
+ * flush and its peer to close its side before the connection is cut
+ * (default 10000).
+ */
+int sluice_options_set_close_linger_ms(struct sluice_options *opts, uint64_t ms);
+
+/**
+ * Sets any option of the table by name, its value written as text: the
+ * names and rules are the same as Python's keyword options (durations in
+ * milliseconds, booleans `true`/`false`, `null` for none, dialect `v0`/`v1`/`0`/`1`, role
+ * `worker`/`engine`/`none`, profile `compat`/`modern`). Every option the
+ * typed setters cover, and those without one (`copy_threshold`, `batch`
+ * are taken and have no effect in C). An unknown name or a refused value
+ * gives `SLUICE_E_INVALID`, with the reason in `sluice_last_error()`
+ * (e.g. `max_frame_size: must be a whole number from 16 to 4294967295,
+ * got 0`).
+ */
+int sluice_options_set(struct sluice_options *opts, const char *name, const char *value);
 
 /**
  * Reads the dialect (`SLUICE_DIALECT_V0`/`_V1`) into `*out`.

@@ -1,4 +1,4 @@
-//! The errno values sluice reports (PROTOCOL.md §8.3).
+//! The errno values sluice reports (docs/PROTOCOL.md §8.3).
 //!
 //! These are the Linux numbers on every operating system: the Cocaine Node.js
 //! framework maps errors by symbolic name onto the Linux table, so programs

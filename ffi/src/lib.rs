@@ -69,7 +69,7 @@ pub extern "C" fn sluice_set_threads(n: usize) -> c_int {
     })
 }
 
-// The errno values on_socket_error reports (PROTOCOL.md §8.3): Linux numbers
+// The errno values on_socket_error reports (docs/PROTOCOL.md §8.3): Linux numbers
 // on every system. Literals, so cbindgen can emit them; a test checks them
 // against sluice_core::errno.
 

@@ -4,9 +4,9 @@
 //! of online services, and remote invocation of services that connected
 //! clients attach (a sluice extension, `docs/attach.md`).
 //!
-//! * [`graph`] — method graphs (PROTOCOL.md §3.3, §7.2): decode, encode, print.
-//! * [`Locator`], [`Service`], [`Call`] — the client (PROTOCOL.md §7).
-//! * [`Logger`] — the logging service client (PROTOCOL.md §7.4).
+//! * [`graph`] — method graphs (docs/PROTOCOL.md §3.3, §7.2): decode, encode, print.
+//! * [`Locator`], [`Service`], [`Call`] — the client (docs/PROTOCOL.md §7).
+//! * [`Logger`] — the logging service client (docs/PROTOCOL.md §7.4).
 //! * [`ServiceDef`], [`Hosted`], [`Responder`] — hosting a service.
 //! * [`LocatorServer`], [`Registry`] — a Locator and its service registry.
 //! * [`Attached`] — a service a client provides over its Locator connection.
@@ -53,9 +53,9 @@ use crate::wire::{Dialect, Value};
 /// The Locator's usual port.
 pub const LOCATOR_PORT: u16 = 10053;
 
-/// Error category of the Locator (PROTOCOL.md §3.5).
+/// Error category of the Locator (docs/PROTOCOL.md §3.5).
 pub const LOCATOR_CATEGORY: i64 = 10;
-/// Error category of dispatch errors (PROTOCOL.md §3.5).
+/// Error category of dispatch errors (docs/PROTOCOL.md §3.5).
 pub const DISPATCH_CATEGORY: i64 = 7;
 /// Locator code: the service is not available.
 pub const SERVICE_NOT_AVAILABLE: i64 = 1;
@@ -73,7 +73,7 @@ pub const UNCAUGHT_ERROR: i64 = 7;
 /// An error a service answered with: `error([category, code], message)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceError {
-    /// The error category (PROTOCOL.md §3.5); `None` for v0 services.
+    /// The error category (docs/PROTOCOL.md §3.5); `None` for v0 services.
     pub category: Option<i64>,
     /// The code within the category.
     pub code: i64,
@@ -149,7 +149,7 @@ pub enum Error {
         /// Each endpoint tried, with the errno it failed with.
         tried: Vec<(String, i32)>,
     },
-    /// The connection ended while the call was open (errno, PROTOCOL.md §8.3).
+    /// The connection ended while the call was open (errno, docs/PROTOCOL.md §8.3).
     #[error("connection lost ({})", errno_name(*.0))]
     Disconnected(i32),
     /// A message this side tried to send is not allowed by the graph now.
