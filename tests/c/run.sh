@@ -59,11 +59,15 @@ build test_cxx $CXX -std=c++11 -Wall -Wextra -Werror -O1 $(pkg-config --cflags s
 
 # The README's C blocks (the quick start, the services example) compile as
 # written, as one program (not run: they need an engine and a Locator).
-readme_c="$out/readme_worker.c"
-sed -n '/^```c$/,/^```$/{/^```/!p}' "$here/../../README.md" >"$readme_c"
-if [ -s "$readme_c" ]; then
-  build readme_worker $CC $cflags -o "$out/readme_worker" "$readme_c" $libs
-fi
+# The same for docs/c.md (the worker and the services example).
+for doc in README docs/c; do
+  name=$(basename "$doc")_c
+  src="$out/$name.c"
+  sed -n '/^```c$/,/^```$/{/^```/!p}' "$here/../../$doc.md" >"$src"
+  if [ -s "$src" ]; then
+    build "$name" $CC $cflags -o "$out/$name" "$src" $libs
+  fi
+done
 
 run_all() { # label, prefix command...
   local label=$1
