@@ -7,6 +7,7 @@ mod json;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use sluice_core::host::printable;
 use sluice_core::net::Endpoint;
 use sluice_core::services::{demo, ClientConfig, Error, Hosted, Level, Locator, LocatorServer, Registry, LOCATOR_PORT};
 use sluice_core::wire::{Dialect, Role, Value};
@@ -118,12 +119,16 @@ fn parse_global(args: Vec<String>) -> Result<Opts, Fail> {
     let mut o = Opts { locator: None, timeout: Duration::from_secs(10), help: false, rest: Vec::new() };
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
-        match a.as_str() {
-            "-l" | "--locator" => o.locator = Some(it.next().ok_or_else(|| usage_err("--locator needs ENDPOINTS"))?),
+        // `--timeout=2` as well as `--timeout 2`.
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if matches!(f, "-l" | "--locator" | "-t" | "--timeout") => (f.to_string(), Some(v.to_string())),
+            _ => (a.clone(), None),
+        };
+        match flag.as_str() {
+            "-l" | "--locator" => o.locator = Some(inline.or_else(|| it.next()).ok_or_else(|| usage_err("--locator needs ENDPOINTS"))?),
             "-t" | "--timeout" => {
-                let v = it.next().ok_or_else(|| usage_err("--timeout needs SECONDS"))?;
-                let secs: f64 = v.parse().ok().filter(|s: &f64| *s > 0.0 && s.is_finite()).ok_or_else(|| usage_err(format!("bad --timeout '{v}'")))?;
-                o.timeout = Duration::from_secs_f64(secs);
+                let v = inline.or_else(|| it.next()).ok_or_else(|| usage_err("--timeout needs SECONDS"))?;
+                o.timeout = timeout_secs(&v)?;
             }
             "-h" | "--help" => o.help = true,
             "--" => {
@@ -133,6 +138,17 @@ fn parse_global(args: Vec<String>) -> Result<Opts, Fail> {
         }
     }
     Ok(o)
+}
+
+/// The longest `--timeout`: about 31 years.
+const MAX_TIMEOUT_SECS: f64 = 1e9;
+
+fn timeout_secs(v: &str) -> Result<Duration, Fail> {
+    let secs: f64 = v.trim().parse().map_err(|_| usage_err(format!("bad --timeout '{v}': not a number of seconds")))?;
+    if !(secs > 0.0 && secs <= MAX_TIMEOUT_SECS) {
+        return Err(usage_err(format!("bad --timeout '{v}': must be more than 0 and at most {MAX_TIMEOUT_SECS} seconds")));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 fn locator(o: &Opts) -> Result<Locator, Fail> {
@@ -190,7 +206,7 @@ fn finish(r: Result<(), Fail>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(Fail(msg, code)) => {
-            eprintln!("sluice: {msg}");
+            eprintln!("sluice: {}", printable(&msg));
             ExitCode::from(code)
         }
     }
@@ -215,8 +231,8 @@ fn call(o: &Opts, args: &[String]) -> Result<(), Fail> {
     loop {
         match call.recv_timeout_blocking(Some(o.timeout)) {
             None => return Ok(()),
-            Some(Ok(r)) if r.args.is_empty() => println!("{}", r.name),
-            Some(Ok(r)) => println!("{} {}", r.name, json::show(&r.args)),
+            Some(Ok(r)) if r.args.is_empty() => println!("{}", printable(&r.name)),
+            Some(Ok(r)) => println!("{} {}", printable(&r.name), printable(&json::show(&r.args))),
             Some(Err(Error::Service(e))) => return Err(Fail(format!("{name}.{method} failed: {e}"), 1)),
             Some(Err(e)) => return Err(Fail(format!("{name}.{method}: {e}"), 1)),
         }
@@ -235,6 +251,7 @@ fn list(o: &Opts, args: &[String]) -> Result<(), Fail> {
             Some([Value::Bool(on), v, eps, origin, ..]) => (*on, v.to_string(), eps.to_string(), origin.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()),
             _ => (false, "?".into(), info.to_string(), String::new()),
         };
+        let (name, eps, origin) = (printable(&name), printable(&eps), printable(&origin));
         println!("{name:<16} {:<8} v{version:<3} {eps}  ({origin})", if online { "online" } else { "offline" });
     }
     Ok(())
@@ -346,8 +363,14 @@ fn serve(args: &[String]) -> Result<(), Fail> {
     registry.on_change(|e| {
         let eps: Vec<String> = e.endpoints.iter().map(ToString::to_string).collect();
         match e.online {
-            true => println!("sluice: {} is online at {} ({}, {} methods)", e.name, eps.join(", "), e.origin, e.graph.methods().len()),
-            false => println!("sluice: {} went offline ({})", e.name, e.origin),
+            true => println!(
+                "sluice: {} is online at {} ({}, {} methods)",
+                printable(&e.name),
+                printable(&eps.join(", ")),
+                printable(&e.origin),
+                e.graph.methods().len()
+            ),
+            false => println!("sluice: {} went offline ({})", printable(&e.name), printable(&e.origin)),
         }
     });
     let loc = LocatorServer::bind(&config.listen, registry.clone())

@@ -223,6 +223,9 @@ fn help_on_every_command_and_usage_errors() {
     assert_usage_error(&Command::new(SLUICE).args(["serve", "--port", "x"]).output().unwrap(), "bad --port 'x'");
     assert_usage_error(&Command::new(SLUICE).args(["serve", "--verbosity", "loud"]).output().unwrap(), "bad --verbosity 'loud'");
     assert_usage_error(&Command::new(SLUICE).args(["--timeout", "-1", "list"]).output().unwrap(), "bad --timeout '-1'");
+    // Too large for a duration: refused, not a panic (exit 101).
+    assert_usage_error(&Command::new(SLUICE).args(["--timeout", "1e30", "list"]).output().unwrap(), "bad --timeout '1e30': must be more than 0");
+    assert_usage_error(&Command::new(SLUICE).args(["--timeout=nan", "list"]).output().unwrap(), "bad --timeout 'nan'");
     let o = Command::new(SLUICE).args(["serve", "--print-config"]).output().unwrap();
     assert!(stdout(&o).contains("service logging verbosity=info"));
 }
@@ -267,4 +270,26 @@ fn bench_prints_sluice_beside_plain_sockets() {
     let o = Command::new(SLUICE).args(["bench", "--workloads", "nope"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&o.stderr).trim(), "sluice: --workloads: unknown name 'nope'");
+}
+
+#[test]
+fn remote_names_cannot_forge_lines_or_send_terminal_escapes() {
+    use sluice_core::net::Endpoint;
+    use sluice_core::services::{Hosted, Locator, ServiceDef};
+    let s = Serve::start(&[]);
+    let evil = "evil\n\u{1b}[2Jsluice: forged";
+    let def = ServiceDef::new(evil, 1).primitive("m\u{1b}]0;title\u{7}", Ok);
+    let hosted = Hosted::bind(def, &Endpoint::Tcp("127.0.0.1".into(), 0)).unwrap();
+    let locator = Locator::new(vec![Endpoint::parse(&s.locator).unwrap()]);
+    let _publication = hosted.publish_blocking(&locator).unwrap();
+    // The serve console's line about it.
+    let line = s.wait_for("is online");
+    assert!(line.contains("evil\\n\\e[2Jsluice: forged"), "{line}");
+    for out in [s.run(&["list"]), s.run(&["resolve", evil])] {
+        let text = stdout(&out);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "{text:?}");
+        assert!(!text.lines().any(|l| l.starts_with("sluice: forged")), "{text:?}");
+        assert!(text.contains("evil\\n\\e[2Jsluice: forged"), "{text:?}");
+    }
 }

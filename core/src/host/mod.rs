@@ -8,6 +8,8 @@
 //! * [`errno_name`] / [`errno_text`] — what an errno is called and what it
 //!   means, for every error message of every binding.
 //! * [`protocol_from_args`] — the runtime's `--protocol` flag, both forms.
+//! * [`printable`] — text from the wire made safe for a terminal or a log
+//!   line.
 //! * Dialect, role and profile words: `FromStr` and `Display` on
 //!   [`Dialect`](crate::wire::Dialect), [`Role`](crate::wire::Role) and
 //!   [`Profile`](crate::wire::Profile).
@@ -29,4 +31,39 @@ pub fn errno_name(errno: i32) -> &'static str {
 /// that are not a valid frame), else the system's description.
 pub fn errno_text(errno: i32) -> String {
     crate::errno::text(errno)
+}
+
+/// `text` made safe to print on one line of a terminal or a log: control
+/// characters (C0 and C1, DEL; so also newlines and escape sequences) are
+/// written as `\n`, `\t`, `\r`, `\e` or `\u{..}`, so that a peer's string can neither forge lines nor drive the terminal.
+/// Text without any of these is returned as it is.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{1b}' => out.push_str("\\e"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn printable_escapes_what_could_forge_a_line_or_drive_a_terminal() {
+        use super::printable;
+        assert_eq!(printable("echo"), "echo");
+        assert_eq!(printable("a\nsluice: forged"), "a\\nsluice: forged");
+        assert_eq!(printable("\u{1b}[2J\u{7}x\u{9b}"), "\\e[2J\\u{7}x\\u{9b}");
+        assert_eq!(printable("back\\slash\ttab"), "back\\slash\\ttab");
+        assert_eq!(printable("ünï"), "ünï");
+    }
 }

@@ -87,8 +87,8 @@ impl Resolved {
 impl fmt::Display for Resolved {
     /// The service, its endpoints and its methods, one per line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "service {} (protocol version {})", self.name, self.version)?;
-        let eps: Vec<String> = self.endpoints.iter().map(ToString::to_string).collect();
+        writeln!(f, "service {} (protocol version {})", crate::host::printable(&self.name), self.version)?;
+        let eps: Vec<String> = self.endpoints.iter().map(|e| crate::host::printable(&e.to_string()).into_owned()).collect();
         writeln!(f, "endpoints: {}", if eps.is_empty() { "none".to_string() } else { eps.join(", ") })?;
         writeln!(f, "methods:")?;
         write!(f, "{}", self.graph)

@@ -183,9 +183,11 @@ pub struct LogRecord {
 impl std::fmt::Display for LogRecord {
     /// `[info] app/x: message {name=value, ...}`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "[{}] {}: {}", self.level.name(), self.source, self.message)?;
+        // Remote text: no control characters reach a terminal or a log.
+        let p = crate::host::printable;
+        write!(f, "[{}] {}: {}", self.level.name(), p(&self.source), p(&self.message))?;
         if !self.attributes.is_empty() {
-            let a: Vec<String> = self.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let a: Vec<String> = self.attributes.iter().map(|(k, v)| format!("{}={v}", p(k))).collect();
             write!(f, " {{{}}}", a.join(", "))?;
         }
         Ok(())

@@ -283,7 +283,7 @@ impl fmt::Display for Node {
                     if i > 0 {
                         f.write_str(", ")?;
                     }
-                    write!(f, "{} {}", t.id, t.name)?;
+                    write!(f, "{} {}", t.id, crate::host::printable(&t.name))?;
                     match &t.next {
                         Node::Recursive => f.write_str("*")?,
                         Node::Terminal => {}
@@ -301,7 +301,7 @@ impl fmt::Display for Graph {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let w = self.methods.iter().map(|m| m.name.len()).max().unwrap_or(0);
         for m in &self.methods {
-            writeln!(f, "{:>5} {:<w$}  tx: {}  rx: {}", m.id, m.name, m.tx, m.rx)?;
+            writeln!(f, "{:>5} {:<w$}  tx: {}  rx: {}", m.id, crate::host::printable(&m.name), m.tx, m.rx)?;
         }
         Ok(())
     }
