@@ -45,9 +45,11 @@ fn main() {
         }
     };
     let code = done_rx.recv().unwrap_or(1);
-    // Let the terminate reach the engine before the process ends.
+    // Let the terminate reach the socket before the process ends (not the
+    // engine's close of its side, which may never come: the worker exits
+    // once its answer is written, as the runtime expects).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while worker.channel().is_some_and(|c| !c.is_finished()) && std::time::Instant::now() < deadline {
+    while worker.channel().is_some_and(|c| !c.is_finished() && c.queued() > 0) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     std::process::exit(code);

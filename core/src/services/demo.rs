@@ -149,7 +149,9 @@ pub fn kv() -> ServiceDef {
         })
         .primitive("set", move |a| {
             let k = key(&a)?;
-            let v = a.get(1).cloned().ok_or_else(|| invalid("set(key, value)"))?;
+            // Copied out of the receive buffer, which a stored value would
+            // otherwise keep alive whole.
+            let v = a.get(1).map(Value::detached).ok_or_else(|| invalid("set(key, value)"))?;
             let mut m = s2.lock().unwrap_or_else(|e| e.into_inner());
             if m.len() >= KV_MAX_KEYS && !m.contains_key(&k) {
                 return Err(ServiceError::new(APP_CATEGORY, 3, "the store is full"));

@@ -55,6 +55,10 @@ pub const LOCATOR_PORT: u16 = 10053;
 
 /// Error category of the Locator (docs/PROTOCOL.md §3.5).
 pub const LOCATOR_CATEGORY: i64 = 10;
+/// Error category of system errors, with an errno as the code
+/// (docs/PROTOCOL.md §3.5): sluice refuses a call so when a connection is
+/// past one of its bounds (`ENOBUFS`: too many channels open at once).
+pub const SYSTEM_CATEGORY: i64 = 1;
 /// Error category of dispatch errors (docs/PROTOCOL.md §3.5).
 pub const DISPATCH_CATEGORY: i64 = 7;
 /// Locator code: the service is not available.

@@ -97,6 +97,9 @@ pub(crate) struct Shared {
     /// up, the other side below.
     high: bool,
     max_pending: usize,
+    /// Most channels the other side may have open on this connection at
+    /// once (`ChannelConfig::max_sessions`); a call past it is refused.
+    max_open: usize,
     /// The other side's address (accepted connections).
     addr: OnceLock<String>,
     /// No owner is left: close once no call awaits replies.
@@ -161,6 +164,7 @@ impl Peer {
                 serve,
                 high,
                 max_pending,
+                max_open: crate::net::ChannelConfig::default().max_sessions,
                 addr: OnceLock::new(),
                 orphan: std::sync::atomic::AtomicBool::new(false),
                 drained: tokio::sync::Notify::new(),
@@ -208,7 +212,10 @@ impl Peer {
         // calls while they back up instead (ChannelConfig::max_queued).
         incoming.config_mut().pause_reads_on_full_queue = true;
         let dialect = incoming.config_mut().dialect;
-        let peer = Peer::new(dialect, Some(serve), true, 64 << 20);
+        let mut peer = Peer::new(dialect, Some(serve), true, 64 << 20);
+        if let Some(sh) = Arc::get_mut(&mut peer.sh) {
+            sh.max_open = incoming.config_mut().max_sessions;
+        }
         let _ = peer.sh.addr.set(incoming.peer().to_string());
         let h = peer.clone();
         let ch = incoming.start(move |ch: &Channel, ev| h.on_event(ch, ev))?;
@@ -451,8 +458,20 @@ impl Peer {
             return; // a finished or unknown channel: dropped (docs/PROTOCOL.md §3.2)
         }
         st.max_remote = id;
+        let full = st.inc.len() >= self.sh.max_open;
         drop(st);
         let Some(serve) = self.sh.serve.clone() else { return };
+        if full {
+            // Each open channel keeps its state until the caller ends it: a
+            // caller that opens them without end is refused past the bound.
+            let mut out = super::host::Responder::new(self, id, &Node::primitive(), "");
+            let _ = out.error(&ServiceError::new(
+                super::SYSTEM_CATEGORY,
+                i64::from(crate::errno::ENOBUFS),
+                format!("too many channels open on this connection (at most {})", self.sh.max_open),
+            ));
+            return;
+        }
         let values = match args.to_values() {
             Ok(v) => v,
             Err(e) => {

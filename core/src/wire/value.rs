@@ -127,6 +127,21 @@ impl Value {
         out.into()
     }
 
+    /// The value with its byte strings in memory of their own. A decoded
+    /// value's strings share the receive buffer they came in (a large
+    /// buffer stays alive while any of them does): a value kept for long,
+    /// such as a stored one, is detached first.
+    pub fn detached(&self) -> Value {
+        match self {
+            Value::Str(b) => Value::Str(Bytes::copy_from_slice(b)),
+            Value::Bin(b) => Value::Bin(Bytes::copy_from_slice(b)),
+            Value::Array(items) => Value::Array(items.iter().map(Value::detached).collect()),
+            Value::Map(pairs) => Value::Map(pairs.iter().map(|(k, v)| (k.detached(), v.detached())).collect()),
+            Value::Ext(t, b) => Value::Ext(*t, Bytes::copy_from_slice(b)),
+            other => other.clone(),
+        }
+    }
+
     /// The contents of a byte string of either family.
     pub fn as_bytes(&self) -> Option<&Bytes> {
         match self {
@@ -307,6 +322,20 @@ fn decode_at(buf: &Bytes, pos: &mut usize, depth: usize) -> Result<Value, ValueE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detached_values_do_not_share_the_receive_buffer() {
+        let buf = Bytes::from(vec![b'x'; 4096]);
+        let v = Value::Array(vec![Value::Str(buf.slice(0..3)), Value::Map(vec![(Value::Bin(buf.slice(3..5)), Value::Uint(1))])]);
+        let d = v.detached();
+        assert_eq!(d, v);
+        let Value::Array(items) = &d else { unreachable!() };
+        let inner = |v: &Value| v.as_bytes().unwrap().as_ptr() as usize;
+        let range = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.len();
+        assert!(!range.contains(&inner(&items[0])));
+        let Value::Map(pairs) = &items[1] else { unreachable!() };
+        assert!(!range.contains(&inner(&pairs[0].0)));
+    }
 
     #[test]
     fn round_trips_in_the_modern_profile() {

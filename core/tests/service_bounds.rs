@@ -1,0 +1,72 @@
+//! Bounds a hosted service keeps per connection, against a caller on a raw
+//! socket that does not play by the rules.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use sluice_core::net::Endpoint;
+use sluice_core::services::{demo, Hosted};
+use sluice_core::wire::{Decoder, DecoderConfig, Dialect, Value};
+
+/// The demo `echo` service's `relay` (tx and rx streaming) and `ping`.
+const RELAY: u8 = 3;
+const PING: u8 = 1;
+
+fn call(out: &mut Vec<u8>, channel: u32, method: u8) {
+    out.extend_from_slice(&[0x94, 0xce]);
+    out.extend_from_slice(&channel.to_be_bytes());
+    out.extend_from_slice(&[method, 0x90, 0x90]);
+}
+
+#[test]
+fn channels_opened_without_end_are_refused_past_max_sessions() {
+    const LIMIT: u32 = 65536; // ChannelConfig::max_sessions' default
+    let echo = Hosted::bind(demo::echo(), &Endpoint::Tcp("127.0.0.1".into(), 0)).unwrap();
+    let Endpoint::Tcp(_, port) = echo.local().clone() else { unreachable!() };
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // LIMIT relay streams opened and never closed, then one more: it is
+    // refused with [1, ENOBUFS]. Once one stream ends, a call is answered
+    // on the same connection.
+    let mut out = Vec::new();
+    for id in 1..=LIMIT + 1 {
+        call(&mut out, id, RELAY);
+    }
+    sock.write_all(&out).unwrap();
+    let mut dec = Decoder::new(DecoderConfig::new(Dialect::V1));
+    let got = replies(&mut sock, &mut dec, 1);
+    let refused = &got[0];
+    assert_eq!((refused.0, refused.1), (u64::from(LIMIT) + 1, 1), "{got:?}");
+    assert_eq!(refused.2[0], Value::Array(vec![Value::Uint(1), Value::Uint(105)]));
+    assert!(refused.2[1].as_bytes().is_some_and(|m| m.starts_with(b"too many channels open")), "{got:?}");
+    // close() on stream 1 (relay's tx: write, error, close), then a ping.
+    sock.write_all(&[0x94, 0x01, 0x02, 0x90, 0x90]).unwrap();
+    let mut out = Vec::new();
+    call(&mut out, LIMIT + 2, PING);
+    sock.write_all(&out).unwrap();
+    let got = replies(&mut sock, &mut dec, 2);
+    assert_eq!((got[0].0, got[0].1), (1, 2), "stream 1 closed back: {got:?}");
+    assert_eq!((got[1].0, got[1].1), (u64::from(LIMIT) + 2, 0), "the ping answered: {got:?}");
+}
+
+type Reply = (u64, u64, Vec<Value>);
+
+fn replies(sock: &mut TcpStream, dec: &mut Decoder, want: usize) -> Vec<Reply> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    while got.len() < want {
+        assert!(Instant::now() < deadline, "replies so far: {got:?}");
+        let n = match sock.read(&mut buf) {
+            Ok(0) => panic!("the service closed the connection"),
+            Ok(n) => n,
+            Err(_) => continue,
+        };
+        dec.feed(&buf[..n]);
+        while let Some(f) = dec.decode().unwrap() {
+            got.push((f.session, f.ty, f.args.to_values().unwrap()));
+        }
+    }
+    got
+}
