@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use sluice_core::net::{Channel as CoreChannel, Event, Handler, Incoming};
@@ -31,7 +31,7 @@ use crate::call;
 use crate::convert::{self, text, text_arg};
 use crate::errors;
 use crate::events as ev;
-use crate::options::{self, DialectArg, Opts, RoleArg};
+use crate::options::{self, Opts};
 use crate::wait;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -127,6 +127,12 @@ macro_rules! channel_class {
 /// They are attributes (``ch.on_chunk = f``) or constructor keywords; a
 /// callback that is None drops its events. Use either callbacks
 /// (``dispatch``/``run``) or pull-style ``events()`` on one channel.
+///
+/// The other keywords (``**options``) are the channel options of
+/// ``sluice.OPTIONS`` (``dialect``, ``role`` — default ``"worker"`` —,
+/// ``profile``, ``max_frame_size``, ``high_watermark``, ``connect_timeout``
+/// in seconds, ...), checked by the core's option table: a value it refuses
+/// raises ValueError with the table's text, an unknown keyword TypeError.
 #[pyclass(frozen, weakref, module = "sluice", name = "Channel")]
 pub struct Channel {
     core: CoreChannel,
@@ -539,28 +545,16 @@ channel_class! {
     methods {
         #[new]
         #[pyo3(signature = (
-            host, port=None, *, dialect=DialectArg(Dialect::V1), role=RoleArg(Some(sluice_core::wire::Role::Worker)),
-            profile="compat", max_frame_size=None, high_watermark=None, low_watermark=None,
-            connect_timeout=Some(30.0), max_pending=None, copy_threshold=None, batch=None, read_size=None,
+            host, port=None, *,
             on_connect=None, on_socket_error=None, on_handshake=None, on_heartbeat=None, on_terminate=None,
             on_invoke=None, on_chunk=None, on_chunks=None, on_choke=None, on_error=None, on_frame=None, on_drain=None,
+            **options,
         ))]
-        #[pyo3(text_signature = "(host, port=None, *, dialect=1, role='worker', profile='compat', max_frame_size=None, high_watermark=None, low_watermark=None, connect_timeout=30.0, max_pending=None, copy_threshold=None, batch=None, read_size=None, on_connect=None, on_socket_error=None, on_handshake=None, on_heartbeat=None, on_terminate=None, on_invoke=None, on_chunk=None, on_chunks=None, on_choke=None, on_error=None, on_frame=None, on_drain=None)")]
+        #[pyo3(text_signature = "(host, port=None, *, on_connect=None, on_socket_error=None, on_handshake=None, on_heartbeat=None, on_terminate=None, on_invoke=None, on_chunk=None, on_chunks=None, on_choke=None, on_error=None, on_frame=None, on_drain=None, **options)")]
         #[allow(clippy::too_many_arguments)]
         fn py_new(
             host: &Bound<'_, PyAny>,
             port: Option<u16>,
-            dialect: DialectArg,
-            role: RoleArg,
-            profile: &str,
-            max_frame_size: Option<usize>,
-            high_watermark: Option<usize>,
-            low_watermark: Option<usize>,
-            connect_timeout: Option<f64>,
-            max_pending: Option<usize>,
-            copy_threshold: Option<usize>,
-            batch: Option<usize>,
-            read_size: Option<usize>,
             on_connect: Option<Bound<'_, PyAny>>,
             on_socket_error: Option<Bound<'_, PyAny>>,
             on_handshake: Option<Bound<'_, PyAny>>,
@@ -573,12 +567,10 @@ channel_class! {
             on_error: Option<Bound<'_, PyAny>>,
             on_frame: Option<Bound<'_, PyAny>>,
             on_drain: Option<Bound<'_, PyAny>>,
+            options: Option<&Bound<'_, PyDict>>,
         ) -> PyResult<Channel> {
             let endpoint = options::endpoint(host, port)?;
-            let opts = options::build(
-                dialect, role, profile, max_frame_size, high_watermark, low_watermark, connect_timeout, max_pending,
-                copy_threshold, batch, read_size,
-            )?;
+            let opts = options::build("Channel", Some(sluice_core::wire::Role::Worker), options)?;
             let cbs = Callbacks::from_kwargs([
                 on_connect, on_socket_error, on_handshake, on_heartbeat, on_terminate, on_invoke, on_chunk, on_chunks,
                 on_choke, on_error, on_frame, on_drain,
@@ -829,7 +821,7 @@ channel_class! {
 
         /// The role: ``"worker"``, ``"engine"`` or None (generic frames).
         #[getter]
-        fn role(&self) -> Option<&'static str> {
+        fn role(&self) -> Option<String> {
             options::role_name(self.core.config().role)
         }
 
@@ -891,7 +883,7 @@ channel_class! {
             format!(
                 "<sluice.Channel v{} {} {} {}>",
                 self.dialect(),
-                self.role().unwrap_or("frames"),
+                self.role().as_deref().unwrap_or("frames"),
                 self.peer,
                 state
             )

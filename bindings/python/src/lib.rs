@@ -9,7 +9,7 @@
 //!
 //! Modules: [`call`] (calling callbacks), [`channel`] and [`server`] (the classes), [`events`] (event
 //! objects for pull-style delivery), [`payload`] (the zero-copy chunk
-//! buffer), [`options`] (keyword arguments into a `ChannelConfig`),
+//! buffer), [`options`] (keyword arguments through the core's option table),
 //! [`convert`] (strings, byte strings and msgpack values), [`errors`] (the
 //! exception classes of `sluice.errors`), [`wait`] (poll(2) without the GIL),
 //! [`services`] (Cocaine services: Locator clients, hosting, the registry).
@@ -36,12 +36,28 @@ fn set_io_threads(n: usize) -> bool {
     sluice_core::net::runtime::set_threads(n)
 }
 
+/// The symbolic name of an errno (``"ECONNRESET"``; ``"EUNKNOWN"`` for one
+/// sluice does not know). Values are Linux's on every system.
+#[pyfunction]
+fn errno_name(errno: i32) -> &'static str {
+    sluice_core::host::errno_name(errno)
+}
+
+/// What an errno means for a sluice connection, in words: sluice's own
+/// meaning where it gives the value one (EBADMSG, EMSGSIZE, ESHUTDOWN,
+/// ENOBUFS), else the system's description.
+#[pyfunction]
+fn errno_text(errno: i32) -> String {
+    sluice_core::host::errno_text(errno)
+}
+
 #[pymodule]
 fn _sluice(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add("DEFAULT_COPY_THRESHOLD", options::DEFAULT_COPY_THRESHOLD)?;
-    m.add("DEFAULT_BATCH", options::DEFAULT_BATCH)?;
+    m.add("DEFAULT_COPY_THRESHOLD", options::default_copy_threshold())?;
+    m.add("DEFAULT_BATCH", options::default_batch())?;
+    m.add("OPTIONS", options::table(py)?)?;
     m.add_class::<channel::Channel>()?;
     m.add_class::<server::Server>()?;
     events::register(m)?;
@@ -50,5 +66,7 @@ fn _sluice(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("Payload", payload::init_type(py)?)?;
     m.add_function(wrap_pyfunction!(wait::poll, m)?)?;
     m.add_function(wrap_pyfunction!(set_io_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(errno_name, m)?)?;
+    m.add_function(wrap_pyfunction!(errno_text, m)?)?;
     Ok(())
 }

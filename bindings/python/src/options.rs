@@ -1,105 +1,180 @@
-//! Constructor arguments into the core's settings.
-
-use std::time::Duration;
+//! Keyword options into the core's settings. Every value goes through the
+//! core's option table (`sluice_core::host`): this module only turns Python
+//! values into `host::Input`s, so a value gets the same verdict and error
+//! text as in C and Node.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString, PyTuple};
 
-use sluice_core::net::{ChannelConfig, Delivery, Endpoint};
-use sluice_core::wire::{Dialect, Profile, Role};
-
-/// Chunks of at least this many bytes arrive as a zero-copy `Payload`,
-/// smaller ones as `bytes`. Measured with `bench.py --threshold-sweep` (the
-/// package README has the table): a `Payload` costs the Python thread less
-/// than a copy at every size, but from about 8 KiB the rates do not follow
-/// (a live `Payload` keeps its whole receive buffer, up to 256 KiB, so the
-/// I/O thread allocates fresh ones), and most code wants `bytes`. 16 KiB:
-/// a copy costs under 3 µs, and a kept chunk pins at most 16 times its size.
-pub(crate) const DEFAULT_COPY_THRESHOLD: usize = 16 << 10;
-
-/// Events run per `dispatch` call: enough to amortise the crossing into
-/// Python, few enough to keep one call short. At about 100 bytes an event,
-/// 1024 keeps the vectors a dispatch moves events through (the core's and
-/// ours) under glibc's mmap threshold, so they are not mapped and faulted in
-/// afresh for every batch (measured with bench.py: 4096 and more lose).
-pub(crate) const DEFAULT_BATCH: usize = 1024;
+use sluice_core::host::{self, Input, Kind, Lang, OptionError, Options};
+use sluice_core::net::{ChannelConfig, Endpoint};
+use sluice_core::wire::Role;
 
 /// What a channel needs besides the core's config.
 #[derive(Debug, Clone)]
 pub(crate) struct Opts {
     pub config: ChannelConfig,
+    /// Chunks of at least this many bytes arrive as a zero-copy `Payload`.
     pub copy_threshold: usize,
+    /// Events run per `dispatch` call.
     pub batch: usize,
 }
 
-/// A `dialect=` argument.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct DialectArg(pub Dialect);
+/// The table's default `copy_threshold` for Python (16 KiB: see the table
+/// and the package README for why).
+pub(crate) fn default_copy_threshold() -> usize {
+    DEFAULTS.copy_threshold
+}
 
-impl<'a, 'py> FromPyObject<'a, 'py> for DialectArg {
-    type Error = PyErr;
-    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        dialect(&obj).map(DialectArg)
+static DEFAULTS: std::sync::LazyLock<Options> = std::sync::LazyLock::new(|| Options::new(Lang::Python));
+
+/// The table's default `batch`.
+pub(crate) fn default_batch() -> usize {
+    DEFAULTS.batch
+}
+
+/// A Python value, owned, for the table.
+enum Value {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(String),
+}
+
+impl Value {
+    fn input(&self) -> Input<'_> {
+        match self {
+            Value::Null => Input::Null,
+            Value::Bool(b) => Input::Bool(*b),
+            Value::Int(n) => Input::Int(*n),
+            Value::Float(x) => Input::Float(*x),
+            Value::Str(s) => Input::Str(s),
+        }
     }
 }
 
-/// A `role=` argument (`None` is a value: generic frames).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RoleArg(pub Option<Role>);
-
-impl<'a, 'py> FromPyObject<'a, 'py> for RoleArg {
-    type Error = PyErr;
-    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        role(Some(&obj)).map(RoleArg)
-    }
-}
-
-/// `0`, `1`, `"v0"`, `"v1"` (or `"0"`, `"1"`).
-pub(crate) fn dialect(obj: &Bound<'_, PyAny>) -> PyResult<Dialect> {
-    if let Ok(n) = obj.extract::<i64>() {
-        return match n {
-            0 => Ok(Dialect::V0),
-            1 => Ok(Dialect::V1),
-            _ => Err(PyValueError::new_err(format!("dialect must be 0 or 1 (or \"v0\"/\"v1\"), not {n}"))),
-        };
-    }
-    if let Ok(s) = obj.extract::<String>() {
-        return match s.to_ascii_lowercase().as_str() {
-            "v0" | "0" => Ok(Dialect::V0),
-            "v1" | "1" => Ok(Dialect::V1),
-            _ => Err(PyValueError::new_err(format!("dialect must be \"v0\" or \"v1\" (or 0/1), not {s:?}"))),
-        };
-    }
-    Err(PyTypeError::new_err("dialect must be 0, 1, \"v0\" or \"v1\""))
-}
-
-/// `"worker"`, `"engine"` or `None` (generic frames).
-pub(crate) fn role(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Role>> {
-    let Some(obj) = obj else { return Ok(None) };
+/// None, bool (before int: a bool is an int), int, float or str; anything
+/// else is a TypeError.
+fn value(name: &str, obj: &Bound<'_, PyAny>) -> PyResult<Value> {
     if obj.is_none() {
-        return Ok(None);
-    }
-    match obj.extract::<String>()?.to_ascii_lowercase().as_str() {
-        "worker" => Ok(Some(Role::Worker)),
-        "engine" => Ok(Some(Role::Engine)),
-        other => Err(PyValueError::new_err(format!("role must be \"worker\", \"engine\" or None, not {other:?}"))),
+        Ok(Value::Null)
+    } else if let Ok(b) = obj.cast::<PyBool>() {
+        Ok(Value::Bool(b.is_true()))
+    } else if obj.is_instance_of::<PyInt>() {
+        match obj.extract::<i128>() {
+            Ok(n) => Ok(Value::Int(n)),
+            // Beyond i128: the core refuses it, with its own text.
+            Err(_) => Ok(obj.extract::<f64>().map(Value::Float).unwrap_or_else(|_| Value::Str(obj.to_string()))),
+        }
+    } else if obj.is_instance_of::<PyFloat>() {
+        Ok(Value::Float(obj.extract()?))
+    } else if obj.is_instance_of::<PyString>() {
+        Ok(Value::Str(obj.extract()?))
+    } else {
+        let tname = obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
+        Err(PyTypeError::new_err(format!("{name}: takes None, a bool, an int, a float or a str, not {tname}")))
     }
 }
 
-pub(crate) fn role_name(role: Option<Role>) -> Option<&'static str> {
-    role.map(|r| match r {
-        Role::Worker => "worker",
-        Role::Engine => "engine",
-    })
+fn refused(e: OptionError) -> PyErr {
+    PyValueError::new_err(e.to_string())
 }
 
-fn profile(s: &str) -> PyResult<Profile> {
-    match s.to_ascii_lowercase().as_str() {
-        "compat" => Ok(Profile::Compat),
-        "modern" => Ok(Profile::Modern),
-        _ => Err(PyValueError::new_err(format!("profile must be \"compat\" or \"modern\", not {s:?}"))),
+/// Whether `name` is an option of the table.
+pub(crate) fn is_option(name: &str) -> bool {
+    host::options::spec(Lang::Python, name).is_some()
+}
+
+/// Keyword arguments split into the table's options (in the order given)
+/// and the rest (callbacks: `on_*`).
+pub(crate) fn split<'py>(kwargs: Option<&Bound<'py, PyDict>>) -> PyResult<(Vec<(String, Bound<'py, PyAny>)>, Option<Bound<'py, PyDict>>)> {
+    let mut options = Vec::new();
+    let Some(kw) = kwargs else { return Ok((options, None)) };
+    let rest = PyDict::new(kw.py());
+    for (k, v) in kw.iter() {
+        let name: String = k.extract()?;
+        if is_option(&name) {
+            options.push((name, v));
+        } else {
+            rest.set_item(k, v)?;
+        }
     }
+    Ok((options, Some(rest)))
+}
+
+/// The table's options given as keywords to `what` (`"Channel"`), set in
+/// the order given and validated: a value the table refuses is a
+/// ValueError with the table's text (`"max_frame_size: must be a whole
+/// number from 16 to 4294967295, got 0"`); a keyword that is no option, a
+/// TypeError.
+pub(crate) fn parse(what: &str, pairs: &[(String, Bound<'_, PyAny>)]) -> PyResult<Options> {
+    let mut o = Options::new(Lang::Python);
+    for (name, v) in pairs {
+        if !is_option(name) {
+            return Err(PyTypeError::new_err(format!("{what}() got an unexpected keyword argument '{name}'")));
+        }
+        let v = value(name, v)?;
+        o.set(name, v.input()).map_err(refused)?;
+    }
+    o.validate().map_err(refused)?;
+    Ok(o)
+}
+
+/// The keyword arguments of `**options` as pairs.
+pub(crate) fn pairs<'py>(kwargs: Option<&Bound<'py, PyDict>>) -> PyResult<Vec<(String, Bound<'py, PyAny>)>> {
+    let mut out = Vec::new();
+    if let Some(kw) = kwargs {
+        for (k, v) in kw.iter() {
+            out.push((k.extract()?, v));
+        }
+    }
+    Ok(out)
+}
+
+/// Settings for `Channel` and `Server` (accepted channels): `default_role`
+/// unless `role` was given.
+pub(crate) fn build(what: &str, default_role: Option<Role>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Opts> {
+    let o = parse(what, &pairs(kwargs)?)?;
+    Ok(Opts { config: o.config(default_role), copy_threshold: o.copy_threshold, batch: o.batch })
+}
+
+/// A role's name (`"worker"`, `"engine"`), None for no role.
+pub(crate) fn role_name(role: Option<Role>) -> Option<String> {
+    role.map(|r| r.to_string())
+}
+
+/// `sluice.OPTIONS`: the option table, one dict per option (``name``,
+/// ``kind``, ``default``, ``doc``; counts also ``min`` and ``max``).
+pub(crate) fn table(py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
+    let mut rows = Vec::new();
+    for s in host::OPTIONS {
+        let d = PyDict::new(py);
+        d.set_item("name", s.name_in(Lang::Python))?;
+        let kind = match s.kind {
+            Kind::Dialect => "dialect",
+            Kind::Role => "role",
+            Kind::Profile => "profile",
+            Kind::Count { min, max } => {
+                d.set_item("min", min)?;
+                d.set_item("max", max)?;
+                "count"
+            }
+            Kind::Flag => "flag",
+            Kind::Timeout => "timeout",
+            Kind::Duration => "duration",
+            _ => "other",
+        };
+        d.set_item("kind", kind)?;
+        d.set_item("default", s.default)?;
+        if matches!(s.kind, Kind::Timeout | Kind::Duration) {
+            d.set_item("unit", Lang::Python.time_unit())?;
+        }
+        d.set_item("doc", s.doc)?;
+        rows.push(d);
+    }
+    PyTuple::new(py, rows)
 }
 
 /// `Channel(path)` / `Channel(host, port)`: a Unix socket path (str, bytes
@@ -123,50 +198,3 @@ pub(crate) fn endpoint(host: &Bound<'_, PyAny>, port: Option<u16>) -> PyResult<E
     }
 }
 
-/// Settings shared by `Channel` and `Server` (accepted channels).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn build(
-    dialect_arg: DialectArg,
-    role_arg: RoleArg,
-    profile_arg: &str,
-    max_frame_size: Option<usize>,
-    high_watermark: Option<usize>,
-    low_watermark: Option<usize>,
-    connect_timeout: Option<f64>,
-    max_pending: Option<usize>,
-    copy_threshold: Option<usize>,
-    batch: Option<usize>,
-    read_size: Option<usize>,
-) -> PyResult<Opts> {
-    let mut config = ChannelConfig::new(dialect_arg.0, role_arg.0);
-    config.profile = profile(profile_arg)?;
-    config.delivery = Delivery::Poll;
-    if let Some(n) = max_frame_size {
-        config.max_frame_size = n;
-    }
-    if let Some(n) = high_watermark {
-        config.high_watermark = n;
-    }
-    if let Some(n) = low_watermark {
-        config.low_watermark = n;
-    }
-    if config.low_watermark > config.high_watermark {
-        return Err(PyValueError::new_err("low_watermark must not exceed high_watermark"));
-    }
-    config.connect_timeout = match connect_timeout {
-        None => None,
-        Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
-        Some(t) => return Err(PyValueError::new_err(format!("connect_timeout must be a positive number of seconds or None, not {t}"))),
-    };
-    if let Some(n) = max_pending {
-        config.max_pending = n;
-    }
-    if let Some(n) = read_size {
-        config.read_size = n;
-    }
-    let batch = batch.unwrap_or(DEFAULT_BATCH);
-    if batch == 0 {
-        return Err(PyValueError::new_err("batch must be at least 1"));
-    }
-    Ok(Opts { config, copy_threshold: copy_threshold.unwrap_or(DEFAULT_COPY_THRESHOLD), batch })
-}

@@ -9,15 +9,15 @@ use std::time::Instant;
 
 use pyo3::exceptions::{PyTimeoutError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyDict, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use sluice_core::net::{AcceptHandler, Endpoint, Incoming, Server as CoreServer};
-use sluice_core::wire::{Dialect, Role};
+use sluice_core::wire::Role;
 
 use crate::channel::{lock, Channel};
 use crate::errors;
-use crate::options::{self, DialectArg, Opts, RoleArg};
+use crate::options::{self, Opts};
 use crate::wait;
 
 /// The core accept handler: collects connections while `core.dispatch`
@@ -36,7 +36,10 @@ impl AcceptHandler for AcceptSink {
 /// ``Server(path)`` listens on a Unix socket (a stale socket file is
 /// replaced; the file is removed by ``close()``), ``Server(host, port)`` on
 /// TCP (port 0 picks a free port: see ``port``). Accepted channels have the
-/// dialect, role and options given here (role ``"engine"`` by default).
+/// dialect, role and options given here (role ``"engine"`` by default):
+/// the keywords besides ``on_accept`` (``**options``) are the channel
+/// options of ``sluice.OPTIONS``, checked by the core's option table (a
+/// refused value raises ValueError with the table's text).
 ///
 /// Two ways to take connections, both on the Python thread: set
 /// ``on_accept(channel)`` and ``dispatch()`` / ``sluice.poll()`` the server,
@@ -122,42 +125,16 @@ impl Server {
 #[pymethods]
 impl Server {
     #[new]
-    #[pyo3(signature = (
-        host, port=None, *, dialect=DialectArg(Dialect::V1), role=RoleArg(Some(Role::Engine)),
-        profile="compat", max_frame_size=None, high_watermark=None, low_watermark=None,
-        max_pending=None, copy_threshold=None, batch=None, read_size=None, on_accept=None,
-    ))]
-    #[pyo3(text_signature = "(host, port=None, *, dialect=1, role='engine', profile='compat', max_frame_size=None, high_watermark=None, low_watermark=None, max_pending=None, copy_threshold=None, batch=None, read_size=None, on_accept=None)")]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (host, port=None, *, on_accept=None, **options))]
+    #[pyo3(text_signature = "(host, port=None, *, on_accept=None, **options)")]
     fn py_new(
         host: &Bound<'_, PyAny>,
         port: Option<u16>,
-        dialect: DialectArg,
-        role: RoleArg,
-        profile: &str,
-        max_frame_size: Option<usize>,
-        high_watermark: Option<usize>,
-        low_watermark: Option<usize>,
-        max_pending: Option<usize>,
-        copy_threshold: Option<usize>,
-        batch: Option<usize>,
-        read_size: Option<usize>,
         on_accept: Option<Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Server> {
         let endpoint = options::endpoint(host, port)?;
-        let opts = options::build(
-            dialect,
-            role,
-            profile,
-            max_frame_size,
-            high_watermark,
-            low_watermark,
-            None,
-            max_pending,
-            copy_threshold,
-            batch,
-            read_size,
-        )?;
+        let opts = options::build("Server", Some(Role::Engine), options)?;
         let on_accept = check_callable(on_accept)?;
         let sink = Arc::new(Mutex::new(Vec::new()));
         let core = CoreServer::bind(&endpoint, opts.config.clone(), AcceptSink(sink.clone()))?;

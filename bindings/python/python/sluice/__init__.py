@@ -23,6 +23,8 @@ events to Python on your thread, in batches:
 * :mod:`sluice.aio` — the asyncio API (``await sluice.aio.connect(...)``).
 * :mod:`sluice.events` — event objects for pull-style delivery.
 * :mod:`sluice.errors` — exceptions, rooted at :class:`Error`.
+* :data:`OPTIONS` — the channel options every constructor takes as
+  keywords (name, kind, default, doc), from the core's option table.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from ._sluice import (
     host,
     DEFAULT_BATCH,
     DEFAULT_COPY_THRESHOLD,
+    OPTIONS,
     Channel,
     Engine,
     EngineStream,
@@ -132,6 +135,7 @@ __all__ = [
     "aio",
     "DEFAULT_COPY_THRESHOLD",
     "DEFAULT_BATCH",
+    "OPTIONS",
     "__version__",
 ]
 # sluice.ConnectionError is exported but left out of __all__: a star import

@@ -9,7 +9,7 @@ from typing_extensions import Buffer, Self
 
 from .events import Event
 
-__all__ = ['__version__', 'DEFAULT_COPY_THRESHOLD', 'DEFAULT_BATCH', 'Channel', 'Server', 'events', 'Payload', 'poll', 'set_io_threads',
+__all__ = ['__version__', 'DEFAULT_COPY_THRESHOLD', 'DEFAULT_BATCH', 'OPTIONS', 'errno_name', 'errno_text', 'Channel', 'Server', 'events', 'Payload', 'poll', 'set_io_threads',
            'Worker', 'WorkerStream', 'Engine', 'WorkerRef', 'EngineStream', 'Session', 'ResumeServer', 'Peer',
            'Locator', 'Resolved', 'Service', 'Call', 'Reply', 'Logger', 'ServiceDef', 'Responder', 'attach', 'Attached',
            'host', 'Hosted', 'Publication', 'Registry', 'Entry', 'LocatorServer', 'MAX_HANDLER_THREADS', 'MAX_QUEUED_CALLS']
@@ -18,12 +18,29 @@ __version__: str
 DEFAULT_COPY_THRESHOLD: int
 #: Events run per ``dispatch()`` call by default.
 DEFAULT_BATCH: int
+#: The channel options every constructor takes as keywords (``Channel``,
+#: ``Server``; the role classes all but those they set themselves), from the
+#: core's option table, in documentation order. One dict per option:
+#: ``name`` (the keyword), ``kind`` (``"dialect"``, ``"role"``,
+#: ``"profile"``, ``"count"`` — a whole number from ``min`` to ``max`` —,
+#: ``"flag"``, ``"timeout"`` — seconds, 0 or None: no limit —,
+#: ``"duration"`` — seconds), ``default`` (as text), ``doc``, and for
+#: durations ``unit`` (``"seconds"``). A value the table refuses raises
+#: ValueError with the table's text, the same as C's and Node's
+#: (``"max_frame_size: must be a whole number from 16 to 4294967295, got 0"``).
+OPTIONS: Tuple[Dict[str, Any], ...]
 #: The event classes (see :mod:`sluice.events`).
 events: ModuleType
 
+def errno_name(errno: int) -> str:
+    """The symbolic name of an errno (``"ECONNRESET"``; ``"EUNKNOWN"`` for
+    one sluice does not know). Linux values on every system."""
+def errno_text(errno: int) -> str:
+    """What an errno means for a sluice connection, in words."""
+
 _PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 _DialectArg = Union[Literal[0, 1, "v0", "v1", "0", "1"], int, str]
-_RoleArg = Optional[Literal["worker", "engine"]]
+_RoleArg = Optional[Literal["worker", "engine", "none"]]
 #: What senders accept as data: bytes (shared when large), Payload (shared),
 #: bytearray, memoryview or any other buffer (copied).
 _Data = Union[bytes, "Payload", bytearray, memoryview, Buffer]
@@ -68,6 +85,14 @@ class Channel:
         copy_threshold: Optional[int] = None,
         batch: Optional[int] = None,
         read_size: Optional[int] = None,
+        protocol: Optional[_DialectArg] = None,
+        header_table_size: Optional[int] = None,
+        lenient: bool = False,
+        max_queued: Optional[int] = None,
+        close_linger: float = 10.0,
+        frame_timeout: Optional[float] = 60.0,
+        read_idle_timeout: Optional[float] = None,
+        max_sessions: Optional[int] = None,
         on_connect: Optional[Callable[[], Any]] = None,
         on_socket_error: Optional[Callable[[int], Any]] = None,
         on_handshake: Optional[Callable[[str], Any]] = None,
@@ -194,6 +219,15 @@ class Server:
         copy_threshold: Optional[int] = None,
         batch: Optional[int] = None,
         read_size: Optional[int] = None,
+        protocol: Optional[_DialectArg] = None,
+        header_table_size: Optional[int] = None,
+        lenient: bool = False,
+        max_queued: Optional[int] = None,
+        connect_timeout: Optional[float] = 30.0,
+        close_linger: float = 10.0,
+        frame_timeout: Optional[float] = 60.0,
+        read_idle_timeout: Optional[float] = None,
+        max_sessions: Optional[int] = None,
         on_accept: Optional[Callable[[Channel], Any]] = None,
     ) -> Self: ...
 
@@ -295,6 +329,16 @@ class Worker(_Role):
         low_watermark: Optional[int] = None,
         connect_timeout: Optional[float] = 30.0,
         max_pending: Optional[int] = None,
+        protocol: Optional[_DialectArg] = None,
+        profile: Literal["compat", "modern"] = "compat",
+        header_table_size: Optional[int] = None,
+        lenient: bool = False,
+        max_queued: Optional[int] = None,
+        close_linger: float = 10.0,
+        read_size: Optional[int] = None,
+        frame_timeout: Optional[float] = 60.0,
+        read_idle_timeout: Optional[float] = None,
+        max_sessions: Optional[int] = None,
         on_connect: Optional[Callable[[], Any]] = None,
         on_invoke: Optional[Callable[[WorkerStream, str], Any]] = None,
         on_chunk: Optional[Callable[[int, _ChunkData], Any]] = None,
@@ -317,6 +361,15 @@ class Worker(_Role):
         low_watermark: Optional[int] = None,
         connect_timeout: Optional[float] = 30.0,
         max_pending: Optional[int] = None,
+        profile: Literal["compat", "modern"] = "compat",
+        header_table_size: Optional[int] = None,
+        lenient: bool = False,
+        max_queued: Optional[int] = None,
+        close_linger: float = 10.0,
+        read_size: Optional[int] = None,
+        frame_timeout: Optional[float] = 60.0,
+        read_idle_timeout: Optional[float] = None,
+        max_sessions: Optional[int] = None,
         on_connect: Optional[Callable[[], Any]] = None,
         on_invoke: Optional[Callable[[WorkerStream, str], Any]] = None,
         on_chunk: Optional[Callable[[int, _ChunkData], Any]] = None,
@@ -438,6 +491,17 @@ class Engine(_Role):
         high_watermark: Optional[int] = None,
         low_watermark: Optional[int] = None,
         max_pending: Optional[int] = None,
+        protocol: Optional[_DialectArg] = None,
+        profile: Literal["compat", "modern"] = "compat",
+        header_table_size: Optional[int] = None,
+        lenient: bool = False,
+        max_queued: Optional[int] = None,
+        connect_timeout: Optional[float] = 30.0,
+        close_linger: float = 10.0,
+        read_size: Optional[int] = None,
+        frame_timeout: Optional[float] = 60.0,
+        read_idle_timeout: Optional[float] = None,
+        max_sessions: Optional[int] = None,
         on_handshake: Optional[Callable[[WorkerRef], Any]] = None,
         on_rejected: Optional[Callable[[str], Any]] = None,
         on_heartbeat: Optional[Callable[[WorkerRef], Any]] = None,
@@ -511,6 +575,15 @@ class Session(_Role):
         low_watermark: Optional[int] = None,
         connect_timeout: Optional[float] = 30.0,
         max_pending: Optional[int] = None,
+        protocol: Optional[_DialectArg] = None,
+        header_table_size: Optional[int] = None,
+        lenient: bool = False,
+        max_queued: Optional[int] = None,
+        close_linger: float = 10.0,
+        read_size: Optional[int] = None,
+        frame_timeout: Optional[float] = 60.0,
+        read_idle_timeout: Optional[float] = None,
+        max_sessions: Optional[int] = None,
         on_connect: Optional[Callable[[str, bool], Any]] = None,
         on_disconnect: Optional[Callable[[int], Any]] = None,
         on_reconnect_attempt: Optional[Callable[[int, str, float], Any]] = None,
@@ -627,6 +700,18 @@ class ResumeServer(_Role):
         ack_bytes: Optional[int] = None,
         max_frame_size: Optional[int] = None,
         max_pending: Optional[int] = None,
+        protocol: Optional[_DialectArg] = None,
+        header_table_size: Optional[int] = None,
+        lenient: bool = False,
+        high_watermark: Optional[int] = None,
+        low_watermark: Optional[int] = None,
+        max_queued: Optional[int] = None,
+        connect_timeout: Optional[float] = 30.0,
+        close_linger: float = 10.0,
+        read_size: Optional[int] = None,
+        frame_timeout: Optional[float] = 60.0,
+        read_idle_timeout: Optional[float] = None,
+        max_sessions: Optional[int] = None,
         on_peer_connect: Optional[Callable[[Peer, bool], Any]] = None,
         on_peer_disconnect: Optional[Callable[[Peer, int], Any]] = None,
         on_peer_gone: Optional[Callable[[Peer], Any]] = None,

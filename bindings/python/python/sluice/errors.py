@@ -36,8 +36,8 @@ asyncio API raises :func:`from_errno` of that errno instead.
 from __future__ import annotations
 
 import builtins
-import errno as _errno
-import os
+
+from ._sluice import errno_name, errno_text
 
 __all__ = [
     "Error",
@@ -52,6 +52,8 @@ __all__ = [
     "Disconnected",
     "Timeout",
     "from_errno",
+    "errno_name",
+    "errno_text",
 ]
 
 
@@ -142,19 +144,12 @@ class Timeout(Error, builtins.TimeoutError):
     (``errno`` ETIMEDOUT). A call that timed out stays usable."""
 
 
-_MESSAGES = {
-    _errno.ESHUTDOWN: "the peer closed the connection",
-    _errno.EBADMSG: "invalid frame from the peer",
-    _errno.EMSGSIZE: "frame larger than max_frame_size",
-    _errno.EBADF: "bad descriptor or unresolvable host",
-}
-
-
 def from_errno(errno: int) -> Error:
-    """The exception for a connection that ended with ``errno``:
-    :class:`ProtocolError` for EBADMSG and EMSGSIZE, :class:`ConnectionError`
-    otherwise (``errno`` and ``strerror`` set)."""
-    message = _MESSAGES.get(errno) or os.strerror(errno)
-    if errno in (_errno.EBADMSG, _errno.EMSGSIZE):
+    """The exception for a connection that ended with ``errno`` (Linux
+    numbering): :class:`ProtocolError` for EBADMSG and EMSGSIZE,
+    :class:`ConnectionError` otherwise (``errno`` and ``strerror`` set;
+    ``strerror`` is :func:`errno_text`, the core's text for the value)."""
+    message = errno_text(errno)
+    if errno_name(errno) in ("EBADMSG", "EMSGSIZE"):
         return ProtocolError(errno, message)
     return ConnectionError(errno, message)

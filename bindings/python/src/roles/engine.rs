@@ -10,11 +10,11 @@ use pyo3::types::{PyDict, PyTuple};
 
 use sluice_core::net::{DispatchError, Endpoint};
 use sluice_core::roles::{Engine as CoreEngine, EngineEvent, EngineOptions, EngineStream as CoreStream, WorkerRef as CoreRef};
-use sluice_core::wire::{Dialect, Role as WireRole};
+use sluice_core::wire::Role as WireRole;
 
 use super::{role_class, seconds, streamed, text_string, Call, Hub, Role};
 use crate::convert::text;
-use crate::options::{self, DialectArg, RoleArg};
+use crate::options;
 
 /// An engine: listens (a Unix path, as the runtime does, or TCP), accepts
 /// workers, checks each handshake's uuid, answers heartbeats, cuts workers
@@ -69,7 +69,7 @@ impl Role for Engine {
             EngineEvent::Heartbeat { worker: w } => ("on_heartbeat", vec![worker(py, w)?]),
             EngineEvent::Chunk { worker: w, session, data } => (
                 "on_chunk",
-                vec![worker(py, w)?, int(session)?, crate::convert::chunk(py, data, crate::options::DEFAULT_COPY_THRESHOLD)?],
+                vec![worker(py, w)?, int(session)?, crate::convert::chunk(py, data, crate::options::default_copy_threshold())?],
             ),
             EngineEvent::Error { worker: w, session, category, code, message } => (
                 "on_error",
@@ -125,29 +125,31 @@ role_class! {
     methods {
         #[new]
         #[pyo3(signature = (
-            endpoint, dialect=DialectArg(Dialect::V1), *, uuids=None, handshake_timeout=5.0,
-            heartbeat_timeout=30.0, terminate_timeout=10.0, max_frame_size=None, high_watermark=None,
-            low_watermark=None, max_pending=None, **callbacks
+            endpoint, dialect=None, *, uuids=None, handshake_timeout=5.0, heartbeat_timeout=30.0,
+            terminate_timeout=10.0, **options
         ))]
-        #[pyo3(text_signature = "(endpoint, dialect=1, *, uuids=None, handshake_timeout=5.0, heartbeat_timeout=30.0, terminate_timeout=10.0, max_frame_size=None, high_watermark=None, low_watermark=None, max_pending=None, **callbacks)")]
+        #[pyo3(text_signature = "(endpoint, dialect=1, *, uuids=None, handshake_timeout=5.0, heartbeat_timeout=30.0, terminate_timeout=10.0, **options)")]
         #[allow(clippy::too_many_arguments)]
         fn py_new(
             py: Python<'_>,
             endpoint: &Bound<'_, PyAny>,
-            dialect: DialectArg,
+            dialect: Option<Bound<'_, PyAny>>,
             uuids: Option<&Bound<'_, PyAny>>,
             handshake_timeout: f64,
             heartbeat_timeout: f64,
             terminate_timeout: f64,
-            max_frame_size: Option<usize>,
-            high_watermark: Option<usize>,
-            low_watermark: Option<usize>,
-            max_pending: Option<usize>,
-            callbacks: Option<&Bound<'_, PyDict>>,
+            options: Option<&Bound<'_, PyDict>>,
         ) -> PyResult<Engine> {
+            let (mut pairs, callbacks) = options::split(options)?;
+            super::refuse_fixed("Engine", &pairs, &["role", "copy_threshold", "batch"])?;
+            if let Some(d) = dialect {
+                pairs.insert(0, ("dialect".to_string(), d));
+            }
+            let channel = options::parse("Engine", &pairs)?;
+            let callbacks = callbacks.as_ref();
             let hub = Hub::new(Self::CALLBACKS, callbacks)?;
             let endpoint = super::endpoint_arg(endpoint)?;
-            let mut opts = EngineOptions::new(endpoint, dialect.0);
+            let mut opts = EngineOptions::new(endpoint, channel.dialect());
             opts.handshake_timeout = seconds(handshake_timeout, "handshake_timeout")?;
             opts.heartbeat_timeout = seconds(heartbeat_timeout, "heartbeat_timeout")?;
             opts.terminate_timeout = seconds(terminate_timeout, "terminate_timeout")?;
@@ -161,11 +163,7 @@ role_class! {
                 }
                 opts.uuids = Some(set);
             }
-            opts.channel = options::build(
-                dialect, RoleArg(Some(WireRole::Engine)), "compat", max_frame_size, high_watermark, low_watermark, None,
-                max_pending, None, None, None,
-            )?
-            .config;
+            opts.channel = channel.config(Some(WireRole::Engine));
             let queue = hub.queue.clone();
             let core = CoreEngine::bind(opts, move |_: &CoreEngine, ev: EngineEvent| {
                 crate::channel::lock(&queue).push(ev);

@@ -27,7 +27,6 @@ use sluice_core::wire::{Frame, Message};
 use crate::channel::{callable, frame_args, lock};
 use crate::convert::{self, text};
 use crate::errors;
-use crate::options::DEFAULT_COPY_THRESHOLD;
 use crate::wait;
 
 pub(crate) mod engine;
@@ -357,6 +356,15 @@ pub(crate) fn endpoint_arg(obj: &Bound<'_, PyAny>) -> PyResult<Endpoint> {
 }
 
 /// Seconds (a positive finite float) as a duration.
+/// A TypeError for a channel option a role decides itself (``role`` of a
+/// worker, ...) given as a keyword.
+pub(crate) fn refuse_fixed(what: &str, pairs: &[(String, Bound<'_, PyAny>)], fixed: &[&str]) -> PyResult<()> {
+    match pairs.iter().find(|(k, _)| fixed.contains(&k.as_str())) {
+        Some((k, _)) => Err(PyTypeError::new_err(format!("{what}() does not take the option '{k}' (it sets it itself)"))),
+        None => Ok(()),
+    }
+}
+
 pub(crate) fn seconds(value: f64, what: &str) -> PyResult<Duration> {
     if value.is_finite() && value > 0.0 {
         Ok(Duration::from_secs_f64(value.min(1e9)))
@@ -391,7 +399,7 @@ pub(crate) fn message_call<'py>(
             "on_invoke"
         }
         Message::Chunk { data } => {
-            args.extend([s()?, convert::chunk(py, data, DEFAULT_COPY_THRESHOLD)?]);
+            args.extend([s()?, convert::chunk(py, data, crate::options::default_copy_threshold())?]);
             "on_chunk"
         }
         Message::Choke => {

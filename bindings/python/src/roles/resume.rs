@@ -14,7 +14,7 @@ use super::{frame_call, message_call, role_class, seconds, Call, Hub, Role};
 use crate::channel::encode_args;
 use crate::convert::text_arg;
 use crate::errors;
-use crate::options::{self, DialectArg, RoleArg};
+use crate::options;
 
 /// The server of resumable ``sluice.Session`` clients: each client is a
 /// ``Peer`` whose stream outlives its connections. When a client's
@@ -118,30 +118,29 @@ role_class! {
     methods {
         #[new]
         #[pyo3(signature = (
-            endpoint, dialect=DialectArg(Dialect::V1), *, role=RoleArg(None), profile="compat",
-            peer_timeout=60.0, hello_timeout=10.0, max_unacked=None, ack_every=None, ack_bytes=None,
-            max_frame_size=None, max_pending=None, **callbacks
+            endpoint, dialect=None, *, peer_timeout=60.0, hello_timeout=10.0, max_unacked=None, ack_every=None,
+            ack_bytes=None, **options
         ))]
-        #[pyo3(text_signature = "(endpoint, dialect=1, *, role=None, profile='compat', peer_timeout=60.0, hello_timeout=10.0, max_unacked=None, ack_every=None, ack_bytes=None, max_frame_size=None, max_pending=None, **callbacks)")]
+        #[pyo3(text_signature = "(endpoint, dialect=1, *, role=None, profile='compat', peer_timeout=60.0, hello_timeout=10.0, max_unacked=None, ack_every=None, ack_bytes=None, **options)")]
         #[allow(clippy::too_many_arguments)]
         fn py_new(
             endpoint: &Bound<'_, PyAny>,
-            dialect: DialectArg,
-            role: RoleArg,
-            profile: &str,
+            dialect: Option<Bound<'_, PyAny>>,
             peer_timeout: f64,
             hello_timeout: f64,
             max_unacked: Option<usize>,
             ack_every: Option<u64>,
             ack_bytes: Option<usize>,
-            max_frame_size: Option<usize>,
-            max_pending: Option<usize>,
-            callbacks: Option<&Bound<'_, PyDict>>,
+            options: Option<&Bound<'_, PyDict>>,
         ) -> PyResult<ResumeServer> {
-            let hub = Hub::new(Self::CALLBACKS, callbacks)?;
+            let (mut pairs, callbacks) = options::split(options)?;
+            super::refuse_fixed("ResumeServer", &pairs, &["copy_threshold", "batch"])?;
+            if let Some(d) = dialect {
+                pairs.insert(0, ("dialect".to_string(), d));
+            }
+            let config = options::parse("ResumeServer", &pairs)?.config(None);
+            let hub = Hub::new(Self::CALLBACKS, callbacks.as_ref())?;
             let endpoint = super::endpoint_arg(endpoint)?;
-            let config =
-                options::build(dialect, role, profile, max_frame_size, None, None, None, max_pending, None, None, None)?.config;
             let (d, pr) = (config.dialect, config.profile);
             let mut opts = ResumeServerOptions::new(endpoint, config);
             opts.peer_timeout = seconds(peer_timeout, "peer_timeout")?;

@@ -17,7 +17,7 @@ use super::{frame_call, message_call, role_class, seconds, Call, Hub, Role};
 use crate::channel::encode_args;
 use crate::convert::text_arg;
 use crate::errors;
-use crate::options::{self, DialectArg, RoleArg};
+use crate::options;
 
 /// A connection that stays up: it connects to the first of its endpoints
 /// and, whenever the connection fails or ends, reconnects by itself after a
@@ -152,20 +152,15 @@ role_class! {
     methods {
         #[new]
         #[pyo3(signature = (
-            endpoints, *, dialect=DialectArg(Dialect::V1), role=RoleArg(None), profile="compat",
-            backoff_initial=0.1, backoff_max=10.0, backoff_multiplier=2.0, backoff_jitter=0.2,
+            endpoints, *, backoff_initial=0.1, backoff_max=10.0, backoff_multiplier=2.0, backoff_jitter=0.2,
             heartbeat_interval=None, liveness_timeout=None, resume=false, max_unacked=None, ack_every=None,
-            ack_bytes=None, max_frame_size=None, high_watermark=None, low_watermark=None,
-            connect_timeout=Some(30.0), max_pending=None, **callbacks
+            ack_bytes=None, **options
         ))]
-        #[pyo3(text_signature = "(endpoints, *, dialect=1, role=None, profile='compat', backoff_initial=0.1, backoff_max=10.0, backoff_multiplier=2.0, backoff_jitter=0.2, heartbeat_interval=None, liveness_timeout=None, resume=False, max_unacked=None, ack_every=None, ack_bytes=None, max_frame_size=None, high_watermark=None, low_watermark=None, connect_timeout=30.0, max_pending=None, **callbacks)")]
+        #[pyo3(text_signature = "(endpoints, *, dialect=1, role=None, profile='compat', backoff_initial=0.1, backoff_max=10.0, backoff_multiplier=2.0, backoff_jitter=0.2, heartbeat_interval=None, liveness_timeout=None, resume=False, max_unacked=None, ack_every=None, ack_bytes=None, **options)")]
         #[allow(clippy::too_many_arguments)]
         fn py_new(
             py: Python<'_>,
             endpoints: &Bound<'_, PyAny>,
-            dialect: DialectArg,
-            role: RoleArg,
-            profile: &str,
             backoff_initial: f64,
             backoff_max: f64,
             backoff_multiplier: f64,
@@ -176,23 +171,16 @@ role_class! {
             max_unacked: Option<usize>,
             ack_every: Option<u64>,
             ack_bytes: Option<usize>,
-            max_frame_size: Option<usize>,
-            high_watermark: Option<usize>,
-            low_watermark: Option<usize>,
-            connect_timeout: Option<f64>,
-            max_pending: Option<usize>,
-            callbacks: Option<&Bound<'_, PyDict>>,
+            options: Option<&Bound<'_, PyDict>>,
         ) -> PyResult<Session> {
-            let hub = Hub::new(Self::CALLBACKS, callbacks)?;
+            let (pairs, callbacks) = options::split(options)?;
+            super::refuse_fixed("Session", &pairs, &["copy_threshold", "batch"])?;
+            let config = options::parse("Session", &pairs)?.config(None);
+            let hub = Hub::new(Self::CALLBACKS, callbacks.as_ref())?;
             let eps = self::endpoints(endpoints)?;
             if eps.is_empty() {
                 return Err(PyValueError::new_err("a session needs at least one endpoint"));
             }
-            let config = options::build(
-                dialect, role, profile, max_frame_size, high_watermark, low_watermark, connect_timeout, max_pending,
-                None, None, None,
-            )?
-            .config;
             let mut opts = SessionOptions::new(eps, config);
             if !(backoff_multiplier.is_finite() && backoff_multiplier >= 1.0) {
                 return Err(PyValueError::new_err("backoff_multiplier must be at least 1"));

@@ -13,7 +13,20 @@ use sluice_core::wire::{Dialect, Role as WireRole};
 use super::{role_class, seconds, streamed, text_string, Call, Hub, Role};
 use crate::convert::text;
 use crate::errors;
-use crate::options::{self, DialectArg, RoleArg};
+use crate::options;
+use sluice_core::host::Options;
+
+/// A worker's channel options: the table's, except ``role`` (always
+/// worker), ``copy_threshold`` and ``batch`` (a role's events are not
+/// Channel events), and with ``from_args`` the dialect (``--protocol``).
+fn channel_options(what: &str, pairs: &[(String, Bound<'_, PyAny>)], from_args: bool) -> PyResult<Options> {
+    let mut fixed: Vec<&str> = vec!["role", "copy_threshold", "batch"];
+    if from_args {
+        fixed.extend(["dialect", "protocol"]);
+    }
+    super::refuse_fixed(what, pairs, &fixed)?;
+    options::parse(what, pairs)
+}
 
 /// A worker: connects to the engine's socket, sends its handshake and
 /// heartbeats, disowns itself when the engine falls silent, and hands each
@@ -69,7 +82,7 @@ impl Role for Worker {
                 ("on_invoke", vec![s, text(py, &event)?])
             }
             WorkerEvent::Chunk { session, data } => {
-                ("on_chunk", vec![int(session)?, crate::convert::chunk(py, data, crate::options::DEFAULT_COPY_THRESHOLD)?])
+                ("on_chunk", vec![int(session)?, crate::convert::chunk(py, data, crate::options::default_copy_threshold())?])
             }
             WorkerEvent::Error { session, category, code, message } => (
                 "on_error",
@@ -100,11 +113,7 @@ impl Worker {
         mut opts: WorkerOptions,
         heartbeat_interval: Option<f64>,
         disown_timeout: Option<f64>,
-        max_frame_size: Option<usize>,
-        high_watermark: Option<usize>,
-        low_watermark: Option<usize>,
-        connect_timeout: Option<f64>,
-        max_pending: Option<usize>,
+        channel: Options,
         callbacks: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Worker> {
         let hub = Hub::new(Self::CALLBACKS, callbacks)?;
@@ -114,20 +123,7 @@ impl Worker {
         if let Some(t) = disown_timeout {
             opts.disown_timeout = seconds(t, "disown_timeout")?;
         }
-        let built = options::build(
-            DialectArg(opts.dialect),
-            RoleArg(Some(WireRole::Worker)),
-            "compat",
-            max_frame_size,
-            high_watermark,
-            low_watermark,
-            connect_timeout,
-            max_pending,
-            None,
-            None,
-            None,
-        )?;
-        opts.channel = built.config;
+        opts.channel = channel.config(Some(WireRole::Worker));
         let queue = hub.queue.clone();
         let core = CoreWorker::connect(opts, move |_: &CoreWorker, ev: WorkerEvent| {
             crate::channel::lock(&queue).push(ev);
@@ -176,37 +172,29 @@ role_class! {
     methods {
         #[new]
         #[pyo3(signature = (
-            endpoint, uuid, *, dialect=DialectArg(Dialect::V1), app=String::new(), locator=None,
-            heartbeat_interval=None, disown_timeout=None, max_frame_size=None, high_watermark=None,
-            low_watermark=None, connect_timeout=Some(30.0), max_pending=None, **callbacks
+            endpoint, uuid, *, app=String::new(), locator=None, heartbeat_interval=None, disown_timeout=None,
+            **options
         ))]
-        #[pyo3(text_signature = "(endpoint, uuid, *, dialect=1, app='', locator=None, heartbeat_interval=5.0, disown_timeout=30.0, max_frame_size=None, high_watermark=None, low_watermark=None, connect_timeout=30.0, max_pending=None, **callbacks)")]
+        #[pyo3(text_signature = "(endpoint, uuid, *, dialect=1, app='', locator=None, heartbeat_interval=5.0, disown_timeout=30.0, **options)")]
         #[allow(clippy::too_many_arguments)]
         fn py_new(
             py: Python<'_>,
             endpoint: &Bound<'_, PyAny>,
             uuid: &Bound<'_, PyAny>,
-            dialect: DialectArg,
             app: String,
             locator: Option<Vec<String>>,
             heartbeat_interval: Option<f64>,
             disown_timeout: Option<f64>,
-            max_frame_size: Option<usize>,
-            high_watermark: Option<usize>,
-            low_watermark: Option<usize>,
-            connect_timeout: Option<f64>,
-            max_pending: Option<usize>,
-            callbacks: Option<&Bound<'_, PyDict>>,
+            options: Option<&Bound<'_, PyDict>>,
         ) -> PyResult<Worker> {
+            let (pairs, callbacks) = options::split(options)?;
+            let channel = channel_options("Worker", &pairs, false)?;
             let endpoint = super::endpoint_arg(endpoint)?;
             let uuid = text_string(uuid, "uuid")?;
-            let mut opts = WorkerOptions::new(&uuid, endpoint, dialect.0);
+            let mut opts = WorkerOptions::new(&uuid, endpoint, channel.dialect());
             opts.app = app;
             opts.locator = locator.unwrap_or_default();
-            Worker::start(
-                py, opts, heartbeat_interval, disown_timeout, max_frame_size, high_watermark, low_watermark,
-                connect_timeout, max_pending, callbacks,
-            )
+            Worker::start(py, opts, heartbeat_interval, disown_timeout, channel, callbacks.as_ref())
         }
 
         /// A worker started with the runtime's arguments (without the
@@ -215,35 +203,26 @@ role_class! {
         /// (``--protocol`` absent: v0). Unknown flags are skipped with their
         /// value. Raises ``sluice.BadArguments`` when ``--uuid`` or
         /// ``--endpoint`` is missing, a flag has no value, or the protocol is
-        /// unknown. The keywords are the constructor's.
+        /// unknown. The keywords are the constructor's (the dialect comes
+        /// from ``--protocol``).
         #[staticmethod]
-        #[pyo3(signature = (
-            args, *, heartbeat_interval=None, disown_timeout=None, max_frame_size=None, high_watermark=None,
-            low_watermark=None, connect_timeout=Some(30.0), max_pending=None, **callbacks
-        ))]
-        #[pyo3(text_signature = "(args, *, heartbeat_interval=5.0, disown_timeout=30.0, max_frame_size=None, high_watermark=None, low_watermark=None, connect_timeout=30.0, max_pending=None, **callbacks)")]
-        #[allow(clippy::too_many_arguments)]
+        #[pyo3(signature = (args, *, heartbeat_interval=None, disown_timeout=None, **options))]
+        #[pyo3(text_signature = "(args, *, heartbeat_interval=5.0, disown_timeout=30.0, **options)")]
         fn from_args(
             py: Python<'_>,
             args: &Bound<'_, PyAny>,
             heartbeat_interval: Option<f64>,
             disown_timeout: Option<f64>,
-            max_frame_size: Option<usize>,
-            high_watermark: Option<usize>,
-            low_watermark: Option<usize>,
-            connect_timeout: Option<f64>,
-            max_pending: Option<usize>,
-            callbacks: Option<&Bound<'_, PyDict>>,
+            options: Option<&Bound<'_, PyDict>>,
         ) -> PyResult<Worker> {
             if args.is_instance_of::<pyo3::types::PyString>() {
                 return Err(pyo3::exceptions::PyTypeError::new_err("args must be a list of strings (sys.argv[1:]), not a str"));
             }
+            let (pairs, callbacks) = options::split(options)?;
+            let channel = channel_options("Worker.from_args", &pairs, true)?;
             let list: Vec<String> = args.extract()?;
             let opts = WorkerOptions::from_args(&list).map_err(|e| errors::bad_arguments(py, &e.0))?;
-            Worker::start(
-                py, opts, heartbeat_interval, disown_timeout, max_frame_size, high_watermark, low_watermark,
-                connect_timeout, max_pending, callbacks,
-            )
+            Worker::start(py, opts, heartbeat_interval, disown_timeout, channel, callbacks.as_ref())
         }
 
         /// The stream of ``session`` (to answer a session from ``on_chunk``
