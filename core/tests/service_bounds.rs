@@ -70,3 +70,28 @@ fn replies(sock: &mut TcpStream, dec: &mut Decoder, want: usize) -> Vec<Reply> {
     }
     got
 }
+
+#[test]
+fn names_that_are_not_utf8_are_refused_not_merged() {
+    use sluice_core::services::{LocatorServer, Registry};
+    let registry = Registry::new();
+    let loc = LocatorServer::bind(&Endpoint::Tcp("127.0.0.1".into(), 0), registry.clone()).unwrap();
+    let Endpoint::Tcp(_, port) = loc.local().clone() else { unreachable!() };
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // publish("ech\xff\xfe", [["127.0.0.1", 1]]) and resolve("ech\xfe\xff"):
+    // lossily decoded, both would be "ech\u{fffd}\u{fffd}".
+    let mut out = vec![0x94, 0x01, 0x04, 0x92, 0xa5, b'e', b'c', b'h', 0xff, 0xfe];
+    out.extend_from_slice(&[0x91, 0x92, 0xa9]);
+    out.extend_from_slice(b"127.0.0.1");
+    out.extend_from_slice(&[0x01, 0x90]);
+    out.extend_from_slice(&[0x94, 0x02, 0x00, 0x91, 0xa5, b'e', b'c', b'h', 0xfe, 0xff, 0x90]);
+    sock.write_all(&out).unwrap();
+    let mut dec = Decoder::new(DecoderConfig::new(Dialect::V1));
+    let got = replies(&mut sock, &mut dec, 2);
+    for (id, ty, args) in &got {
+        assert_eq!(*ty, 1, "channel {id} refused: {got:?}");
+        assert_eq!(args[0], Value::Array(vec![Value::Uint(7), Value::Uint(2)]), "{got:?}");
+        assert!(args[1].as_bytes().is_some_and(|m| m.ends_with(b"(a UTF-8 string)")), "{got:?}");
+    }
+    assert!(registry.resolve("ech\u{fffd}\u{fffd}").is_none());
+}

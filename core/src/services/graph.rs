@@ -83,8 +83,10 @@ fn bad(what: impl Into<String>) -> GraphError {
     GraphError(what.into())
 }
 
+/// A name: a byte string that is valid UTF-8 (not decoded lossily, so
+/// that two different names never become one).
 fn text(v: &Value) -> Option<String> {
-    v.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned())
+    v.as_bytes().and_then(|b| String::from_utf8(b.to_vec()).ok())
 }
 
 impl Transition {
@@ -172,7 +174,7 @@ impl Node {
                 for (k, e) in pairs {
                     let id = k.as_u64().ok_or_else(|| bad(format!("message id {k} is not an unsigned integer")))?;
                     let items = e.as_array().ok_or_else(|| bad(format!("message {id}: {e} is not [name, next]")))?;
-                    let name = items.first().and_then(text).ok_or_else(|| bad(format!("message {id} has no name")))?;
+                    let name = items.first().and_then(text).ok_or_else(|| bad(format!("message {id} has no name (a UTF-8 string)")))?;
                     let next = match items.get(1) {
                         Some(n) => Node::from_value(n)?,
                         None => Node::Recursive,
@@ -237,7 +239,7 @@ impl Graph {
         for (k, e) in pairs {
             let id = k.as_u64().ok_or_else(|| bad(format!("method id {k} is not an unsigned integer")))?;
             let items = e.as_array().ok_or_else(|| bad(format!("method {id}: {e} is not [name, tx, rx]")))?;
-            let name = items.first().and_then(text).ok_or_else(|| bad(format!("method {id} has no name")))?;
+            let name = items.first().and_then(text).ok_or_else(|| bad(format!("method {id} has no name (a UTF-8 string)")))?;
             let node = |i: usize| items.get(i).map(Node::from_value).unwrap_or(Ok(Node::Recursive));
             methods.push(Method { id, name, tx: node(1)?, rx: node(2)? });
         }
@@ -251,7 +253,7 @@ impl Graph {
         let mut methods = Vec::with_capacity(pairs.len());
         for (k, e) in pairs {
             let id = k.as_u64().ok_or_else(|| bad(format!("method id {k} is not an unsigned integer")))?;
-            let name = text(e).ok_or_else(|| bad(format!("method {id} has no name")))?;
+            let name = text(e).ok_or_else(|| bad(format!("method {id} has no name (a UTF-8 string)")))?;
             methods.push(Method { id, name, tx: Node::Terminal, rx: Node::Recursive });
         }
         Ok(Graph::new(methods))

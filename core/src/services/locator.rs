@@ -208,8 +208,10 @@ struct LocServe {
     proxy_host: String,
 }
 
+/// A service name: a byte string that is valid UTF-8 (decoded strictly,
+/// so that two different names never become one).
 fn text(v: Option<&Value>) -> Option<String> {
-    v.and_then(Value::as_bytes).map(|b| String::from_utf8_lossy(b).into_owned())
+    v.and_then(Value::as_bytes).and_then(|b| String::from_utf8(b.to_vec()).ok())
 }
 
 fn discard_follow(registry: Registry, name: String, owner: u64, on_end: Option<Box<dyn FnOnce() + Send>>) -> Follow {
@@ -240,7 +242,7 @@ impl LocServe {
     fn publish(&self, peer: &Peer, id: u64, args: &[Value], attach: bool) -> Option<(Node, Follow)> {
         let invalid = |m: &str| ServiceError::new(DISPATCH_CATEGORY, INVALID_ARGUMENT, m.to_string());
         let Some(name) = text(args.first()) else {
-            self.reply(peer, id, Err(invalid("expected the service name first")));
+            self.reply(peer, id, Err(invalid("expected the service name first (a UTF-8 string)")));
             return None;
         };
         // publish(name, endpoints, [version, graph]?) / attach(name, version, graph)
@@ -313,7 +315,11 @@ impl Serve for LocServe {
     fn open(&self, peer: &Peer, id: u64, ty: u64, args: Vec<Value>, _headers: Vec<Header>) -> Option<(Node, Follow)> {
         match ty {
             ids::RESOLVE => {
-                let name = text(args.first()).unwrap_or_default();
+                let Some(name) = text(args.first()) else {
+                    let e = ServiceError::new(DISPATCH_CATEGORY, INVALID_ARGUMENT, "expected the service name (a UTF-8 string)");
+                    self.reply(peer, id, Err(e));
+                    return None;
+                };
                 let r = match self.registry.resolve(&name) {
                     Some(e) => Ok(vec![
                         Value::Array(e.endpoints.iter().filter_map(endpoint_to_value).collect()),
