@@ -87,9 +87,12 @@ pub(crate) fn is_option(name: &str) -> bool {
     host::options::spec(Lang::Python, name).is_some()
 }
 
+/// Keyword options of the table, by name, in the order given.
+pub(crate) type Named<'py> = Vec<(String, Bound<'py, PyAny>)>;
+
 /// Keyword arguments split into the table's options (in the order given)
 /// and the rest (callbacks: `on_*`).
-pub(crate) fn split<'py>(kwargs: Option<&Bound<'py, PyDict>>) -> PyResult<(Vec<(String, Bound<'py, PyAny>)>, Option<Bound<'py, PyDict>>)> {
+pub(crate) fn split<'py>(kwargs: Option<&Bound<'py, PyDict>>) -> PyResult<(Named<'py>, Option<Bound<'py, PyDict>>)> {
     let mut options = Vec::new();
     let Some(kw) = kwargs else { return Ok((options, None)) };
     let rest = PyDict::new(kw.py());

@@ -443,7 +443,7 @@ impl Options {
                 let unit = lang.time_unit();
                 let d = match (value, number(value)) {
                     (Input::Null, _) if spec.kind == Kind::Timeout => None,
-                    (_, Some(x)) if x.is_finite() && x >= 0.0 && x <= 1e9 => {
+                    (_, Some(x)) if (0.0..=1e9).contains(&x) => {
                         let secs = if lang == Lang::Python { x } else { x / 1000.0 };
                         (x > 0.0 || spec.kind == Kind::Duration).then(|| Duration::from_secs_f64(secs))
                     }
