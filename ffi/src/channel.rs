@@ -13,8 +13,7 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use bytes::Bytes;
 use sluice_core::net::{Channel, Chunk, DispatchError, Endpoint, Event, Handler, SendError};
-use sluice_core::wire::message::CONTROL_SESSION;
-use sluice_core::wire::{Args, Dialect, Message};
+use sluice_core::wire::{Args, Message};
 
 use crate::guard::{arg, bytes_arg, contain, guard, guard_or, put, str_arg, Fail, Res, SLUICE_E_CLOSED, SLUICE_E_NOT_POLLED, SLUICE_E_REENTRANT, SLUICE_E_STATE, SLUICE_E_WOULD_BLOCK};
 use crate::options::sluice_options;
@@ -321,10 +320,7 @@ fn sent(r: Result<(), SendError>) -> Res {
 }
 
 fn control_session(ch: &Channel) -> u64 {
-    match ch.config().dialect {
-        Dialect::V0 => 0,
-        Dialect::V1 => CONTROL_SESSION,
-    }
+    ch.config().dialect.control_session()
 }
 
 /// Runs a send (or another call) on a channel handle. (The core may write

@@ -24,7 +24,6 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use sluice_core::net::{Channel as CoreChannel, Event, Handler, Incoming};
-use sluice_core::wire::message::CONTROL_SESSION;
 use sluice_core::wire::{Args, Dialect, Frame, Message, Profile, Value};
 
 use crate::call;
@@ -213,10 +212,7 @@ impl Channel {
     }
 
     fn control(&self) -> u64 {
-        match self.core.config().dialect {
-            Dialect::V0 => 0,
-            Dialect::V1 => CONTROL_SESSION,
-        }
+        self.core.config().dialect.control_session()
     }
 
     /// Takes up to `max` events: first those left by a raising callback,

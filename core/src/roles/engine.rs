@@ -41,7 +41,7 @@ use super::streams::Streams;
 use super::worker::StreamError;
 use crate::errno;
 use crate::net::{runtime, Channel, ChannelConfig, Delivery, DispatchError, Endpoint, Event, Handler, Incoming, Server};
-use crate::wire::message::{CONTROL_SESSION, FRAMEWORK_CATEGORY};
+use crate::wire::message::FRAMEWORK_CATEGORY;
 use crate::wire::{Dialect, Header, Message, Role};
 
 /// How an engine listens and how patient it is.
@@ -293,10 +293,7 @@ impl WorkerRef {
     }
 
     fn control(&self) -> u64 {
-        match self.inner.channel.get().map(|c| c.config().dialect) {
-            Some(Dialect::V0) => 0,
-            _ => CONTROL_SESSION,
-        }
+        self.inner.channel.get().map_or(Dialect::V1, |c| c.config().dialect).control_session()
     }
 
     /// Opens a session for `event`: sends `invoke` and returns the stream

@@ -36,7 +36,7 @@ use tokio::sync::Notify;
 
 use crate::errno;
 use crate::net::{runtime, Channel, ChannelConfig, DispatchError, Endpoint, Event, Handler, SendError};
-use crate::wire::message::{CONTROL_SESSION, FRAMEWORK_CATEGORY};
+use crate::wire::message::FRAMEWORK_CATEGORY;
 use crate::wire::{Dialect, Header, Message, Role};
 
 /// Defaults of docs/PROTOCOL.md §6.3.
@@ -416,10 +416,7 @@ impl Worker {
     }
 
     fn control(&self) -> u64 {
-        match self.inner.opts.dialect {
-            Dialect::V0 => 0,
-            Dialect::V1 => CONTROL_SESSION,
-        }
+        self.inner.opts.dialect.control_session()
     }
 
     /// The stream of `session`, to write to (streams of unknown or ended

@@ -20,6 +20,18 @@ pub enum Dialect {
     V1,
 }
 
+impl Dialect {
+    /// The session (v0) or channel (v1) that carries the worker protocol's
+    /// control messages — handshake, heartbeat, terminate: 0 in v0, 1 in v1
+    /// (docs/PROTOCOL.md §2.2, §3.4).
+    pub const fn control_session(self) -> u64 {
+        match self {
+            Dialect::V0 => 0,
+            Dialect::V1 => super::message::CONTROL_SESSION,
+        }
+    }
+}
+
 /// One frame, in either dialect.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frame {
