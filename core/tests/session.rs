@@ -70,6 +70,14 @@ fn reconnects_across_50_server_restarts_with_bounded_backoff() {
             }
         }
         assert!(s.is_connected());
+        // A Unix connect completes in the listener's backlog: wait until the
+        // server has accepted it, or a close racing the accept could leave
+        // that connection up with nobody to cut it.
+        let t = Instant::now();
+        while accepted.lock().unwrap().is_empty() {
+            assert!(t.elapsed() < WAIT, "round {round}: the server never accepted the connection");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         // Kill the server: the listener and the connection.
         srv.close();
         for ch in accepted.lock().unwrap().drain(..) {
