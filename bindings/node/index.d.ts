@@ -836,26 +836,36 @@ export interface BackoffOptions {
 
 /**
  * Settings of a channel (and of the channels a server accepts). Every field
- * is optional.
+ * is optional; `undefined` and `null` leave the default (`null` on a
+ * timeout: no limit; on `role`: `'none'`). The rules are the core's option
+ * table (see `options()`): an unknown key or an unusable value throws a
+ * `RangeError` (code `ERR_INVALID_ARG_VALUE`) whose message names the
+ * option, e.g. `maxFrameSize: must be a whole number from 16 to
+ * 4294967295, got 0`; a value of the wrong JavaScript type (an object, a
+ * function…) a `TypeError` (code `ERR_INVALID_ARG_TYPE`).
  */
 export interface ChannelOptions {
   /**
    * Protocol dialect: `'v0'` (Cocaine 0.10/0.11, `[type, session, args]`)
-   * or `'v1'` (Cocaine 0.12, `[channel, type, args, headers]`). Also
-   * accepted: `protocol: 0 | 1`. Default for `connect`/`listen`: `'v1'`;
-   * for the framework `Channel`: the `--protocol` argument of the process
-   * (absent → v0, `1` → v1), as the runtime starts workers.
+   * or `'v1'` (Cocaine 0.12, `[channel, type, args, headers]`); `0` and
+   * `1` too. Default for `connect`/`listen`: `'v1'`; for the framework
+   * `Channel`: the `--protocol` argument of the process (absent → v0,
+   * `1` → v1), as the runtime starts workers.
    */
-  dialect?: 'v0' | 'v1'
-  /** The dialect as the runtime's `--protocol` number: `0` or `1`. */
-  protocol?: number
+  dialect?: 'v0' | 'v1' | 0 | 1
+  /**
+   * The dialect as the runtime's `--protocol` number (`0` or `1`):
+   * another name for `dialect`.
+   */
+  protocol?: 0 | 1 | '0' | '1'
   /**
    * Which side of the worker protocol this channel is: `'worker'` (gets
    * invoke/chunk/choke/error/heartbeat/terminate), `'engine'` (gets the
    * handshake and the worker's answers) or `'none'` (every frame arrives
-   * as a generic `'frame'` event: service clients). Default `'worker'`.
+   * as a generic `'frame'` event: service clients). Default `'worker'`
+   * (`'engine'` for the channels `listen()` accepts).
    */
-  role?: 'worker' | 'engine' | 'none'
+  role?: 'worker' | 'engine' | 'none' | null
   /**
    * Encoding of sends: `'compat'` (the str family only: what every
    * runtime reads; always used for v0) or `'modern'` (bin payloads).
@@ -867,18 +877,54 @@ export interface ChannelOptions {
    * return `false`; `'drain'` follows. Default 8 MiB.
    */
   highWaterMark?: number
-  /** `'drain'` comes once the queue is down to this many bytes. Default 2 MiB. */
+  /**
+   * `'drain'` comes once the queue is down to this many bytes. Must not
+   * exceed `highWaterMark`. Default 2 MiB, or a quarter of
+   * `highWaterMark` when that is less.
+   */
   lowWaterMark?: number
   /**
+   * Hard bound on the send queue for sends never refused at the high
+   * watermark (a served call's replies): past it the connection ends
+   * with `ENOBUFS`. Must not be below `highWaterMark`. Default 64 MiB,
+   * or twice `highWaterMark` when that is more.
+   */
+  maxQueued?: number
+  /**
    * The largest frame accepted; a larger one fails the channel with
-   * `EMSGSIZE`. Default 512 MiB.
+   * `EMSGSIZE`. From 16 to 4294967295. Default 512 MiB.
    */
   maxFrameSize?: number
+  /** Capacity of the v1 dynamic header table, in bytes. Default 4096. */
+  headerTableSize?: number
   /**
-   * Give up connecting after this many milliseconds (`ETIMEDOUT`); `0`:
-   * the operating system's timeout. Default 30000.
+   * Give up connecting after this many milliseconds (`ETIMEDOUT`); `0`
+   * or `null`: the operating system's timeout. Default 30000.
    */
-  connectTimeout?: number
+  connectTimeout?: number | null
+  /**
+   * After a close, how many milliseconds the queue may take to flush and
+   * the peer to close its side before the connection is cut. Default
+   * 10000.
+   */
+  closeLinger?: number
+  /**
+   * Longest a frame may take to arrive once its first byte has, in
+   * milliseconds: a peer that stalls or dribbles ends the connection
+   * with `ETIMEDOUT`. `0` or `null`: no limit. Default 60000.
+   */
+  frameTimeout?: number | null
+  /**
+   * End the connection with `ETIMEDOUT` when nothing at all arrives for
+   * this many milliseconds. `0` or `null` (the default): no limit.
+   */
+  readIdleTimeout?: number | null
+  /**
+   * Most sessions the peer may have open at once (v1 channels with a
+   * role); a frame opening one more is delivered as a dropped frame.
+   * Default 65536.
+   */
+  maxSessions?: number
   /**
    * Reading from the socket pauses while this many received bytes wait
    * for the JavaScript thread. Default 16 MiB.
@@ -897,11 +943,18 @@ export interface ChannelOptions {
   lenient?: boolean
   /**
    * Bytes asked of each read from the socket, at most: reads start at
-   * 16 KiB and grow to this while they fill the buffer. Default 1 MiB
-   * (fewer reads and buffer moves per byte than the core's 256 KiB,
-   * measured faster for both small and 64 KiB chunks).
+   * 16 KiB and grow to this while they fill the buffer. From 4096 to
+   * 1 GiB. Default 256 KiB (the core's; 1 MiB reads fewer times per byte
+   * on fast local links).
    */
   readSize?: number
+  /**
+   * Most events handed to the host's thread per dispatch (from 1 to
+   * 1048576; default 1024). Checked like everywhere else; the Node
+   * binding hands JavaScript whatever is ready in one batch, bounded by
+   * `maxPending`, so it does not change delivery here.
+   */
+  batch?: number
 }
 
 /**
@@ -959,6 +1012,16 @@ export interface Entry {
   /** Its methods. */
   graph: Array<MethodInfo>
 }
+
+/**
+ * The errno names sluice knows, by Linux number (`{ 104: 'ECONNRESET',
+ * … }`): what `err.code` says for a socket error (`'EUNKNOWN'` for
+ * another).
+ */
+export declare function errnoNames(): Record<number, string>
+
+/** What an errno means, in words, as error messages say it. */
+export declare function errnoText(errno: number): string
 
 /**
  * Serves `def` on `endpoint` (`'host:port'`, port 0 picks a free one, or a
@@ -1044,6 +1107,36 @@ export interface MethodInfo {
  * `connect()`.
  */
 export declare function openSession(endpoints: string | { host?: string, port: number } | { path: string } | Array<string | { host?: string, port: number } | { path: string }>, options?: SessionOpenOptions & ChannelOptions): Session
+
+/**
+ * The channel options: the core's option table (`sluice_core::host`), in
+ * the order the documentation lists them. The same table checks the
+ * options of `connect`, `listen`, `Channel` and the roles.
+ */
+export declare function options(): Array<OptionSpec>
+
+/** One option of the core's table, as `options()` lists it. */
+export interface OptionSpec {
+  /** The name in C and Python (`snake_case`). */
+  name: string
+  /** The name in Node option objects (`camelCase`). */
+  js: string
+  /**
+   * What it takes: `'dialect'`, `'role'`, `'profile'`, `'count'` (a
+   * whole number from `min` to `max`), `'flag'`, `'timeout'`
+   * (milliseconds; `0` or `null`: no limit) or `'duration'`
+   * (milliseconds).
+   */
+  kind: 'dialect' | 'role' | 'profile' | 'count' | 'flag' | 'timeout' | 'duration'
+  /** Smallest value taken (counts). */
+  min?: number
+  /** Largest value taken (counts). */
+  max?: number
+  /** The default, as the documentation shows it. */
+  default: string
+  /** What it does ("time": milliseconds in Node). */
+  doc: string
+}
 
 /** What the Locator says about a service. */
 export interface Resolved {

@@ -73,7 +73,10 @@ module.exports = {
   openSession: native.openSession,
   listenResume: native.listenResume,
   version: native.version,
-  setIoThreads: native.setIoThreads
+  setIoThreads: native.setIoThreads,
+  options: native.options,
+  errnoNames: native.errnoNames,
+  errnoText: native.errnoText
 }
 
 // Cocaine services: Locator, Service, Call, Logger, ServiceDef, attach,

@@ -13,6 +13,8 @@
 //          [id, object, ...] for engine workers / resume peers not seen yet
 // and this file runs the owner's callbacks, slicing the arena with subarray.
 
+const native = require('../sluice.node')
+
 const R_CONNECT = 1
 const R_HEARTBEAT = 2
 const R_INVOKE = 3
@@ -57,23 +59,14 @@ function rethrow (err) {
   throw err
 }
 
-const ERRNO_NAMES = {
-  1: 'EPERM', 2: 'ENOENT', 9: 'EBADF', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES', 22: 'EINVAL',
-  24: 'EMFILE', 32: 'EPIPE', 74: 'EBADMSG', 90: 'EMSGSIZE', 97: 'EAFNOSUPPORT', 98: 'EADDRINUSE',
-  99: 'EADDRNOTAVAIL', 101: 'ENETUNREACH', 103: 'ECONNABORTED', 104: 'ECONNRESET', 105: 'ENOBUFS', 106: 'EISCONN',
-  107: 'ENOTCONN', 108: 'ESHUTDOWN', 110: 'ETIMEDOUT', 111: 'ECONNREFUSED', 113: 'EHOSTUNREACH'
-}
-const ERRNO_TEXT = {
-  74: 'bad message: the peer sent bytes that are not a valid frame',
-  90: 'message too long: a frame larger than the limit',
-  108: 'the peer closed the connection',
-  103: 'the channel was closed before it connected'
-}
+// Errno names and texts are the core's tables (sluice_core::errno), read
+// from the addon: one table for every binding.
+const ERRNO_NAMES = native.errnoNames()
 
 /** An Error for a socket failure: `code` the errno's name, `errno` its Linux number. */
 function errnoError (errno) {
   const code = ERRNO_NAMES[errno] || 'EUNKNOWN'
-  const err = new Error(`${code}: ${ERRNO_TEXT[errno] || `socket error ${errno}`}`)
+  const err = new Error(`${code}: ${native.errnoText(errno)}`)
   err.code = code
   err.errno = errno
   return err

@@ -97,12 +97,15 @@ impl CompatChannel {
             None => (Endpoint::Unix(first.into()), c.map(|v| v.raw())),
         };
         let opts = match opts {
-            Some(v) => options::read_options(e, v)?,
-            None => options::ChannelOptions::default(),
+            Some(v) => options::read_options(e, v, &[])?,
+            None => options::Read::default(),
         };
-        let mut resolved = opts.resolve(e, options::dialect_from_argv())?;
+        let dialect = match opts.dialect() {
+            Some(d) => d,
+            None => options::dialect_from_argv(e)?,
+        };
         // The framework's channel is always the worker side.
-        resolved.config.role = Some(sluice_core::wire::Role::Worker);
+        let resolved = opts.resolve_as(dialect, sluice_core::wire::Role::Worker);
         let hub = hub::hub(e)?;
         let mut ch = CompatChannel { endpoint, resolved, hub, cur: None };
         ch.open(e, this.raw())?;

@@ -15,46 +15,15 @@ pub(crate) fn pending() -> Error {
 }
 
 /// The symbolic name of an errno (Linux numbering, PROTOCOL.md §8.3 and the
-/// usual socket errors), as Node's own `err.code` would spell it.
+/// usual socket errors), as Node's own `err.code` would spell it: the
+/// core's table.
 pub(crate) fn errno_name(errno: i32) -> &'static str {
-    match errno {
-        1 => "EPERM",
-        2 => "ENOENT",
-        9 => "EBADF",
-        11 => "EAGAIN",
-        12 => "ENOMEM",
-        13 => "EACCES",
-        22 => "EINVAL",
-        24 => "EMFILE",
-        32 => "EPIPE",
-        74 => "EBADMSG",
-        90 => "EMSGSIZE",
-        97 => "EAFNOSUPPORT",
-        98 => "EADDRINUSE",
-        99 => "EADDRNOTAVAIL",
-        101 => "ENETUNREACH",
-        103 => "ECONNABORTED",
-        104 => "ECONNRESET",
-        105 => "ENOBUFS",
-        106 => "EISCONN",
-        107 => "ENOTCONN",
-        108 => "ESHUTDOWN",
-        110 => "ETIMEDOUT",
-        111 => "ECONNREFUSED",
-        113 => "EHOSTUNREACH",
-        _ => "EUNKNOWN",
-    }
+    sluice_core::errno::name(errno)
 }
 
-/// What an errno means, for error messages.
+/// What an errno means, for error messages: the core's text.
 pub(crate) fn errno_text(errno: i32) -> String {
-    match errno {
-        74 => "bad message: the peer sent bytes that are not a valid frame".into(),
-        90 => "message too long: a frame larger than the limit".into(),
-        108 => "the peer closed the connection".into(),
-        103 => "the channel was closed before it connected".into(),
-        _ => std::io::Error::from_raw_os_error(errno).to_string(),
-    }
+    sluice_core::errno::text(errno)
 }
 
 /// Which constructor an error is made with.

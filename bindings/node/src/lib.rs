@@ -28,6 +28,8 @@ mod outbox;
 mod roles;
 mod services;
 
+use std::collections::HashMap;
+
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -53,4 +55,18 @@ pub fn version() -> String {
 #[napi]
 pub fn set_io_threads(n: u32) -> bool {
     sluice_core::net::runtime::set_threads(n as usize)
+}
+
+/// The errno names sluice knows, by Linux number (`{ 104: 'ECONNRESET',
+/// … }`): what `err.code` says for a socket error (`'EUNKNOWN'` for
+/// another).
+#[napi(ts_return_type = "Record<number, string>")]
+pub fn errno_names() -> HashMap<String, String> {
+    sluice_core::errno::all().iter().map(|(n, s)| (n.to_string(), s.to_string())).collect()
+}
+
+/// What an errno means, in words, as error messages say it.
+#[napi]
+pub fn errno_text(errno: i32) -> String {
+    sluice_core::errno::text(errno)
 }

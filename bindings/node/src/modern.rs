@@ -255,8 +255,8 @@ fn id_value<'a>(env: &'a Env, id: u64) -> Result<Unknown<'a>> {
 pub fn connect<'a>(env: &'a Env, endpoint: Unknown<'_>, options: Option<Unknown<'_>>) -> Result<ClassInstance<'a, Connection>> {
     let e = env.raw();
     let ep = options::read_endpoint(e, endpoint.raw())?;
-    let opts = options::read_options(e, options.map_or(std::ptr::null_mut(), |v| v.raw()))?;
-    let r = opts.resolve(e, Dialect::V1)?;
+    let opts = options::read_options(e, options.map_or(std::ptr::null_mut(), |v| v.raw()), &[])?;
+    let r = opts.resolve(Dialect::V1, Some(Role::Worker));
     let hub = hub::hub(e)?;
     let port = Port::new(e, &hub, Owner::Connection, None, r.zero_copy, r.config.max_pending);
     let (dialect, role) = (r.config.dialect, r.config.role);
@@ -355,11 +355,8 @@ impl Server {
 pub fn listen<'a>(env: &'a Env, endpoint: Unknown<'_>, options: Option<Unknown<'_>>) -> Result<ClassInstance<'a, Server>> {
     let e = env.raw();
     let ep = options::read_endpoint(e, endpoint.raw())?;
-    let mut opts = options::read_options(e, options.map_or(std::ptr::null_mut(), |v| v.raw()))?;
-    if opts.role.is_none() {
-        opts.role = Some("engine".into());
-    }
-    let r = opts.resolve(e, Dialect::V1)?;
+    let opts = options::read_options(e, options.map_or(std::ptr::null_mut(), |v| v.raw()), &[])?;
+    let r = opts.resolve(Dialect::V1, Some(Role::Engine));
     let hub = hub::hub(e)?;
     let port = Port::new(e, &hub, Owner::Server, None, r.zero_copy, r.config.max_pending);
     let feed = port.clone();

@@ -1,34 +1,48 @@
-//! Options of channels and servers, and how they become a core
-//! [`ChannelConfig`].
+//! Options of channels and servers: read generically from the JavaScript
+//! object and checked by the core's option table (`sluice_core::host`), the
+//! same rules and error texts as C's and Python's.
 
-use std::time::Duration;
+use std::ptr;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use sluice_core::net::{ChannelConfig, Endpoint};
-use sluice_core::wire::{Dialect, Profile, Role};
+use sluice_core::host::{self, Input, Kind, Lang, Options};
+use sluice_core::net::{ChannelConfig, Delivery, Endpoint};
+use sluice_core::wire::{Dialect, Role};
 
 use crate::js;
 
 /// Settings of a channel (and of the channels a server accepts). Every field
-/// is optional.
+/// is optional; `undefined` and `null` leave the default (`null` on a
+/// timeout: no limit; on `role`: `'none'`). The rules are the core's option
+/// table (see `options()`): an unknown key or an unusable value throws a
+/// `RangeError` (code `ERR_INVALID_ARG_VALUE`) whose message names the
+/// option, e.g. `maxFrameSize: must be a whole number from 16 to
+/// 4294967295, got 0`; a value of the wrong JavaScript type (an object, a
+/// function…) a `TypeError` (code `ERR_INVALID_ARG_TYPE`).
+// The struct is the TypeScript declaration only: options are read
+// generically, key by key, by `read_options`.
 #[napi(object)]
 #[derive(Default, Clone)]
+#[allow(dead_code)]
 pub struct ChannelOptions {
     /// Protocol dialect: `'v0'` (Cocaine 0.10/0.11, `[type, session, args]`)
-    /// or `'v1'` (Cocaine 0.12, `[channel, type, args, headers]`). Also
-    /// accepted: `protocol: 0 | 1`. Default for `connect`/`listen`: `'v1'`;
-    /// for the framework `Channel`: the `--protocol` argument of the process
-    /// (absent → v0, `1` → v1), as the runtime starts workers.
-    #[napi(ts_type = "'v0' | 'v1'")]
+    /// or `'v1'` (Cocaine 0.12, `[channel, type, args, headers]`); `0` and
+    /// `1` too. Default for `connect`/`listen`: `'v1'`; for the framework
+    /// `Channel`: the `--protocol` argument of the process (absent → v0,
+    /// `1` → v1), as the runtime starts workers.
+    #[napi(ts_type = "'v0' | 'v1' | 0 | 1")]
     pub dialect: Option<String>,
-    /// The dialect as the runtime's `--protocol` number: `0` or `1`.
+    /// The dialect as the runtime's `--protocol` number (`0` or `1`):
+    /// another name for `dialect`.
+    #[napi(ts_type = "0 | 1 | '0' | '1'")]
     pub protocol: Option<u32>,
     /// Which side of the worker protocol this channel is: `'worker'` (gets
     /// invoke/chunk/choke/error/heartbeat/terminate), `'engine'` (gets the
     /// handshake and the worker's answers) or `'none'` (every frame arrives
-    /// as a generic `'frame'` event: service clients). Default `'worker'`.
-    #[napi(ts_type = "'worker' | 'engine' | 'none'")]
+    /// as a generic `'frame'` event: service clients). Default `'worker'`
+    /// (`'engine'` for the channels `listen()` accepts).
+    #[napi(ts_type = "'worker' | 'engine' | 'none' | null")]
     pub role: Option<String>,
     /// Encoding of sends: `'compat'` (the str family only: what every
     /// runtime reads; always used for v0) or `'modern'` (bin payloads).
@@ -38,14 +52,41 @@ pub struct ChannelOptions {
     /// Sends beyond this many queued bytes wait in an overflow list and
     /// return `false`; `'drain'` follows. Default 8 MiB.
     pub high_water_mark: Option<f64>,
-    /// `'drain'` comes once the queue is down to this many bytes. Default 2 MiB.
+    /// `'drain'` comes once the queue is down to this many bytes. Must not
+    /// exceed `highWaterMark`. Default 2 MiB, or a quarter of
+    /// `highWaterMark` when that is less.
     pub low_water_mark: Option<f64>,
+    /// Hard bound on the send queue for sends never refused at the high
+    /// watermark (a served call's replies): past it the connection ends
+    /// with `ENOBUFS`. Must not be below `highWaterMark`. Default 64 MiB,
+    /// or twice `highWaterMark` when that is more.
+    pub max_queued: Option<f64>,
     /// The largest frame accepted; a larger one fails the channel with
-    /// `EMSGSIZE`. Default 512 MiB.
+    /// `EMSGSIZE`. From 16 to 4294967295. Default 512 MiB.
     pub max_frame_size: Option<f64>,
-    /// Give up connecting after this many milliseconds (`ETIMEDOUT`); `0`:
-    /// the operating system's timeout. Default 30000.
+    /// Capacity of the v1 dynamic header table, in bytes. Default 4096.
+    pub header_table_size: Option<f64>,
+    /// Give up connecting after this many milliseconds (`ETIMEDOUT`); `0`
+    /// or `null`: the operating system's timeout. Default 30000.
+    #[napi(ts_type = "number | null")]
     pub connect_timeout: Option<f64>,
+    /// After a close, how many milliseconds the queue may take to flush and
+    /// the peer to close its side before the connection is cut. Default
+    /// 10000.
+    pub close_linger: Option<f64>,
+    /// Longest a frame may take to arrive once its first byte has, in
+    /// milliseconds: a peer that stalls or dribbles ends the connection
+    /// with `ETIMEDOUT`. `0` or `null`: no limit. Default 60000.
+    #[napi(ts_type = "number | null")]
+    pub frame_timeout: Option<f64>,
+    /// End the connection with `ETIMEDOUT` when nothing at all arrives for
+    /// this many milliseconds. `0` or `null` (the default): no limit.
+    #[napi(ts_type = "number | null")]
+    pub read_idle_timeout: Option<f64>,
+    /// Most sessions the peer may have open at once (v1 channels with a
+    /// role); a frame opening one more is delivered as a dropped frame.
+    /// Default 65536.
+    pub max_sessions: Option<f64>,
     /// Reading from the socket pauses while this many received bytes wait
     /// for the JavaScript thread. Default 16 MiB.
     pub max_pending: Option<f64>,
@@ -57,10 +98,15 @@ pub struct ChannelOptions {
     /// channel with `EBADMSG`. Default `false`.
     pub lenient: Option<bool>,
     /// Bytes asked of each read from the socket, at most: reads start at
-    /// 16 KiB and grow to this while they fill the buffer. Default 1 MiB
-    /// (fewer reads and buffer moves per byte than the core's 256 KiB,
-    /// measured faster for both small and 64 KiB chunks).
+    /// 16 KiB and grow to this while they fill the buffer. From 4096 to
+    /// 1 GiB. Default 256 KiB (the core's; 1 MiB reads fewer times per byte
+    /// on fast local links).
     pub read_size: Option<f64>,
+    /// Most events handed to the host's thread per dispatch (from 1 to
+    /// 1048576; default 1024). Checked like everywhere else; the Node
+    /// binding hands JavaScript whatever is ready in one batch, bounded by
+    /// `maxPending`, so it does not change delivery here.
+    pub batch: Option<f64>,
 }
 
 /// A channel's settings, resolved.
@@ -70,91 +116,195 @@ pub(crate) struct Resolved {
     pub zero_copy: usize,
 }
 
-fn size(env: sys::napi_env, v: Option<f64>, name: &str, min: f64) -> Result<Option<usize>> {
-    match v {
-        None => Ok(None),
-        Some(n) if n.is_finite() && n >= min && n.fract() == 0.0 => Ok(Some(n as usize)),
-        Some(n) => Err(js::throw(env, js::Kind::RangeError, "ERR_OUT_OF_RANGE", &format!("options.{name} must be an integer >= {min}, got {n}"))),
+/// An options object, read and checked by the core's table.
+#[derive(Clone, Debug)]
+pub(crate) struct Read {
+    opts: Options,
+    /// The dialect given (`dialect` or `protocol`), if any.
+    dialect: Option<Dialect>,
+}
+
+impl Default for Read {
+    fn default() -> Read {
+        let mut opts = Options::new(Lang::Node);
+        // The hub batches events on the I/O threads itself (src/hub.rs): the
+        // core's handler must run inline, not wait for a dispatch call.
+        opts.set_delivery(Delivery::Inline);
+        Read { opts, dialect: None }
     }
+}
+
+impl Read {
+    /// The dialect the options name (`dialect`, or `protocol`), if any.
+    pub(crate) fn dialect(&self) -> Option<Dialect> {
+        self.dialect
+    }
+
+    /// The core settings: `default_dialect` unless the options name one,
+    /// `default_role` unless they set a role.
+    pub(crate) fn resolve(&self, default_dialect: Dialect, default_role: Option<Role>) -> Resolved {
+        let mut config = self.opts.config(default_role);
+        config.dialect = self.dialect.unwrap_or(default_dialect);
+        Resolved { config, zero_copy: self.opts.copy_threshold }
+    }
+
+    /// Like [`Read::resolve`], the role forced to `role` whatever was set.
+    pub(crate) fn resolve_as(&self, default_dialect: Dialect, role: Role) -> Resolved {
+        let mut r = self.resolve(default_dialect, Some(role));
+        r.config.role = Some(role);
+        r
+    }
+}
+
+/// Throws an option error: a `RangeError` with code
+/// `ERR_INVALID_ARG_VALUE` and the table's text as the message.
+fn option_error(env: sys::napi_env, e: &host::OptionError) -> Error {
+    js::throw(env, js::Kind::RangeError, "ERR_INVALID_ARG_VALUE", &e.to_string())
 }
 
 /// The dialect the runtime asked for on the command line (`--protocol 1`
-/// or `--protocol=1` → v1; absent → v0).
-pub(crate) fn dialect_from_argv() -> Dialect {
-    let mut args = std::env::args_os().map(|a| a.to_string_lossy().into_owned());
-    while let Some(a) = args.next() {
-        let v = if a == "--protocol" {
-            args.next()
-        } else {
-            a.strip_prefix("--protocol=").map(str::to_owned)
-        };
-        if let Some(v) = v {
-            return if v.trim() == "0" { Dialect::V0 } else { Dialect::V1 };
-        }
-    }
-    Dialect::V0
+/// or `--protocol=1` → v1; absent → v0), by the core's one rule
+/// ([`host::protocol_from_args`]). An unusable value throws a `RangeError`
+/// (code `ERR_INVALID_ARG_VALUE`).
+pub(crate) fn dialect_from_argv(env: sys::napi_env) -> Result<Dialect> {
+    host::protocol_from_args(std::env::args().skip(1))
+        .map_err(|e| js::throw(env, js::Kind::RangeError, "ERR_INVALID_ARG_VALUE", &format!("the process arguments: {e}")))
 }
 
-impl ChannelOptions {
-    /// The core settings (`default_dialect` when none is given).
-    pub(crate) fn resolve(&self, env: sys::napi_env, default_dialect: Dialect) -> Result<Resolved> {
-        let dialect = match (self.dialect.as_deref(), self.protocol) {
-            (Some("v0"), _) | (None, Some(0)) => Dialect::V0,
-            (Some("v1"), _) | (None, Some(1)) => Dialect::V1,
-            (None, None) => default_dialect,
-            (Some(d), _) => return Err(js::throw(env, js::Kind::TypeError, "ERR_INVALID_ARG_VALUE", &format!("options.dialect must be 'v0' or 'v1', got {d:?}"))),
-            (None, Some(p)) => return Err(js::throw(env, js::Kind::TypeError, "ERR_INVALID_ARG_VALUE", &format!("options.protocol must be 0 or 1, got {p}"))),
-        };
-        let role = match self.role.as_deref() {
-            None | Some("worker") => Some(Role::Worker),
-            Some("engine") => Some(Role::Engine),
-            Some("none") => None,
-            Some(r) => return Err(js::throw(env, js::Kind::TypeError, "ERR_INVALID_ARG_VALUE", &format!("options.role must be 'worker', 'engine' or 'none', got {r:?}"))),
-        };
-        let mut c = ChannelConfig::new(dialect, role);
-        c.read_size = 1 << 20;
-        c.profile = match self.profile.as_deref() {
-            None | Some("compat") => Profile::Compat,
-            Some("modern") => Profile::Modern,
-            Some(p) => return Err(js::throw(env, js::Kind::TypeError, "ERR_INVALID_ARG_VALUE", &format!("options.profile must be 'compat' or 'modern', got {p:?}"))),
-        };
-        if let Some(n) = size(env, self.high_water_mark, "highWaterMark", 1.0)? {
-            c.high_watermark = n;
-        }
-        if let Some(n) = size(env, self.low_water_mark, "lowWaterMark", 0.0)? {
-            c.low_watermark = n;
-        }
-        c.low_watermark = c.low_watermark.min(c.high_watermark);
-        if let Some(n) = size(env, self.max_frame_size, "maxFrameSize", 16.0)? {
-            c.max_frame_size = n;
-        }
-        if let Some(ms) = size(env, self.connect_timeout, "connectTimeout", 0.0)? {
-            c.connect_timeout = (ms > 0).then(|| Duration::from_millis(ms as u64));
-        }
-        if let Some(n) = size(env, self.max_pending, "maxPending", 1.0)? {
-            c.max_pending = n;
-        }
-        if let Some(n) = size(env, self.read_size, "readSize", 4096.0)? {
-            c.read_size = n;
-        }
-        if let Some(l) = self.lenient {
-            c.lenient = l;
-        }
-        let zero_copy = size(env, self.zero_copy_threshold, "zeroCopyThreshold", 0.0)?.unwrap_or(32 << 10);
-        Ok(Resolved { config: c, zero_copy })
+/// The own enumerable string keys of an object.
+fn own_keys(env: sys::napi_env, obj: sys::napi_value) -> Result<Vec<String>> {
+    let mut names = ptr::null_mut();
+    let s = unsafe {
+        sys::napi_get_all_property_names(
+            env,
+            obj,
+            sys::KeyCollectionMode::own_only,
+            sys::KeyFilter::enumerable | sys::KeyFilter::skip_symbols,
+            sys::KeyConversion::numbers_to_strings,
+            &mut names,
+        )
+    };
+    if s != sys::Status::napi_ok {
+        let mut pending = false;
+        unsafe { sys::napi_is_exception_pending(env, &mut pending) };
+        return Err(if pending { js::pending() } else { js::type_error(env, "options: cannot list its keys") });
     }
+    let mut len = 0u32;
+    unsafe { sys::napi_get_array_length(env, names, &mut len) };
+    let mut keys = Vec::with_capacity(len as usize);
+    for i in 0..len {
+        let mut k = ptr::null_mut();
+        unsafe { sys::napi_get_element(env, names, i, &mut k) };
+        if let Some(k) = js::get_string(env, k) {
+            keys.push(k);
+        }
+    }
+    Ok(keys)
 }
 
-/// Reads an options argument (undefined/null → defaults).
-pub(crate) fn read_options(env: sys::napi_env, v: sys::napi_value) -> Result<ChannelOptions> {
+/// Reads an options argument (undefined/null → defaults): every own
+/// enumerable key goes to the core's option table under its Node name,
+/// except `own` (the keys the caller reads itself: a role's own options).
+pub(crate) fn read_options(env: sys::napi_env, v: sys::napi_value, own: &[&str]) -> Result<Read> {
+    let mut read = Read::default();
     if js::is_nullish(env, v) {
-        return Ok(ChannelOptions::default());
+        return Ok(read);
     }
     if js::type_of(env, v) != sys::ValueType::napi_object {
         return Err(js::type_error(env, "options must be an object"));
     }
-    // SAFETY: `v` is a live object value of this env.
-    unsafe { ChannelOptions::from_napi_value(env, v) }.map_err(|e| js::type_error(env, &format!("bad options: {}", e.reason)))
+    for key in own_keys(env, v)? {
+        if own.contains(&key.as_str()) {
+            continue;
+        }
+        let value = js::get_prop(env, v, &key);
+        let text;
+        let input = match js::type_of(env, value) {
+            sys::ValueType::napi_undefined => continue,
+            sys::ValueType::napi_null => Input::Null,
+            sys::ValueType::napi_boolean => {
+                let mut b = false;
+                unsafe { sys::napi_get_value_bool(env, value, &mut b) };
+                Input::Bool(b)
+            }
+            sys::ValueType::napi_number => Input::Float(js::get_number(env, value).unwrap_or(f64::NAN)),
+            sys::ValueType::napi_string => {
+                text = js::get_string(env, value).unwrap_or_default();
+                Input::Str(&text)
+            }
+            other => {
+                if host::options::spec(Lang::Node, &key).is_none() {
+                    return Err(option_error(env, &host::OptionError { key, reason: "unknown option".into() }));
+                }
+                return Err(js::type_error(env, &format!("{key}: must not be {}", type_name(other))));
+            }
+        };
+        read.opts.set(&key, input).map_err(|e| option_error(env, &e))?;
+        if let Some(spec) = host::options::spec(Lang::Node, &key) {
+            if matches!(spec.kind, Kind::Dialect) && input != Input::Null {
+                read.dialect = Some(read.opts.dialect());
+            }
+        }
+    }
+    read.opts.validate().map_err(|e| option_error(env, &e))?;
+    Ok(read)
+}
+
+fn type_name(t: sys::napi_valuetype) -> &'static str {
+    match t {
+        sys::ValueType::napi_object => "an object",
+        sys::ValueType::napi_function => "a function",
+        sys::ValueType::napi_symbol => "a symbol",
+        sys::ValueType::napi_bigint => "a bigint (use a number)",
+        sys::ValueType::napi_external => "an external",
+        _ => "of this type",
+    }
+}
+
+/// One option of the core's table, as `options()` lists it.
+#[napi(object)]
+pub struct OptionSpec {
+    /// The name in C and Python (`snake_case`).
+    pub name: String,
+    /// The name in Node option objects (`camelCase`).
+    pub js: String,
+    /// What it takes: `'dialect'`, `'role'`, `'profile'`, `'count'` (a
+    /// whole number from `min` to `max`), `'flag'`, `'timeout'`
+    /// (milliseconds; `0` or `null`: no limit) or `'duration'`
+    /// (milliseconds).
+    #[napi(ts_type = "'dialect' | 'role' | 'profile' | 'count' | 'flag' | 'timeout' | 'duration'")]
+    pub kind: String,
+    /// Smallest value taken (counts).
+    pub min: Option<f64>,
+    /// Largest value taken (counts).
+    pub max: Option<f64>,
+    /// The default, as the documentation shows it.
+    pub default: String,
+    /// What it does ("time": milliseconds in Node).
+    pub doc: String,
+}
+
+/// The channel options: the core's option table (`sluice_core::host`), in
+/// the order the documentation lists them. The same table checks the
+/// options of `connect`, `listen`, `Channel` and the roles.
+#[napi]
+pub fn options() -> Vec<OptionSpec> {
+    host::OPTIONS
+        .iter()
+        .map(|s| {
+            let (kind, min, max) = match s.kind {
+                Kind::Dialect => ("dialect", None, None),
+                Kind::Role => ("role", None, None),
+                Kind::Profile => ("profile", None, None),
+                Kind::Count { min, max } => ("count", Some(min as f64), Some(max as f64)),
+                Kind::Flag => ("flag", None, None),
+                Kind::Timeout => ("timeout", None, None),
+                Kind::Duration => ("duration", None, None),
+                _ => ("other", None, None),
+            };
+            OptionSpec { name: s.name.into(), js: s.js.into(), kind: kind.into(), min, max, default: s.default.into(), doc: s.doc.into() }
+        })
+        .collect()
 }
 
 /// Reads an endpoint: `'host:port'`, `'[v6]:port'`, a Unix socket path

@@ -26,11 +26,11 @@ use sluice_core::roles::{
     Backoff, Engine as CoreEngine, EngineEvent, EngineOptions, Liveness, Peer, ResumeEvent, ResumeOptions, ResumeServer as CoreResumeServer, ResumeServerOptions, Session as CoreSession, SessionEvent,
     SessionOptions, StreamError, Worker as CoreWorker, WorkerEvent, WorkerOptions, WorkerRef,
 };
-use sluice_core::wire::{Args, Dialect, Frame, Message};
+use sluice_core::wire::{Args, Dialect, Frame, Message, Role};
 
 use crate::hub::{self, lock, Deliver, Hub, F_RELEASED};
 use crate::js;
-use crate::options::{self, endpoint_string, ChannelOptions};
+use crate::options::{self, endpoint_string};
 
 // Owner kinds (the dispatcher's first argument; lib/dispatch.js mirrors them).
 const K_WORKER: u32 = 4;
@@ -569,17 +569,13 @@ fn dialect_name(d: Dialect) -> &'static str {
     }
 }
 
-/// The dialect a role's options name (`dialect`, or `protocol`), if any.
-fn dialect_of(c: &ChannelOptions) -> Option<Dialect> {
-    match (c.dialect.as_deref(), c.protocol) {
-        (Some("v0"), _) | (None, Some(0)) => Some(Dialect::V0),
-        (Some("v1"), _) | (None, Some(1)) => Some(Dialect::V1),
-        _ => None,
-    }
-}
 
 // ----------------------------------------------------------------------
 // Worker
+
+/// The keys of `WorkerStartOptions`: read by `startWorker()` itself, not by
+/// the channel option table.
+const WORKER_KEYS: &[&str] = &["argv", "uuid", "endpoint", "app", "heartbeatInterval", "disownTimeout"];
 
 /// Options of `startWorker()` (together with the `ChannelOptions` limits:
 /// `maxPending`, `zeroCopyThreshold`, `highWaterMark`, …). Times are in
@@ -774,19 +770,19 @@ pub fn start_worker<'a>(env: &'a Env, options: Option<Unknown<'_>>) -> Result<Cl
     let e = env.raw();
     let raw = options.map_or(ptr::null_mut(), |v| v.raw());
     let wo: WorkerStartOptions = read_object(e, raw)?;
-    let co = options::read_options(e, raw)?;
+    let co = options::read_options(e, raw, WORKER_KEYS)?;
     let bad = |m: String| js::throw(e, js::Kind::TypeError, "ERR_INVALID_ARG_VALUE", &m);
     let mut o = match (&wo.uuid, &wo.endpoint) {
         (Some(u), Some(ep)) => {
             let ep = Endpoint::parse(ep).ok_or_else(|| bad(format!("not an endpoint: {ep:?}")))?;
-            let mut o = WorkerOptions::new(u, ep, dialect_of(&co).unwrap_or(Dialect::V1));
+            let mut o = WorkerOptions::new(u, ep, co.dialect().unwrap_or(Dialect::V1));
             o.app = wo.app.clone().unwrap_or_default();
             o
         }
         _ => {
             let argv = wo.argv.clone().unwrap_or_default();
             let mut o = WorkerOptions::from_args(&argv).map_err(|err| bad(err.to_string()))?;
-            if let Some(d) = dialect_of(&co) {
+            if let Some(d) = co.dialect() {
                 o.dialect = d;
             }
             o
@@ -798,7 +794,7 @@ pub fn start_worker<'a>(env: &'a Env, options: Option<Unknown<'_>>) -> Result<Cl
     if let Some(d) = millis(e, wo.disown_timeout, "disownTimeout")? {
         o.disown_timeout = d;
     }
-    let r = co.resolve(e, o.dialect)?;
+    let r = co.resolve(o.dialect, Some(Role::Worker));
     o.channel = r.config;
     let hub = hub::hub(e)?;
     let port = RolePort::new(e, &hub, K_WORKER, r.zero_copy, o.channel.max_pending);
@@ -827,6 +823,9 @@ pub fn start_worker<'a>(env: &'a Env, options: Option<Unknown<'_>>) -> Result<Cl
 
 // ----------------------------------------------------------------------
 // Engine
+
+/// The keys of `EngineListenOptions` (read by `listenEngine()` itself).
+const ENGINE_KEYS: &[&str] = &["handshakeTimeout", "heartbeatTimeout", "terminateTimeout", "uuids"];
 
 /// Options of `listenEngine()` (together with the `ChannelOptions` of the
 /// workers' channels; the dialect defaults to `'v1'`). Times are in
@@ -1044,9 +1043,8 @@ pub fn listen_engine<'a>(env: &'a Env, endpoint: Unknown<'_>, options: Option<Un
     let ep = options::read_endpoint(e, endpoint.raw())?;
     let raw = options.map_or(ptr::null_mut(), |v| v.raw());
     let eo: EngineListenOptions = read_object(e, raw)?;
-    let mut co = options::read_options(e, raw)?;
-    co.role = Some("engine".into());
-    let r = co.resolve(e, Dialect::V1)?;
+    let co = options::read_options(e, raw, ENGINE_KEYS)?;
+    let r = co.resolve_as(Dialect::V1, Role::Engine);
     let mut o = EngineOptions::new(ep, r.config.dialect);
     if let Some(d) = millis(e, eo.handshake_timeout, "handshakeTimeout")? {
         o.handshake_timeout = d;
@@ -1116,6 +1114,9 @@ pub struct ResumeTuning {
     /// ...or this many bytes. Default 1 MiB.
     pub ack_bytes: Option<f64>,
 }
+
+/// The keys of `SessionOpenOptions` (read by `openSession()` itself).
+const SESSION_KEYS: &[&str] = &["backoff", "liveness", "resume"];
 
 /// Options of `openSession()` (together with the `ChannelOptions` of its
 /// connections: dialect, role, limits).
@@ -1328,8 +1329,8 @@ pub fn open_session<'a>(env: &'a Env, endpoints: Unknown<'_>, options: Option<Un
     let eps = read_endpoints(e, endpoints.raw())?;
     let raw = options.map_or(ptr::null_mut(), |v| v.raw());
     let so: SessionOpenOptions = read_object(e, raw)?;
-    let co = options::read_options(e, raw)?;
-    let r = co.resolve(e, Dialect::V1)?;
+    let co = options::read_options(e, raw, SESSION_KEYS)?;
+    let r = co.resolve(Dialect::V1, Some(Role::Worker));
     let max_pending = r.config.max_pending;
     let mut o = SessionOptions::new(eps, r.config);
     if let Some(b) = &so.backoff {
@@ -1375,6 +1376,9 @@ pub fn open_session<'a>(env: &'a Env, endpoints: Unknown<'_>, options: Option<Un
 
 // ----------------------------------------------------------------------
 // ResumeServer
+
+/// The keys of `ResumeListenOptions` (read by `listenResume()` itself).
+const RESUME_KEYS: &[&str] = &["resume", "peerTimeout", "helloTimeout"];
 
 /// Options of `listenResume()` (together with the `ChannelOptions` of the
 /// accepted connections). Times are in milliseconds.
@@ -1584,8 +1588,8 @@ pub fn listen_resume<'a>(env: &'a Env, endpoint: Unknown<'_>, options: Option<Un
     let ep = options::read_endpoint(e, endpoint.raw())?;
     let raw = options.map_or(ptr::null_mut(), |v| v.raw());
     let ro: ResumeListenOptions = read_object(e, raw)?;
-    let co = options::read_options(e, raw)?;
-    let r = co.resolve(e, Dialect::V1)?;
+    let co = options::read_options(e, raw, RESUME_KEYS)?;
+    let r = co.resolve(Dialect::V1, Some(Role::Worker));
     let max_pending = r.config.max_pending;
     let mut o = ResumeServerOptions::new(ep, r.config);
     if let Some(t) = &ro.resume {
