@@ -17,7 +17,7 @@ export CARGO_INCREMENTAL ?= 0
 export CARGO_TERM_COLOR ?= never
 FUZZ_SECONDS ?= 60
 
-.PHONY: all demo demo-engine demo-dump demo-services test rust-test fuzz toolchain clean
+.PHONY: all demo demo-engine demo-dump demo-services test rust-test lint msrv fuzz toolchain clean
 
 all: test
 
@@ -74,6 +74,18 @@ test: $(TESTS)
 rust-test: toolchain
 	$(CARGO) test --locked --lib --tests --examples
 	$(CARGO) test --locked --doc
+
+# Formatting (rustfmt.toml) and clippy with warnings as errors, every crate.
+lint: toolchain
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+# The workspace's declared rust-version (Cargo.toml) checked with that very
+# compiler, installed with rustup if missing.
+MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+msrv: toolchain
+	rustup toolchain list | grep -q '^$(MSRV)' || rustup toolchain install $(MSRV) --profile minimal
+	$(CARGO) +$(MSRV) check --locked --workspace --all-targets
 
 fuzz: toolchain
 	bash fuzz/run.sh $(FUZZ_SECONDS)

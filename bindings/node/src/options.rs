@@ -7,7 +7,7 @@ use std::ptr;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use sluice_core::host::{self, Input, Kind, Lang, Options};
-use sluice_core::net::{ChannelConfig, Delivery, Endpoint};
+use sluice_core::net::{ChannelConfig, Endpoint};
 use sluice_core::wire::{Dialect, Role};
 
 use crate::js;
@@ -126,11 +126,9 @@ pub(crate) struct Read {
 
 impl Default for Read {
     fn default() -> Read {
-        let mut opts = Options::new(Lang::Node);
-        // The hub batches events on the I/O threads itself (src/hub.rs): the
-        // core's handler must run inline, not wait for a dispatch call.
-        opts.set_delivery(Delivery::Inline);
-        Read { opts, dialect: None }
+        // (Inline delivery: the hub batches events on the I/O threads
+        // itself, src/hub.rs.)
+        Read { opts: Options::new(Lang::Node), dialect: None }
     }
 }
 
@@ -311,7 +309,14 @@ pub fn options() -> Vec<OptionSpec> {
 /// (`'/…'`, `'./…'`, `'unix:…'`), or `{ host, port }` / `{ path }`.
 pub(crate) fn read_endpoint(env: sys::napi_env, v: sys::napi_value) -> Result<Endpoint> {
     if let Some(s) = js::get_string(env, v) {
-        return Endpoint::parse(&s).ok_or_else(|| js::throw(env, js::Kind::TypeError, "ERR_INVALID_ARG_VALUE", &format!("not an endpoint: {s:?} (want 'host:port' or a socket path)")));
+        return Endpoint::parse(&s).ok_or_else(|| {
+            js::throw(
+                env,
+                js::Kind::TypeError,
+                "ERR_INVALID_ARG_VALUE",
+                &format!("not an endpoint: {s:?} (want 'host:port' or a socket path)"),
+            )
+        });
     }
     if js::type_of(env, v) == sys::ValueType::napi_object {
         if let Some(path) = js::get_string(env, js::get_prop(env, v, "path")) {

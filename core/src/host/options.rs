@@ -339,7 +339,10 @@ impl Options {
     /// The defaults for `lang`.
     pub fn new(lang: Lang) -> Options {
         let mut config = ChannelConfig::default();
-        if lang != Lang::C {
+        // Python runs callbacks on its own thread (poll delivery); Node's
+        // addon batches events on the I/O threads for its loop, and C
+        // chooses (inline by default).
+        if lang == Lang::Python {
             config.delivery = Delivery::Poll;
         }
         let copy_threshold = match lang {
@@ -551,13 +554,25 @@ mod tests {
         let o = Options::from_pairs(Lang::Node, [("maxFrameSize", Input::Float(1024.0)), ("dialect", Input::Str("v0"))]).unwrap();
         assert_eq!(o.config(None).max_frame_size, 1024);
         assert_eq!(o.dialect(), Dialect::V0);
-        assert_eq!(err(Lang::Python, &[("max_frame_size", Input::Int(0))]), "max_frame_size: must be a whole number from 16 to 4294967295, got 0");
-        assert_eq!(err(Lang::Node, &[("maxFrameSize", Input::Float(0.0))]), "maxFrameSize: must be a whole number from 16 to 4294967295, got 0");
-        assert_eq!(err(Lang::C, &[("max_frame_size", Input::from_text("0"))]), "max_frame_size: must be a whole number from 16 to 4294967295, got 0");
+        assert_eq!(
+            err(Lang::Python, &[("max_frame_size", Input::Int(0))]),
+            "max_frame_size: must be a whole number from 16 to 4294967295, got 0"
+        );
+        assert_eq!(
+            err(Lang::Node, &[("maxFrameSize", Input::Float(0.0))]),
+            "maxFrameSize: must be a whole number from 16 to 4294967295, got 0"
+        );
+        assert_eq!(
+            err(Lang::C, &[("max_frame_size", Input::from_text("0"))]),
+            "max_frame_size: must be a whole number from 16 to 4294967295, got 0"
+        );
         assert_eq!(Input::from_text("1.5"), Input::Float(1.5));
         assert_eq!(Input::from_text("v0"), Input::Str("v0"));
         assert_eq!(Input::from_text("inf"), Input::Str("inf"));
-        assert_eq!(err(Lang::Node, &[("readSize", Input::Float(1.5))]), "readSize: must be a whole number from 4096 to 1073741824, got 1.5");
+        assert_eq!(
+            err(Lang::Node, &[("readSize", Input::Float(1.5))]),
+            "readSize: must be a whole number from 4096 to 1073741824, got 1.5"
+        );
         assert_eq!(err(Lang::Python, &[("nope", Input::Int(1))]), "nope: unknown option");
     }
 
@@ -596,7 +611,9 @@ mod tests {
 
     #[test]
     fn role_dialect_profile_words() {
-        let o = Options::from_pairs(Lang::C, [("role", Input::Str("none")), ("protocol", Input::Str("0")), ("profile", Input::Str("modern"))]).unwrap();
+        let o =
+            Options::from_pairs(Lang::C, [("role", Input::Str("none")), ("protocol", Input::Str("0")), ("profile", Input::Str("modern"))])
+                .unwrap();
         assert_eq!(o.config(Some(Role::Worker)).role, None);
         assert_eq!(o.dialect(), Dialect::V0);
         assert_eq!(Options::new(Lang::C).config(Some(Role::Engine)).role, Some(Role::Engine));
