@@ -185,14 +185,10 @@ fn main() {
 
     let mut guard = Guard(Vec::new());
     println!("$ {} serve --port 0", sluice.display());
-    let mut serve = Command::new(&sluice)
-        .args(["serve", "--port", "0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            eprintln!("services: cannot run {}: {e}", sluice.display());
-            std::process::exit(1)
-        });
+    let mut serve = Command::new(&sluice).args(["serve", "--port", "0"]).stdout(Stdio::piped()).spawn().unwrap_or_else(|e| {
+        eprintln!("services: cannot run {}: {e}", sluice.display());
+        std::process::exit(1)
+    });
     let serve_out = lines(serve.stdout.take().expect("piped"));
     guard.0.push(serve);
     let addr = wait_for(&serve_out, Some("  "), |l| {

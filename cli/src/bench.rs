@@ -34,10 +34,7 @@ lowest and highest ratio of a single round.
 pure-Python and pure-JS channels.";
 
 fn list<T>(flag: &str, s: &str, parse: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, Fail> {
-    s.split(',')
-        .filter(|x| !x.is_empty())
-        .map(|x| parse(x).ok_or_else(|| usage_err(format!("{flag}: unknown name '{x}'"))))
-        .collect()
+    s.split(',').filter(|x| !x.is_empty()).map(|x| parse(x).ok_or_else(|| usage_err(format!("{flag}: unknown name '{x}'")))).collect()
 }
 
 /// The median of `v` (the mean of the middle two for an even count).
@@ -63,7 +60,8 @@ pub fn bench(args: &[String]) -> Result<(), Fail> {
             "--nets" => opts.nets = list(a, &val()?, Net::parse)?,
             "--scale" => {
                 let v = val()?;
-                opts.scale = v.parse().ok().filter(|x: &f64| *x > 0.0 && x.is_finite()).ok_or_else(|| usage_err(format!("bad --scale '{v}'")))?;
+                opts.scale =
+                    v.parse().ok().filter(|x: &f64| *x > 0.0 && x.is_finite()).ok_or_else(|| usage_err(format!("bad --scale '{v}'")))?;
             }
             "--rounds" => {
                 let v = val()?;
@@ -74,10 +72,7 @@ pub fn bench(args: &[String]) -> Result<(), Fail> {
         }
     }
     if !json {
-        println!(
-            "{:<8} {:<5} {:<14} {:>12} {:>12} {:>7} {:>13}",
-            "workload", "net", "metric", "plain", "sluice", "ratio", "round ratios"
-        );
+        println!("{:<8} {:<5} {:<14} {:>12} {:>12} {:>7} {:>13}", "workload", "net", "metric", "plain", "sluice", "ratio", "round ratios");
     }
     for &w in &opts.workloads {
         let n = w.count(opts.scale);
@@ -105,11 +100,14 @@ pub fn bench(args: &[String]) -> Result<(), Fail> {
                 v
             });
             for m in metrics {
-                let values = |c: &str| -> Vec<f64> { samples.iter().filter(|(_, s)| s.contender == c && s.metric == m).map(|(_, s)| s.value).collect() };
+                let values = |c: &str| -> Vec<f64> {
+                    samples.iter().filter(|(_, s)| s.contender == c && s.metric == m).map(|(_, s)| s.value).collect()
+                };
                 let (p, s) = (median(values(Contender::Plain.name())), median(values(Contender::Sluice.name())));
                 let per_round: Vec<f64> = (0..rounds)
                     .filter_map(|r| {
-                        let get = |c: &str| samples.iter().find(|(k, x)| *k == r && x.contender == c && x.metric == m).map(|(_, x)| x.value);
+                        let get =
+                            |c: &str| samples.iter().find(|(k, x)| *k == r && x.contender == c && x.metric == m).map(|(_, x)| x.value);
                         match (get(Contender::Plain.name()), get(Contender::Sluice.name())) {
                             (Some(p), Some(s)) if p > 0.0 => Some(s / p),
                             _ => None,

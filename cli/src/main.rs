@@ -248,7 +248,12 @@ fn list(o: &Opts, args: &[String]) -> Result<(), Fail> {
     for (name, info) in entries {
         let name = name.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
         let (online, version, eps, origin) = match info.as_array() {
-            Some([Value::Bool(on), v, eps, origin, ..]) => (*on, v.to_string(), eps.to_string(), origin.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()),
+            Some([Value::Bool(on), v, eps, origin, ..]) => (
+                *on,
+                v.to_string(),
+                eps.to_string(),
+                origin.as_bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default(),
+            ),
             _ => (false, "?".into(), info.to_string(), String::new()),
         };
         let (name, eps, origin) = (printable(&name), printable(&eps), printable(&origin));
@@ -311,7 +316,11 @@ fn parse_config(text: &str) -> Result<ServeConfig, String> {
                 }
                 let opts = opts
                     .iter()
-                    .map(|o| o.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("line {}: expected OPTION=VALUE, got '{o}'", n + 1)))
+                    .map(|o| {
+                        o.split_once('=')
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .ok_or_else(|| format!("line {}: expected OPTION=VALUE, got '{o}'", n + 1))
+                    })
                     .collect::<Result<_, _>>()?;
                 c.services.push((name.to_string(), opts));
             }
@@ -337,7 +346,8 @@ fn serve(args: &[String]) -> Result<(), Fail> {
             }
             "--verbosity" => {
                 let v = value("LEVEL")?;
-                verbosity = Some(Level::from_name(&v).ok_or_else(|| usage_err(format!("bad --verbosity '{v}' (debug, info, warning, error)")))?);
+                verbosity =
+                    Some(Level::from_name(&v).ok_or_else(|| usage_err(format!("bad --verbosity '{v}' (debug, info, warning, error)")))?);
             }
             "--config" => {
                 let p = value("FILE")?;
@@ -373,8 +383,8 @@ fn serve(args: &[String]) -> Result<(), Fail> {
             false => println!("sluice: {} went offline ({})", printable(&e.name), printable(&e.origin)),
         }
     });
-    let loc = LocatorServer::bind(&config.listen, registry.clone())
-        .map_err(|e| Fail(format!("cannot listen on {}: {e}", config.listen), 1))?;
+    let loc =
+        LocatorServer::bind(&config.listen, registry.clone()).map_err(|e| Fail(format!("cannot listen on {}: {e}", config.listen), 1))?;
     println!("sluice: locator listening on {} (uuid {})", loc.local(), loc.uuid());
     let svc_host = match loc.local() {
         Endpoint::Tcp(h, _) => h.clone(),
@@ -390,7 +400,9 @@ fn serve(args: &[String]) -> Result<(), Fail> {
                 let from_config = opts.iter().find(|(k, _)| k == "verbosity").map(|(_, v)| v.as_str()).unwrap_or("info");
                 let level = match verbosity {
                     Some(l) => l,
-                    None => Level::from_name(from_config).ok_or_else(|| usage_err(format!("configuration: bad verbosity '{from_config}'")))?,
+                    None => {
+                        Level::from_name(from_config).ok_or_else(|| usage_err(format!("configuration: bad verbosity '{from_config}'")))?
+                    }
                 };
                 println!("sluice: logging verbosity {}", level.name());
                 demo::logging(level, |r| println!("log: {r}"))
@@ -405,4 +417,3 @@ fn serve(args: &[String]) -> Result<(), Fail> {
         std::thread::park();
     }
 }
-

@@ -181,14 +181,18 @@ fn locator_failover_from_the_command_line() {
 #[test]
 fn dump_decodes_both_dialects_and_flags_bad_streams() {
     let captures = concat!(env!("CARGO_MANIFEST_DIR"), "/../core/examples/captures/");
-    let o = Command::new(SLUICE).args(["dump", "--dialect", "v1", "--role", "worker", &format!("{captures}v1_engine_to_worker.bin")]).output().unwrap();
+    let o = Command::new(SLUICE)
+        .args(["dump", "--dialect", "v1", "--role", "worker", &format!("{captures}v1_engine_to_worker.bin")])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("invoke \"http\""), "{out}");
     let o = Command::new(SLUICE).args(["dump", "--dialect", "v0", &format!("{captures}v0_engine_to_worker.bin")]).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     // From stdin: a heartbeat, then the reserved byte.
-    let mut child = Command::new(SLUICE).args(["dump", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        Command::new(SLUICE).args(["dump", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(b"\x93\x01\x00\x90\xc1").unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(stdout(&o), "#1   session 1   type 0   []\nBAD STREAM after 1 frames (5 bytes read): not msgpack: reserved byte 0xc1 at stream offset 4 (errno 74)\n");
@@ -198,7 +202,11 @@ fn dump_decodes_both_dialects_and_flags_bad_streams() {
     child.stdin.take().unwrap().write_all(b"\x93\x01\x00\x90\x93\x02").unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success());
-    assert!(stdout(&o).ends_with("1 frames in 6 bytes; INCOMPLETE: the stream ends inside a frame (2 bytes left over)\n"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).ends_with("1 frames in 6 bytes; INCOMPLETE: the stream ends inside a frame (2 bytes left over)\n"),
+        "{}",
+        stdout(&o)
+    );
     assert_failure(&Command::new(SLUICE).args(["dump", "/nonexistent/capture"]).output().unwrap(), "cannot open /nonexistent/capture");
     assert_usage_error(&Command::new(SLUICE).args(["dump", "--dialect", "v7"]).output().unwrap(), "bad --dialect 'v7'");
 }
@@ -224,7 +232,10 @@ fn help_on_every_command_and_usage_errors() {
     assert_usage_error(&Command::new(SLUICE).args(["serve", "--verbosity", "loud"]).output().unwrap(), "bad --verbosity 'loud'");
     assert_usage_error(&Command::new(SLUICE).args(["--timeout", "-1", "list"]).output().unwrap(), "bad --timeout '-1'");
     // Too large for a duration: refused, not a panic (exit 101).
-    assert_usage_error(&Command::new(SLUICE).args(["--timeout", "1e30", "list"]).output().unwrap(), "bad --timeout '1e30': must be more than 0");
+    assert_usage_error(
+        &Command::new(SLUICE).args(["--timeout", "1e30", "list"]).output().unwrap(),
+        "bad --timeout '1e30': must be more than 0",
+    );
     assert_usage_error(&Command::new(SLUICE).args(["--timeout=nan", "list"]).output().unwrap(), "bad --timeout 'nan'");
     let o = Command::new(SLUICE).args(["serve", "--print-config"]).output().unwrap();
     assert!(stdout(&o).contains("service logging verbosity=info"));
@@ -240,7 +251,10 @@ fn serve_reports_a_port_in_use() {
 
 #[test]
 fn bench_prints_sluice_beside_plain_sockets() {
-    let o = Command::new(SLUICE).args(["bench", "--scale", "0.01", "--rounds", "3", "--workloads", "recv64,rtt64", "--nets", "unix"]).output().unwrap();
+    let o = Command::new(SLUICE)
+        .args(["bench", "--scale", "0.01", "--rounds", "3", "--workloads", "recv64,rtt64", "--nets", "unix"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8(o.stdout).unwrap();
     let rows: Vec<&str> = out.lines().collect();
@@ -259,7 +273,10 @@ fn bench_prints_sluice_beside_plain_sockets() {
         assert!(lo <= hi, "{row}");
     }
     // --json: every round's sample of each contender.
-    let o = Command::new(SLUICE).args(["bench", "--scale", "0.01", "--rounds", "2", "--workloads", "recv64", "--nets", "tcp", "--json"]).output().unwrap();
+    let o = Command::new(SLUICE)
+        .args(["bench", "--scale", "0.01", "--rounds", "2", "--workloads", "recv64", "--nets", "tcp", "--json"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8(o.stdout).unwrap();
     assert_eq!(out.lines().count(), 8, "{out}");

@@ -68,11 +68,14 @@ fn listen(net: Net, tag: &str) -> (Endpoint, Box<dyn FnOnce() -> Plain + Send>) 
         Net::Tcp => {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let port = l.local_addr().unwrap().port();
-            (Endpoint::Tcp("127.0.0.1".into(), port), Box::new(move || {
-                let (s, _) = l.accept().unwrap();
-                s.set_nodelay(true).unwrap();
-                Plain::Tcp(s)
-            }))
+            (
+                Endpoint::Tcp("127.0.0.1".into(), port),
+                Box::new(move || {
+                    let (s, _) = l.accept().unwrap();
+                    s.set_nodelay(true).unwrap();
+                    Plain::Tcp(s)
+                }),
+            )
         }
         Net::Unix => {
             let p = sock_path(tag);
@@ -420,38 +423,47 @@ fn main() {
             if enabled("borrowed") {
                 let rs = rounds(|| recv_sluice_borrowed(net, small, 64));
                 let (a, a0, a1) = rate(&rs, small);
-                println!("{name:4} receive 64 B  on_chunk (borrowed) {a:7.2} M msg/s [{a0:.2}–{a1:.2}]   plain {b:7.2} M msg/s   ratio {:.2}", a / b);
+                println!(
+                    "{name:4} receive 64 B  on_chunk (borrowed) {a:7.2} M msg/s [{a0:.2}–{a1:.2}]   plain {b:7.2} M msg/s   ratio {:.2}",
+                    a / b
+                );
             }
         }
         if enabled("bulk") {
-        let rs = rounds(|| recv_sluice(net, bulk, 65536));
-        let rp = rounds(|| recv_plain(net, bulk, 65536));
-        let (a, a0, a1) = gbs(&rs, bulk);
-        let (b, b0, b1) = gbs(&rp, bulk);
-        println!("{name:4} receive 64 KiB   sluice {a:7.2} GB/s     [{a0:.2}–{a1:.2}]   plain {b:7.2} GB/s     [{b0:.2}–{b1:.2}]   ratio {:.2}", a / b);
+            let rs = rounds(|| recv_sluice(net, bulk, 65536));
+            let rp = rounds(|| recv_plain(net, bulk, 65536));
+            let (a, a0, a1) = gbs(&rs, bulk);
+            let (b, b0, b1) = gbs(&rp, bulk);
+            println!("{name:4} receive 64 KiB   sluice {a:7.2} GB/s     [{a0:.2}–{a1:.2}]   plain {b:7.2} GB/s     [{b0:.2}–{b1:.2}]   ratio {:.2}", a / b);
         }
         if enabled("send") {
-        let ss = rounds(|| send_sluice(net, small, 64));
-        let sp = rounds(|| send_plain(net, small, 64));
-        let (a, a0, a1) = rate(&ss, small);
-        let (b, b0, b1) = rate(&sp, small);
-        println!("{name:4} send 64 B        sluice {a:7.2} M msg/s [{a0:.2}–{a1:.2}]   plain {b:7.2} M msg/s [{b0:.2}–{b1:.2}]   ratio {:.2}", a / b);
+            let ss = rounds(|| send_sluice(net, small, 64));
+            let sp = rounds(|| send_plain(net, small, 64));
+            let (a, a0, a1) = rate(&ss, small);
+            let (b, b0, b1) = rate(&sp, small);
+            println!("{name:4} send 64 B        sluice {a:7.2} M msg/s [{a0:.2}–{a1:.2}]   plain {b:7.2} M msg/s [{b0:.2}–{b1:.2}]   ratio {:.2}", a / b);
         }
         if enabled("rtt") {
-        let lat_s: Vec<Vec<f64>> = (0..ROUNDS).map(|_| rtt_sluice(net, rtt_n)).collect();
-        let lat_p: Vec<Vec<f64>> = (0..ROUNDS).map(|_| {
-            let mut v = rtt_plain(net, rtt_n);
-            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            v
-        }).collect();
-        let p50s = stat(lat_s.iter().map(|v| pct(v, 0.5)).collect());
-        let p99s = stat(lat_s.iter().map(|v| pct(v, 0.99)).collect());
-        let p50p = stat(lat_p.iter().map(|v| pct(v, 0.5)).collect());
-        let p99p = stat(lat_p.iter().map(|v| pct(v, 0.99)).collect());
-        println!(
-            "{name:4} round trip 64 B  sluice p50 {:6.1} µs p99 {:6.1} µs   plain p50 {:6.1} µs p99 {:6.1} µs   ratio p50 {:.2}",
-            p50s.median, p99s.median, p50p.median, p99p.median, p50s.median / p50p.median
-        );
+            let lat_s: Vec<Vec<f64>> = (0..ROUNDS).map(|_| rtt_sluice(net, rtt_n)).collect();
+            let lat_p: Vec<Vec<f64>> = (0..ROUNDS)
+                .map(|_| {
+                    let mut v = rtt_plain(net, rtt_n);
+                    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                    v
+                })
+                .collect();
+            let p50s = stat(lat_s.iter().map(|v| pct(v, 0.5)).collect());
+            let p99s = stat(lat_s.iter().map(|v| pct(v, 0.99)).collect());
+            let p50p = stat(lat_p.iter().map(|v| pct(v, 0.5)).collect());
+            let p99p = stat(lat_p.iter().map(|v| pct(v, 0.99)).collect());
+            println!(
+                "{name:4} round trip 64 B  sluice p50 {:6.1} µs p99 {:6.1} µs   plain p50 {:6.1} µs p99 {:6.1} µs   ratio p50 {:.2}",
+                p50s.median,
+                p99s.median,
+                p50p.median,
+                p99p.median,
+                p50s.median / p50p.median
+            );
         }
         println!();
     }

@@ -78,12 +78,7 @@ impl Stream {
             data.extend_from_slice(&pattern);
             data[at] = i as u8;
         }
-        Stream {
-            name,
-            msgs,
-            payload_len,
-            data: Bytes::from(data),
-        }
+        Stream { name, msgs, payload_len, data: Bytes::from(data) }
     }
 
     fn header_len(&self) -> usize {
@@ -174,15 +169,9 @@ fn rmpv(data: &[u8]) -> Seen {
     let (mut n, mut bytes) = (0u64, 0u64);
     while !rd.is_empty() {
         let v = rmpv::decode::read_value(&mut rd).unwrap();
-        let Value::Array(items) = &v else {
-            panic!("not an array")
-        };
-        let Value::Array(args) = &items[2] else {
-            panic!("args not an array")
-        };
-        let Value::Binary(payload) = &args[0] else {
-            panic!("not bin")
-        };
+        let Value::Array(items) = &v else { panic!("not an array") };
+        let Value::Array(args) = &items[2] else { panic!("args not an array") };
+        let Value::Binary(payload) = &args[0] else { panic!("not bin") };
         n += 1;
         bytes += payload.len() as u64;
         black_box(&v);
@@ -193,9 +182,7 @@ fn rmpv(data: &[u8]) -> Seen {
 fn memscan(data: &[u8]) -> u64 {
     let words = data.chunks_exact(8);
     let tail = words.remainder().iter().map(|&b| b as u64).sum::<u64>();
-    words.fold(tail, |acc, w| {
-        acc.wrapping_add(u64::from_le_bytes(w.try_into().unwrap()))
-    })
+    words.fold(tail, |acc, w| acc.wrapping_add(u64::from_le_bytes(w.try_into().unwrap())))
 }
 
 fn memcpy256k(data: &[u8], buf: &mut Vec<u8>) -> u64 {
@@ -212,10 +199,7 @@ fn memcpy256k(data: &[u8], buf: &mut Vec<u8>) -> u64 {
 /// Parses one `[fixint, fixint, [bin]]` frame at `d`: (payload start, end).
 #[inline(always)]
 fn minimal_frame(d: &[u8]) -> (usize, usize) {
-    assert!(
-        d.len() >= 6 && d[0] == 0x93 && d[1] < 0x80 && d[2] < 0x80 && d[3] == 0x91,
-        "bad frame"
-    );
+    assert!(d.len() >= 6 && d[0] == 0x93 && d[1] < 0x80 && d[2] < 0x80 && d[3] == 0x91, "bad frame");
     let (len, h) = match d[4] {
         0xc4 => (d[5] as usize, 6),
         0xc5 => (u16::from_be_bytes([d[5], d[6]]) as usize, 7),
@@ -251,15 +235,7 @@ fn minimal_bytes(data: &Bytes) -> Seen {
     (n, bytes)
 }
 
-const CONTENDERS: [&str; 7] = [
-    "sluice",
-    "sluice-in-place",
-    "rmpv",
-    "memscan",
-    "memcpy256k",
-    "minimal",
-    "minimal-bytes",
-];
+const CONTENDERS: [&str; 7] = ["sluice", "sluice-in-place", "rmpv", "memscan", "memcpy256k", "minimal", "minimal-bytes"];
 
 /// One full pass of contender `name` over `s`.
 fn run(name: &str, s: &Stream, scratch: &mut Vec<u8>) -> u64 {
@@ -281,12 +257,7 @@ fn check(s: &Stream) {
     assert_eq!(sluice_in_place(&s.data), want, "sluice-in-place on stream {}", s.name);
     assert_eq!(rmpv(&s.data), want, "rmpv on stream {}", s.name);
     assert_eq!(minimal(&s.data), want, "minimal on stream {}", s.name);
-    assert_eq!(
-        minimal_bytes(&s.data),
-        want,
-        "minimal-bytes on stream {}",
-        s.name
-    );
+    assert_eq!(minimal_bytes(&s.data), want, "minimal-bytes on stream {}", s.name);
 }
 
 fn criterion_group(c: &mut Criterion, s: &Stream, measurement: Duration) {
@@ -321,13 +292,8 @@ fn time_runs(name: &str, s: &Stream) -> (Duration, Duration) {
 fn summary(streams: &[&Stream]) {
     println!();
     println!("======================== sluice decoder summary ========================");
-    println!(
-        "median (and best) of {SUMMARY_RUNS} runs after 1 warm-up, each run = the whole stream;"
-    );
-    println!(
-        "sluice is fed in {} KiB reads and takes every payload as a zero-copy Bytes.",
-        READ / 1024
-    );
+    println!("median (and best) of {SUMMARY_RUNS} runs after 1 warm-up, each run = the whole stream;");
+    println!("sluice is fed in {} KiB reads and takes every payload as a zero-copy Bytes.", READ / 1024);
     println!("rates use the median; ratios are speed ratios: time(other) / time(sluice).");
     println!("minimal* parse headers only and never touch payload bytes (an upper bound");
     println!("for the parse, not for memory); memscan reads every byte, memcpy256k copies");
@@ -338,19 +304,9 @@ fn summary(streams: &[&Stream]) {
         println!("{}", s.describe());
         println!(
             "  {:<14} {:>10} {:>10} {:>11} {:>9} {:>9} {:>13} {:>13}",
-            "contender",
-            "median ms",
-            "best ms",
-            "M msgs/s",
-            "payload",
-            "wire",
-            "sluice/this",
-            "this/memscan"
+            "contender", "median ms", "best ms", "M msgs/s", "payload", "wire", "sluice/this", "this/memscan"
         );
-        println!(
-            "  {:<14} {:>10} {:>10} {:>11} {:>9} {:>9}",
-            "", "", "", "", "GB/s", "GB/s"
-        );
+        println!("  {:<14} {:>10} {:>10} {:>11} {:>9} {:>9}", "", "", "", "", "GB/s", "GB/s");
         let times: Vec<(&str, Duration, Duration)> = CONTENDERS
             .iter()
             .map(|&n| {
@@ -359,8 +315,7 @@ fn summary(streams: &[&Stream]) {
             })
             .collect();
         let of = |n: &str| times.iter().find(|t| t.0 == n).unwrap().1.as_secs_f64();
-        let (sluice_t, rmpv_t, scan_t, copy_t) =
-            (of("sluice"), of("rmpv"), of("memscan"), of("memcpy256k"));
+        let (sluice_t, rmpv_t, scan_t, copy_t) = (of("sluice"), of("rmpv"), of("memscan"), of("memcpy256k"));
         for &(name, med, best) in &times {
             let t = med.as_secs_f64();
             println!(
@@ -414,11 +369,7 @@ fn main() {
     // `--test` / `--list` ask for a smoke run or a listing).
     let has = |f: &str| std::env::args().any(|a| a == f);
     let full = has("--bench") && !has("--test") && !has("--list");
-    let (a_msgs, b_msgs) = if full {
-        (1_000_000, 20_000)
-    } else {
-        (1_000, 20)
-    };
+    let (a_msgs, b_msgs) = if full { (1_000_000, 20_000) } else { (1_000, 20) };
     let a = Stream::new("A", a_msgs, 64);
     let b = Stream::new("B", b_msgs, 65536);
     check(&a);

@@ -48,12 +48,7 @@ fn main() -> Result<(), Error> {
     let e = t.elapsed();
     lat.sort();
     let p = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
-    println!(
-        "primitive call, one at a time   {:>10.0} /s   p50 {:?}  p99 {:?}",
-        rounds as f64 / e.as_secs_f64(),
-        p(0.5),
-        p(0.99)
-    );
+    println!("primitive call, one at a time   {:>10.0} /s   p50 {:?}  p99 {:?}", rounds as f64 / e.as_secs_f64(), p(0.5), p(0.99));
 
     let batch = n(100_000.0);
     let t = Instant::now();

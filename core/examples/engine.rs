@@ -183,7 +183,10 @@ fn main() {
     engine.close();
 
     println!();
-    println!("{:<8} {:>10} {:>9} {:>8} {:>10} {:>12} {:>10} {:>6}", "worker", "handshake", "sessions", "chunks", "time", "sessions/s", "terminate", "exit");
+    println!(
+        "{:<8} {:>10} {:>9} {:>8} {:>10} {:>12} {:>10} {:>6}",
+        "worker", "handshake", "sessions", "chunks", "time", "sessions/s", "terminate", "exit"
+    );
     let mut ok = true;
     for (s, r) in specs.iter().zip(&rows) {
         let time = r.elapsed.map(|d| format!("{:.1} ms", d.as_secs_f64() * 1e3)).unwrap_or_else(|| "-".into());

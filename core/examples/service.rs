@@ -49,8 +49,8 @@ fn main() {
             let _ = out.close();
         })
         .primitive("fail", |_| Err(ServiceError::new(42, 7, "failed on request")));
-    let attached = Attached::attach_blocking(&Locator::new(vec![endpoint]), def)
-        .unwrap_or_else(|e| fail(&format!("cannot attach to {locator}: {e}")));
+    let attached =
+        Attached::attach_blocking(&Locator::new(vec![endpoint]), def).unwrap_or_else(|e| fail(&format!("cannot attach to {locator}: {e}")));
     println!("ready {name}");
     let _ = std::io::stdout().flush();
     let _ = std::io::stdin().read_to_end(&mut Vec::new());

@@ -10,13 +10,14 @@ use sluice_core::wire::{Dialect, Message, Role};
 
 fn round_trip(server: &Endpoint) -> bool {
     let (tx, rx) = mpsc::channel();
-    let ch = Channel::connect(server.clone(), ChannelConfig::new(Dialect::V1, Some(Role::Worker)), move |ch: &Channel, ev: Event| match ev {
-        Event::Connected => ch.send(1, &Message::Heartbeat).unwrap(),
-        Event::Message { message: Message::Heartbeat, .. } => drop(tx.send(true)),
-        Event::SocketError(_) => drop(tx.send(false)),
-        _ => {}
-    })
-    .unwrap();
+    let ch =
+        Channel::connect(server.clone(), ChannelConfig::new(Dialect::V1, Some(Role::Worker)), move |ch: &Channel, ev: Event| match ev {
+            Event::Connected => ch.send(1, &Message::Heartbeat).unwrap(),
+            Event::Message { message: Message::Heartbeat, .. } => drop(tx.send(true)),
+            Event::SocketError(_) => drop(tx.send(false)),
+            _ => {}
+        })
+        .unwrap();
     let ok = rx.recv_timeout(Duration::from_secs(10)).unwrap_or(false);
     ch.close();
     ok

@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use bytes::Buf;
 use bytes::Bytes;
 use sluice_core::errno;
 use sluice_core::net::{Channel, ChannelConfig, Delivery, Endpoint, Event, Incoming, SendError, Server};
-use bytes::Buf;
 use sluice_core::wire::{Dialect, Encoder, Message, Profile, Role};
 use support::rss_kib;
 
@@ -239,16 +239,13 @@ fn flood(msg: Message, name: &str) {
     // Accepting is in poll mode too.
     let (drain_tx, drain_rx) = mpsc::channel();
     let before = rss_kib();
-    let sender = Channel::connect(
-        server.local().clone(),
-        ChannelConfig::new(Dialect::V0, Some(Role::Engine)),
-        move |_: &Channel, ev: Event| {
+    let sender =
+        Channel::connect(server.local().clone(), ChannelConfig::new(Dialect::V0, Some(Role::Engine)), move |_: &Channel, ev: Event| {
             if ev == Event::Drain {
                 let _ = drain_tx.send(());
             }
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     let consumer = loop {
         server.dispatch(usize::MAX).unwrap();
         if let Ok(c) = acc_rx.try_recv() {
@@ -315,10 +312,7 @@ fn garbage_after_a_valid_handshake() {
     peer.write_all(&[0xc1; 64]).unwrap();
     let (_engine, rx) = acc_rx.recv_timeout(WAIT).unwrap();
     assert_eq!(next(&rx), Event::Connected);
-    assert_eq!(
-        next(&rx),
-        Event::Message { session: 1, message: Message::Handshake { uuid: Bytes::from_static(b"id") }, headers: vec![] }
-    );
+    assert_eq!(next(&rx), Event::Message { session: 1, message: Message::Handshake { uuid: Bytes::from_static(b"id") }, headers: vec![] });
     assert_eq!(next(&rx), Event::SocketError(errno::EBADMSG));
     assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
     server.close();

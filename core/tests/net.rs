@@ -43,11 +43,12 @@ fn worker_engine_life(endpoint: Endpoint, dialect: Dialect) {
     let (accepted_tx, accepted_rx) = mpsc::channel();
     let (engine_events, engine_rx) = events();
     let mut engine_events = Some(engine_events);
-    let server = Server::bind(&endpoint, ChannelConfig::new(dialect, Some(Role::Engine)), move |_: &Server, inc: sluice_core::net::Incoming| {
-        let ch = inc.start(engine_events.take().expect("one connection")).unwrap();
-        accepted_tx.send(ch).unwrap();
-    })
-    .unwrap();
+    let server =
+        Server::bind(&endpoint, ChannelConfig::new(dialect, Some(Role::Engine)), move |_: &Server, inc: sluice_core::net::Incoming| {
+            let ch = inc.start(engine_events.take().expect("one connection")).unwrap();
+            accepted_tx.send(ch).unwrap();
+        })
+        .unwrap();
     let (worker_events, worker_rx) = events();
     let worker = Channel::connect(server.local().clone(), ChannelConfig::new(dialect, Some(Role::Worker)), worker_events).unwrap();
     let control = if dialect == Dialect::V0 { 0 } else { 1 };
@@ -354,7 +355,10 @@ fn poll_delivery_runs_handlers_on_the_dispatching_thread() {
         ch.dispatch(usize::MAX).unwrap();
         got.extend(rx.try_iter());
     }
-    assert_eq!(got, [Event::Connected, msg(1, Message::Heartbeat), msg(2, Message::Invoke { event: b("ping") }), Event::SocketError(errno::ESHUTDOWN)]);
+    assert_eq!(
+        got,
+        [Event::Connected, msg(1, Message::Heartbeat), msg(2, Message::Invoke { event: b("ping") }), Event::SocketError(errno::ESHUTDOWN)]
+    );
     // Level-triggered: nothing queued, not readable.
     let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
     assert_eq!(unsafe { libc::poll(&mut p, 1, 0) }, 0);
@@ -364,17 +368,18 @@ fn poll_delivery_runs_handlers_on_the_dispatching_thread() {
 fn many_channels_at_once_and_churn() {
     let endpoint = temp_sock("many");
     let (count_tx, count_rx) = mpsc::channel();
-    let server = Server::bind(&endpoint, ChannelConfig::new(Dialect::V1, Some(Role::Engine)), move |_: &Server, inc: sluice_core::net::Incoming| {
-        let tx = count_tx.clone();
-        inc.start(move |ch: &Channel, ev: Event| {
-            if let Event::Message { message: Message::Handshake { .. }, .. } = ev {
-                ch.send(1, &Message::Heartbeat).unwrap();
-                tx.send(()).unwrap();
-            }
+    let server =
+        Server::bind(&endpoint, ChannelConfig::new(Dialect::V1, Some(Role::Engine)), move |_: &Server, inc: sluice_core::net::Incoming| {
+            let tx = count_tx.clone();
+            inc.start(move |ch: &Channel, ev: Event| {
+                if let Event::Message { message: Message::Handshake { .. }, .. } = ev {
+                    ch.send(1, &Message::Heartbeat).unwrap();
+                    tx.send(()).unwrap();
+                }
+            })
+            .unwrap();
         })
         .unwrap();
-    })
-    .unwrap();
     let (tx, rx) = mpsc::channel();
     let mut chans = Vec::new();
     for i in 0..1000u64 {
@@ -428,8 +433,10 @@ fn graceful_close_delivers_everything_while_the_peer_keeps_sending() {
         assert_eq!(next(&rx), Event::Connected);
         // The peer sends heartbeats all along and reads to the end.
         let mut writer = peer.try_clone().unwrap();
-        let chatter = std::thread::spawn(move || while writer.write_all(b"\x93\x01\x00\x90").is_ok() {
-            std::thread::sleep(Duration::from_micros(50));
+        let chatter = std::thread::spawn(move || {
+            while writer.write_all(b"\x93\x01\x00\x90").is_ok() {
+                std::thread::sleep(Duration::from_micros(50));
+            }
         });
         let reader = std::thread::spawn(move || {
             let mut peer = peer;

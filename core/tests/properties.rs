@@ -8,8 +8,7 @@ use std::collections::VecDeque;
 use bytes::{Buf, Bytes};
 use proptest::prelude::*;
 use sluice_core::wire::{
-    Args, Decoder, DecoderConfig, Dialect, Encoder, Frame, Header, HeaderEntry, HeaderName, Kind, Message, Profile,
-    Role, Session, Value,
+    Args, Decoder, DecoderConfig, Dialect, Encoder, Frame, Header, HeaderEntry, HeaderName, Kind, Message, Profile, Role, Session, Value,
 };
 
 const CASES: u32 = 10_000;
@@ -84,8 +83,12 @@ fn frame(d: Dialect) -> impl Strategy<Value = FrameSpec> {
         Dialect::V0 => Just(None).boxed(),
         Dialect::V1 => proptest::option::of(proptest::collection::vec(entry(), 0..5)).boxed(),
     };
-    (id(), id(), proptest::collection::vec(value(), 0..4), headers)
-        .prop_map(|(session, ty, args, headers)| FrameSpec { session, ty, args, headers })
+    (id(), id(), proptest::collection::vec(value(), 0..4), headers).prop_map(|(session, ty, args, headers)| FrameSpec {
+        session,
+        ty,
+        args,
+        headers,
+    })
 }
 
 /// A deliberately naive model of the header table (docs/PROTOCOL.md §4.2), to
@@ -249,8 +252,11 @@ fn engine_message() -> impl Strategy<Value = Message> {
         (any::<i64>(), text()).prop_map(|(code, reason)| Message::Terminate { code, reason }),
         text().prop_map(|event| Message::Invoke { event }),
         payload().prop_map(|data| Message::Chunk { data }),
-        (any::<i64>(), any::<i64>(), proptest::option::of(text()))
-            .prop_map(|(category, code, message)| Message::Error { category: Some(category), code, message }),
+        (any::<i64>(), any::<i64>(), proptest::option::of(text())).prop_map(|(category, code, message)| Message::Error {
+            category: Some(category),
+            code,
+            message
+        }),
         Just(Message::Choke),
     ]
 }
@@ -266,7 +272,11 @@ fn engine_to_worker(d: Dialect, p: Profile, script: Vec<(Message, u8)>, cuts: Ve
     for (mut m, pick) in script {
         let kind = m.kind();
         let session = if kind.is_control() {
-            if d == Dialect::V0 { 0 } else { 1 }
+            if d == Dialect::V0 {
+                0
+            } else {
+                1
+            }
         } else if kind == Kind::Invoke {
             let s = engine.next_session();
             open.push(s);

@@ -95,9 +95,7 @@ fn worker_and_engine(dialect: Dialect, name: &str) {
     let (mut closed, mut failed, mut heartbeats) = (0, 0, 0);
     while closed + failed < N {
         match recv(&erx) {
-            EngineEvent::Chunk { session, data, .. } => {
-                replies.entry(session).or_default().push(String::from_utf8(data.to_vec()).unwrap())
-            }
+            EngineEvent::Chunk { session, data, .. } => replies.entry(session).or_default().push(String::from_utf8(data.to_vec()).unwrap()),
             EngineEvent::Close { session, .. } => {
                 let i = expected[&session];
                 assert_ne!(i % 10, 9);

@@ -10,8 +10,8 @@ use sluice_core::errno;
 use sluice_core::net::{Channel, ChannelConfig, Endpoint, Event, Incoming, Server};
 use sluice_core::services::graph::{Graph, Node};
 use sluice_core::services::{
-    demo, Attached, ClientConfig, Entry, Error, Hosted, Level, Locator, LocatorServer, Logger, Registry, Resolved, Service,
-    ServiceDef, ServiceError, ServiceState,
+    demo, Attached, ClientConfig, Entry, Error, Hosted, Level, Locator, LocatorServer, Logger, Registry, Resolved, Service, ServiceDef,
+    ServiceError, ServiceState,
 };
 use sluice_core::wire::{Dialect, Value};
 
@@ -173,13 +173,17 @@ fn unknown_method_ids_in_the_graph_and_on_the_wire() {
     })
     .unwrap();
     let graph = Graph::new(vec![sluice_core::services::graph::Method::new(3, "get", Node::Terminal, Node::primitive())]);
-    let svc = Service::direct(Resolved { name: "raw".into(), endpoints: vec![server.local().clone()], version: 1, graph }, ClientConfig::default());
+    let svc = Service::direct(
+        Resolved { name: "raw".into(), endpoints: vec![server.local().clone()], version: 1, graph },
+        ClientConfig::default(),
+    );
     for i in 0..3u64 {
         assert_eq!(svc.call_blocking("get", vec![Value::Uint(i)]).unwrap().value_blocking().unwrap(), [Value::Uint(i)]);
     }
     // A method id the hosted service does not have: a dispatch error.
     let bogus = Graph::new(vec![sluice_core::services::graph::Method::new(4242, "bogus", Node::Terminal, Node::primitive())]);
-    let svc = Service::direct(Resolved { name: "newer".into(), endpoints: h.endpoints(), version: 5, graph: bogus }, ClientConfig::default());
+    let svc =
+        Service::direct(Resolved { name: "newer".into(), endpoints: h.endpoints(), version: 5, graph: bogus }, ClientConfig::default());
     let e = svc.call_blocking("bogus", vec![]).unwrap().value_blocking().unwrap_err();
     assert!(matches!(e, Error::Service(ServiceError { category: Some(7), code: 5, .. })), "{e:?}");
     server.close();
@@ -258,7 +262,8 @@ fn calls_in_progress_fail_when_the_connection_drops() {
     })
     .unwrap();
     let graph = Graph::new(vec![sluice_core::services::graph::Method::new(0, "wait", Node::Terminal, Node::streaming())]);
-    let svc = Service::direct(Resolved { name: "w".into(), endpoints: vec![server.local().clone()], version: 1, graph }, ClientConfig::default());
+    let svc =
+        Service::direct(Resolved { name: "w".into(), endpoints: vec![server.local().clone()], version: 1, graph }, ClientConfig::default());
     let mut call = svc.call_blocking("wait", vec![]).unwrap();
     let ch = rx.recv().unwrap();
     ch.close();
@@ -448,7 +453,16 @@ fn v0_server(answer: impl Fn(u64, Vec<Value>) -> Value + Send + Sync + 'static) 
             if let Event::Frame(f) = ev {
                 let result = answer(f.ty, f.args.to_values().unwrap());
                 let payload = result.to_bytes(sluice_core::wire::Profile::Compat);
-                ch.send_frame(f.session, 4, &sluice_core::wire::Args::from_raw(Value::Array(vec![Value::Str(payload)]).to_bytes(sluice_core::wire::Profile::Compat)).unwrap(), &[]).unwrap();
+                ch.send_frame(
+                    f.session,
+                    4,
+                    &sluice_core::wire::Args::from_raw(
+                        Value::Array(vec![Value::Str(payload)]).to_bytes(sluice_core::wire::Profile::Compat),
+                    )
+                    .unwrap(),
+                    &[],
+                )
+                .unwrap();
                 ch.send_frame(f.session, 6, &sluice_core::wire::Args::empty(), &[]).unwrap();
             }
         })

@@ -11,8 +11,7 @@ use bytes::Bytes;
 use sluice_core::errno;
 use sluice_core::net::{Channel, ChannelConfig, Endpoint, Event, Incoming, SendError, Server};
 use sluice_core::roles::{
-    Backoff, Liveness, ResumeEvent, ResumeOptions, ResumeServer, ResumeServerOptions, Session, SessionEvent,
-    SessionOptions,
+    Backoff, Liveness, ResumeEvent, ResumeOptions, ResumeServer, ResumeServerOptions, Session, SessionEvent, SessionOptions,
 };
 use sluice_core::wire::{Dialect, Message, Role};
 

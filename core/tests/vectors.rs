@@ -10,8 +10,8 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use sluice_core::wire::frame::value_len;
 use sluice_core::wire::{
-    Args, DecodeError, Decoder, DecoderConfig, Dialect, Encoder, Frame, Header, HeaderEntry, HeaderName, Kind, Message,
-    Profile, Role, Session, Value,
+    Args, DecodeError, Decoder, DecoderConfig, Dialect, Encoder, Frame, Header, HeaderEntry, HeaderName, Kind, Message, Profile, Role,
+    Session, Value,
 };
 
 fn here() -> PathBuf {
@@ -52,11 +52,7 @@ fn protocol_md_matches_the_shared_copy() {
     }
     let ours = std::fs::read(root.join("docs/PROTOCOL.md")).unwrap();
     let theirs = std::fs::read(shared.join("PROTOCOL.md")).unwrap();
-    assert!(
-        ours == theirs,
-        "docs/PROTOCOL.md differs from {}: copy it again",
-        shared.join("PROTOCOL.md").display()
-    );
+    assert!(ours == theirs, "docs/PROTOCOL.md differs from {}: copy it again", shared.join("PROTOCOL.md").display());
 }
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -352,7 +348,8 @@ fn worker_protocol_vectors_give_typed_messages() {
                     let ours = encode_message(d, p, f.session, m);
                     // A typed chunk does not remember whether its payload
                     // came as str or bin: in the modern profile we write bin.
-                    let str_chunk = p == Profile::Modern && matches!(m, Message::Chunk { .. })
+                    let str_chunk = p == Profile::Modern
+                        && matches!(m, Message::Chunk { .. })
                         && matches!(f.args.to_values().unwrap()[0], Value::Str(_));
                     if e["headers_raw"].is_null() && !str_chunk && !NOT_OUR_ENCODING.iter().any(|(n, _)| *n == name) {
                         assert_eq!(hex(&ours), hex(originals[i]), "{name}: typed re-encoding");
@@ -370,9 +367,8 @@ fn worker_protocol_vectors_give_typed_messages() {
                     // Drops are what the vector documents: an unknown control
                     // type, a frame on a forgotten channel, a new channel
                     // without invoke.
-                    let documented = v["expect"] == "drop_message" && last
-                        || want == Some("unknown")
-                        || v["error"].as_str() == Some(drop.class());
+                    let documented =
+                        v["expect"] == "drop_message" && last || want == Some("unknown") || v["error"].as_str() == Some(drop.class());
                     assert!(documented, "{name}: message {i} dropped: {drop}");
                 }
                 (Ok(m), None) => panic!("{name}: message {i} typed as {m:?} but the vector says it is not"),
@@ -396,7 +392,11 @@ fn check_message_fields(name: &str, m: &Message, e: &Json) {
         Message::Error { category: None, .. } => Message::Error { category: None, code: int(&args[0]), message: Some(b(1)) },
         Message::Error { category: Some(_), .. } => {
             let pair = args[0].as_array().unwrap();
-            Message::Error { category: Some(int(&pair[0])), code: int(&pair[1]), message: args.get(1).map(|m| m.as_bytes().unwrap().clone()) }
+            Message::Error {
+                category: Some(int(&pair[0])),
+                code: int(&pair[1]),
+                message: args.get(1).map(|m| m.as_bytes().unwrap().clone()),
+            }
         }
     };
     assert_eq!(m, &want, "{name}: fields");

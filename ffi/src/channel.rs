@@ -15,7 +15,10 @@ use bytes::Bytes;
 use sluice_core::net::{Channel, Chunk, DispatchError, Endpoint, Event, Handler, SendError};
 use sluice_core::wire::{Args, Message};
 
-use crate::guard::{arg, bytes_arg, contain, guard, guard_or, put, str_arg, Fail, Res, SLUICE_E_CLOSED, SLUICE_E_NOT_POLLED, SLUICE_E_REENTRANT, SLUICE_E_STATE, SLUICE_E_WOULD_BLOCK};
+use crate::guard::{
+    arg, bytes_arg, contain, guard, guard_or, put, str_arg, Fail, Res, SLUICE_E_CLOSED, SLUICE_E_NOT_POLLED, SLUICE_E_REENTRANT,
+    SLUICE_E_STATE, SLUICE_E_WOULD_BLOCK,
+};
 use crate::options::sluice_options;
 use crate::payload::sluice_payload;
 use crate::release::{Release, Ud};
@@ -123,7 +126,14 @@ pub struct sluice_callbacks {
     /// arguments). `args_msgpack` is the msgpack encoding of the frame's
     /// argument array.
     pub on_frame: Option<
-        unsafe extern "C" fn(userdata: *mut c_void, ch: *mut sluice_channel, session: u64, type_id: u64, args_msgpack: *const u8, len: usize),
+        unsafe extern "C" fn(
+            userdata: *mut c_void,
+            ch: *mut sluice_channel,
+            session: u64,
+            type_id: u64,
+            args_msgpack: *const u8,
+            len: usize,
+        ),
     >,
     /// After a send returned `SLUICE_E_WOULD_BLOCK`: the send queue is down
     /// to the low watermark, sends are accepted again.
@@ -452,11 +462,7 @@ pub unsafe extern "C" fn sluice_channel_send_chunk(ch: *mut sluice_channel, sess
 /// without a copy. The caller keeps its own reference: an owned payload is
 /// still freed by the caller.
 #[no_mangle]
-pub unsafe extern "C" fn sluice_channel_send_chunk_payload(
-    ch: *mut sluice_channel,
-    session: u64,
-    payload: *const sluice_payload,
-) -> c_int {
+pub unsafe extern "C" fn sluice_channel_send_chunk_payload(ch: *mut sluice_channel, session: u64, payload: *const sluice_payload) -> c_int {
     send_on(ch, |c| {
         // SAFETY: NULL or a live payload, per the C contract.
         let p = unsafe { arg(payload, "payload") }?;

@@ -15,7 +15,9 @@ use sluice_core::net::Endpoint;
 use sluice_core::roles::{Engine, EngineEvent, EngineOptions, WorkerRef};
 use sluice_core::wire::Dialect;
 
-use crate::guard::{arg, arg_mut, bytes_arg, contain, copy_out, guard, guard_or, put, str_arg, Fail, Res, SLUICE_E_NO_SESSION, SLUICE_E_STATE};
+use crate::guard::{
+    arg, arg_mut, bytes_arg, contain, copy_out, guard, guard_or, put, str_arg, Fail, Res, SLUICE_E_NO_SESSION, SLUICE_E_STATE,
+};
 use crate::options::{sluice_options, SLUICE_DIALECT_V0, SLUICE_DIALECT_V1};
 use crate::payload::sluice_payload;
 use crate::release::{Release, Ud};
@@ -171,8 +173,7 @@ pub struct sluice_engine_callbacks {
     /// `sizeof(sluice_engine_callbacks)`, set by the caller.
     pub size: usize,
     /// A worker handshook with an accepted `uuid`: it can be invoked.
-    pub on_handshake:
-        Option<unsafe extern "C" fn(userdata: *mut c_void, e: *mut sluice_engine, worker: u64, uuid: *const u8, len: usize)>,
+    pub on_handshake: Option<unsafe extern "C" fn(userdata: *mut c_void, e: *mut sluice_engine, worker: u64, uuid: *const u8, len: usize)>,
     /// A worker's handshake named a uuid that is not accepted; it is
     /// disconnected (no `on_gone` follows for it).
     pub on_rejected: Option<unsafe extern "C" fn(userdata: *mut c_void, e: *mut sluice_engine, uuid: *const u8, len: usize)>,
@@ -209,9 +210,8 @@ pub struct sluice_engine_callbacks {
     pub on_close: Option<unsafe extern "C" fn(userdata: *mut c_void, e: *mut sluice_engine, worker: u64, session: u64)>,
     /// The worker sent `terminate` (its answer to ours, or its own decision
     /// to stop).
-    pub on_terminate: Option<
-        unsafe extern "C" fn(userdata: *mut c_void, e: *mut sluice_engine, worker: u64, code: i64, reason: *const u8, len: usize),
-    >,
+    pub on_terminate:
+        Option<unsafe extern "C" fn(userdata: *mut c_void, e: *mut sluice_engine, worker: u64, code: i64, reason: *const u8, len: usize)>,
     /// A refused send to this worker may be retried.
     pub on_drain: Option<unsafe extern "C" fn(userdata: *mut c_void, e: *mut sluice_engine, worker: u64)>,
     /// The worker's connection ended (its last event; its id is forgotten):

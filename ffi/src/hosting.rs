@@ -9,9 +9,11 @@ use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::{Arc, Mutex};
 
-use sluice_core::services::graph::Node;
-use sluice_core::services::{demo, Attached, Entry, Hosted, LocatorServer, Publication, Registry, Request, Responder, ServiceDef, ServiceError};
 use sluice_core::net::Endpoint;
+use sluice_core::services::graph::Node;
+use sluice_core::services::{
+    demo, Attached, Entry, Hosted, LocatorServer, Publication, Registry, Request, Responder, ServiceDef, ServiceError,
+};
 
 use crate::guard::{arg, bytes_arg, contain, copy_out, guard, guard_or, put, str_arg, Fail, Res, SLUICE_E_NOT_FOUND, SLUICE_E_STATE};
 use crate::release::Ud;
@@ -62,7 +64,8 @@ pub struct sluice_handler {
     /// (`args`, a msgpack array), valid until it returns; `r` is the
     /// handler's to answer and free. NULL: each call is answered
     /// `error([7, 7], ...)`.
-    pub on_call: Option<unsafe extern "C" fn(userdata: *mut c_void, r: *mut sluice_responder, method: *const c_char, args: *const u8, len: usize)>,
+    pub on_call:
+        Option<unsafe extern "C" fn(userdata: *mut c_void, r: *mut sluice_responder, method: *const c_char, args: *const u8, len: usize)>,
     /// No `on_call` of this handler will run again (the last service
     /// definition, hosted and attached service that held it are gone):
     /// `userdata` may be freed. May run on any thread.
@@ -348,7 +351,11 @@ pub struct sluice_hosted {
 /// one), into `*out` (NULL on failure). Errors: `SLUICE_E_INVALID`
 /// (endpoint), `SLUICE_E_IO` (e.g. the address is in use).
 #[no_mangle]
-pub unsafe extern "C" fn sluice_hosted_bind(def: *const sluice_service_def, endpoint: *const c_char, out: *mut *mut sluice_hosted) -> c_int {
+pub unsafe extern "C" fn sluice_hosted_bind(
+    def: *const sluice_service_def,
+    endpoint: *const c_char,
+    out: *mut *mut sluice_hosted,
+) -> c_int {
     guard(|| {
         // SAFETY (here and below): NULL or valid pointers, per the C contract.
         unsafe { put(out, std::ptr::null_mut(), "out") }?;
@@ -575,8 +582,13 @@ impl CListener {
     fn changed(&self, e: &Entry) {
         let Some(f) = self.cbs.on_change else { return };
         let (name, endpoints, origin) = (c_string(e.name.clone()), c_string(joined(&e.endpoints)), c_string(e.origin.clone()));
-        let entry =
-            sluice_entry { name: name.as_ptr(), endpoints: endpoints.as_ptr(), version: e.version, online: c_int::from(e.online), origin: origin.as_ptr() };
+        let entry = sluice_entry {
+            name: name.as_ptr(),
+            endpoints: endpoints.as_ptr(),
+            version: e.version,
+            online: c_int::from(e.online),
+            origin: origin.as_ptr(),
+        };
         // SAFETY: the user's callback and data; the entry lives for the call.
         contain(|| unsafe { f(self.ud.0, &entry) });
     }
@@ -597,7 +609,11 @@ impl Drop for CListener {
 /// registry is gone, then `on_release` runs. Errors: `SLUICE_E_NULL`,
 /// `SLUICE_E_INVALID` (`cbs->size`); then `on_release` is never called.
 #[no_mangle]
-pub unsafe extern "C" fn sluice_registry_on_change(reg: *const sluice_registry, cbs: *const sluice_registry_callbacks, userdata: *mut c_void) -> c_int {
+pub unsafe extern "C" fn sluice_registry_on_change(
+    reg: *const sluice_registry,
+    cbs: *const sluice_registry_callbacks,
+    userdata: *mut c_void,
+) -> c_int {
     guard(|| {
         // SAFETY (here and below): NULL or valid pointers, per the C contract.
         let r = unsafe { arg(reg, "reg") }?;
@@ -757,7 +773,8 @@ pub unsafe extern "C" fn sluice_locator_server_add_demo(srv: *const sluice_locat
         for def in [demo::echo(), demo::math(), demo::kv(), logging] {
             hosted.push(Hosted::bind(def, &Endpoint::Tcp(host.clone(), 0)).map_err(fail)?);
         }
-        let entries: Vec<_> = hosted.iter().map(|h| (h.name().to_string(), h.endpoints(), h.def().version(), h.def().graph().clone())).collect();
+        let entries: Vec<_> =
+            hosted.iter().map(|h| (h.name().to_string(), h.endpoints(), h.def().version(), h.def().graph().clone())).collect();
         *demos = hosted;
         drop(demos);
         // Change callbacks run here: not under the lock.
@@ -773,7 +790,12 @@ pub unsafe extern "C" fn sluice_locator_server_add_demo(srv: *const sluice_locat
 /// (`cap` bytes, NUL-terminated); the full length goes to `*len` (may be
 /// NULL). `SLUICE_E_BUFFER` if `buf` was too small (truncated).
 #[no_mangle]
-pub unsafe extern "C" fn sluice_locator_server_demo_log(srv: *const sluice_locator_server, buf: *mut c_char, cap: usize, len: *mut usize) -> c_int {
+pub unsafe extern "C" fn sluice_locator_server_demo_log(
+    srv: *const sluice_locator_server,
+    buf: *mut c_char,
+    cap: usize,
+    len: *mut usize,
+) -> c_int {
     guard(|| {
         // SAFETY (here and below): NULL or valid pointers, per the C contract.
         let s = unsafe { arg(srv, "srv") }?;

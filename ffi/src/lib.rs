@@ -64,7 +64,10 @@ pub extern "C" fn sluice_set_threads(n: usize) -> c_int {
         if sluice_core::net::runtime::set_threads(n) {
             Ok(())
         } else {
-            Err(guard::Fail::fixed(guard::SLUICE_E_STATE, c"the runtime is already running: set threads before the first channel or server"))
+            Err(guard::Fail::fixed(
+                guard::SLUICE_E_STATE,
+                c"the runtime is already running: set threads before the first channel or server",
+            ))
         }
     })
 }

@@ -1,10 +1,10 @@
 //! `sluice_options`: the settings of a channel, or of the channels a server
 //! accepts.
 
-use std::ffi::c_int;
 use sluice_core::host::{Input, Lang, Options};
 use sluice_core::net::{ChannelConfig, Delivery};
 use sluice_core::wire::{Dialect, Role};
+use std::ffi::c_int;
 
 use crate::guard::{arg, arg_mut, guard, guard_or, Fail, Res};
 
@@ -278,7 +278,11 @@ pub unsafe extern "C" fn sluice_options_set_close_linger_ms(opts: *mut sluice_op
 /// (e.g. `max_frame_size: must be a whole number from 16 to 4294967295,
 /// got 0`).
 #[no_mangle]
-pub unsafe extern "C" fn sluice_options_set(opts: *mut sluice_options, name: *const std::ffi::c_char, value: *const std::ffi::c_char) -> c_int {
+pub unsafe extern "C" fn sluice_options_set(
+    opts: *mut sluice_options,
+    name: *const std::ffi::c_char,
+    value: *const std::ffi::c_char,
+) -> c_int {
     set(opts, |o| {
         // SAFETY: NULL or NUL-terminated strings, per the C contract.
         let name = unsafe { crate::guard::str_arg(name, "name") }?;

@@ -12,7 +12,9 @@ use sluice_core::net::Endpoint;
 use sluice_core::roles::{Peer, ResumeEvent, ResumeServer, ResumeServerOptions};
 use sluice_core::wire::Message;
 
-use crate::guard::{arg, arg_mut, bytes_arg, contain, copy_out, guard, guard_or, put, str_arg, Fail, Res, SLUICE_E_NO_SESSION, SLUICE_E_STATE};
+use crate::guard::{
+    arg, arg_mut, bytes_arg, contain, copy_out, guard, guard_or, put, str_arg, Fail, Res, SLUICE_E_NO_SESSION, SLUICE_E_STATE,
+};
 use crate::options::sluice_options;
 use crate::payload::sluice_payload;
 use crate::release::{Release, Ud};

@@ -62,10 +62,9 @@ pub(crate) fn streamed(r: Result<(), StreamError>) -> Res {
 pub(crate) fn sent(r: Result<(), SendError>) -> Res {
     match r {
         Ok(()) => Ok(()),
-        Err(SendError::WouldBlock) => Err(Fail::fixed(
-            SLUICE_E_WOULD_BLOCK,
-            c"the send queue (or replay buffer) is full (would block): wait for on_drain",
-        )),
+        Err(SendError::WouldBlock) => {
+            Err(Fail::fixed(SLUICE_E_WOULD_BLOCK, c"the send queue (or replay buffer) is full (would block): wait for on_drain"))
+        }
         Err(SendError::Closed) => Err(Fail::fixed(SLUICE_E_CLOSED, c"not connected, or stopped")),
     }
 }
@@ -107,4 +106,3 @@ pub(crate) unsafe fn put_opt<T>(out: *mut T, v: T) {
         unsafe { out.write(v) };
     }
 }
-

@@ -27,8 +27,8 @@ use sluice_core::wire::{Profile, Value};
 
 use crate::guard::{
     arg, bytes_arg, copy_out, guard, guard_or, last_seq, put, str_arg, Fail, Res, SLUICE_E_BAD_REPLY, SLUICE_E_CLOSED,
-    SLUICE_E_DISCONNECTED, SLUICE_E_INVALID, SLUICE_E_IO, SLUICE_E_NOT_FOUND, SLUICE_E_SERVICE, SLUICE_E_STATE,
-    SLUICE_E_TIMEOUT, SLUICE_E_UNKNOWN_METHOD, SLUICE_E_WOULD_BLOCK, SLUICE_E_WRONG_THREAD,
+    SLUICE_E_DISCONNECTED, SLUICE_E_INVALID, SLUICE_E_IO, SLUICE_E_NOT_FOUND, SLUICE_E_SERVICE, SLUICE_E_STATE, SLUICE_E_TIMEOUT,
+    SLUICE_E_UNKNOWN_METHOD, SLUICE_E_WOULD_BLOCK, SLUICE_E_WRONG_THREAD,
 };
 use crate::roles::c_string;
 
@@ -505,7 +505,10 @@ pub struct sluice_call {
 impl sluice_call {
     pub(crate) fn into_raw(call: Call) -> *mut sluice_call {
         let sender = call.sender();
-        Box::into_raw(Box::new(sluice_call { st: Mutex::new(CallState { call: Some(call), name: CString::default(), args: Vec::new() }), sender }))
+        Box::into_raw(Box::new(sluice_call {
+            st: Mutex::new(CallState { call: Some(call), name: CString::default(), args: Vec::new() }),
+            sender,
+        }))
     }
 }
 

@@ -99,12 +99,7 @@ pub unsafe extern "C" fn sluice_session_options_set_backoff(
                 "backoff initial {initial_ms} ms, max {max_ms} ms, multiplier {multiplier}, jitter {jitter}: need 0 < initial <= max, multiplier >= 1, jitter in [0, 1]"
             )));
         }
-        o.backoff = Backoff {
-            initial: Duration::from_millis(initial_ms),
-            max: Duration::from_millis(max_ms),
-            multiplier,
-            jitter,
-        };
+        o.backoff = Backoff { initial: Duration::from_millis(initial_ms), max: Duration::from_millis(max_ms), multiplier, jitter };
         Ok(())
     })
 }
@@ -113,7 +108,11 @@ pub unsafe extern "C" fn sluice_session_options_set_backoff(
 /// received nothing for `timeout_ms` is cut (`ETIMEDOUT`) and a new one
 /// made. Both 0: off (the default; rely on the socket). Otherwise both > 0.
 #[no_mangle]
-pub unsafe extern "C" fn sluice_session_options_set_liveness(opts: *mut sluice_session_options, interval_ms: u64, timeout_ms: u64) -> c_int {
+pub unsafe extern "C" fn sluice_session_options_set_liveness(
+    opts: *mut sluice_session_options,
+    interval_ms: u64,
+    timeout_ms: u64,
+) -> c_int {
     set_s(opts, |o| {
         o.liveness = match (interval_ms, timeout_ms) {
             (0, 0) => None,
@@ -199,13 +198,19 @@ pub struct sluice_session_callbacks {
     pub on_disconnected: Option<unsafe extern "C" fn(userdata: *mut c_void, s: *mut sluice_session, err: c_int)>,
     /// Attempt `attempt` (1 for the first after a loss) goes to `endpoint`
     /// after `delay_ms`.
-    pub on_reconnect_attempt: Option<
-        unsafe extern "C" fn(userdata: *mut c_void, s: *mut sluice_session, attempt: u32, endpoint: *const c_char, delay_ms: u64),
-    >,
+    pub on_reconnect_attempt:
+        Option<unsafe extern "C" fn(userdata: *mut c_void, s: *mut sluice_session, attempt: u32, endpoint: *const c_char, delay_ms: u64)>,
     /// A frame: every frame without a role, frames the role drops with one.
     /// `args_msgpack` is the msgpack encoding of its argument array.
     pub on_frame: Option<
-        unsafe extern "C" fn(userdata: *mut c_void, s: *mut sluice_session, session: u64, type_id: u64, args_msgpack: *const u8, len: usize),
+        unsafe extern "C" fn(
+            userdata: *mut c_void,
+            s: *mut sluice_session,
+            session: u64,
+            type_id: u64,
+            args_msgpack: *const u8,
+            len: usize,
+        ),
     >,
     /// With a role: a chunk (`payload` as in `sluice_callbacks.on_chunk`).
     pub on_chunk: Option<
@@ -240,8 +245,7 @@ pub struct sluice_session_callbacks {
     /// With a role: a heartbeat.
     pub on_heartbeat: Option<unsafe extern "C" fn(userdata: *mut c_void, s: *mut sluice_session)>,
     /// With a role: a terminate.
-    pub on_terminate:
-        Option<unsafe extern "C" fn(userdata: *mut c_void, s: *mut sluice_session, code: i64, reason: *const u8, len: usize)>,
+    pub on_terminate: Option<unsafe extern "C" fn(userdata: *mut c_void, s: *mut sluice_session, code: i64, reason: *const u8, len: usize)>,
     /// A refused send may be retried.
     pub on_drain: Option<unsafe extern "C" fn(userdata: *mut c_void, s: *mut sluice_session)>,
     /// The library will never call this callbacks set again: `userdata` may

@@ -288,8 +288,7 @@ pub struct sluice_worker_callbacks {
     /// The engine asks the worker to stop: finish or abandon the open
     /// sessions, then answer with `sluice_worker_terminate`. No new
     /// sessions are started after it. v0 codes: 1 normal, 2 abnormal.
-    pub on_terminate:
-        Option<unsafe extern "C" fn(userdata: *mut c_void, w: *mut sluice_worker, code: i64, reason: *const u8, len: usize)>,
+    pub on_terminate: Option<unsafe extern "C" fn(userdata: *mut c_void, w: *mut sluice_worker, code: i64, reason: *const u8, len: usize)>,
     /// The engine sent nothing for the disown timeout: the worker has
     /// closed its connection; `on_disconnected` with `ETIMEDOUT` follows.
     pub on_disown: Option<unsafe extern "C" fn(userdata: *mut c_void, w: *mut sluice_worker)>,
@@ -302,9 +301,8 @@ pub struct sluice_worker_callbacks {
     /// `n` sessions that were still open (`sessions` may be NULL when `n`
     /// is 0). The sessions are forgotten: stream sends return
     /// `SLUICE_E_NO_SESSION` from now on.
-    pub on_disconnected: Option<
-        unsafe extern "C" fn(userdata: *mut c_void, w: *mut sluice_worker, err: c_int, sessions: *const u64, n: usize),
-    >,
+    pub on_disconnected:
+        Option<unsafe extern "C" fn(userdata: *mut c_void, w: *mut sluice_worker, err: c_int, sessions: *const u64, n: usize)>,
     /// The library will never call this callbacks set again: `userdata`
     /// may be freed. Called exactly once for every successful
     /// `sluice_worker_connect` (never when it fails), after the last other
@@ -509,11 +507,7 @@ pub unsafe extern "C" fn sluice_worker_stream_write(w: *mut sluice_worker, sessi
 /// owned) without a copy; the caller keeps its reference. Result codes as
 /// `sluice_worker_stream_write`.
 #[no_mangle]
-pub unsafe extern "C" fn sluice_worker_stream_write_payload(
-    w: *mut sluice_worker,
-    session: u64,
-    payload: *const sluice_payload,
-) -> c_int {
+pub unsafe extern "C" fn sluice_worker_stream_write_payload(w: *mut sluice_worker, session: u64, payload: *const sluice_payload) -> c_int {
     on_worker(w, |wk| {
         // SAFETY: NULL or a live payload, per the C contract.
         let p = unsafe { arg(payload, "payload") }?;
@@ -591,9 +585,10 @@ pub unsafe extern "C" fn sluice_worker_dispatch(w: *mut sluice_worker, max: usiz
 pub(crate) fn dispatch_error(e: DispatchError) -> Fail {
     match e {
         DispatchError::NotPolled => Fail::fixed(SLUICE_E_NOT_POLLED, c"delivery is inline, not by dispatch"),
-        DispatchError::Reentrant => {
-            Fail::fixed(SLUICE_E_REENTRANT, c"dispatch called from inside the object's own callback (or while another thread dispatches it)")
-        }
+        DispatchError::Reentrant => Fail::fixed(
+            SLUICE_E_REENTRANT,
+            c"dispatch called from inside the object's own callback (or while another thread dispatches it)",
+        ),
     }
 }
 
@@ -604,10 +599,11 @@ mod tests {
 
     #[test]
     fn options_from_argv() {
-        let args: Vec<std::ffi::CString> = ["prog", "--app", "echo", "--uuid", "u-1", "--endpoint", "/tmp/x.sock", "--protocol", "1", "--locator", "a:1,b:2"]
-            .iter()
-            .map(|s| std::ffi::CString::new(*s).unwrap())
-            .collect();
+        let args: Vec<std::ffi::CString> =
+            ["prog", "--app", "echo", "--uuid", "u-1", "--endpoint", "/tmp/x.sock", "--protocol", "1", "--locator", "a:1,b:2"]
+                .iter()
+                .map(|s| std::ffi::CString::new(*s).unwrap())
+                .collect();
         let argv: Vec<*mut c_char> = args.iter().map(|s| s.as_ptr().cast_mut()).collect();
         let mut o = std::ptr::null_mut();
         unsafe {
@@ -616,7 +612,12 @@ mod tests {
             assert_eq!(sluice_worker_options_get_dialect(o, &mut d), SLUICE_OK);
             assert_eq!(d, SLUICE_DIALECT_V1);
             let mut buf = [0 as c_char; 64];
-            for (what, want) in [(SLUICE_WORKER_APP, "echo"), (SLUICE_WORKER_UUID, "u-1"), (SLUICE_WORKER_ENDPOINT, "unix:/tmp/x.sock"), (SLUICE_WORKER_LOCATOR, "a:1,b:2")] {
+            for (what, want) in [
+                (SLUICE_WORKER_APP, "echo"),
+                (SLUICE_WORKER_UUID, "u-1"),
+                (SLUICE_WORKER_ENDPOINT, "unix:/tmp/x.sock"),
+                (SLUICE_WORKER_LOCATOR, "a:1,b:2"),
+            ] {
                 assert_eq!(sluice_worker_options_get(o, what, buf.as_mut_ptr(), buf.len(), std::ptr::null_mut()), SLUICE_OK);
                 assert_eq!(std::ffi::CStr::from_ptr(buf.as_ptr()).to_str().unwrap(), want);
             }

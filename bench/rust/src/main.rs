@@ -64,9 +64,7 @@ fn run(args: &[String]) -> Result<(), String> {
 }
 
 fn serve(kind: &str, args: &[String]) -> Result<(), String> {
-    let num = |i: usize| -> Result<usize, String> {
-        args.get(i).ok_or("missing argument")?.parse().map_err(|e| format!("{e}"))
-    };
+    let num = |i: usize| -> Result<usize, String> { args.get(i).ok_or("missing argument")?.parse().map_err(|e| format!("{e}")) };
     let net = Net::parse(args.first().ok_or("missing NET")?).ok_or("NET is tcp or unix")?;
     let l = Listener::bind(net, kind);
     {

@@ -83,12 +83,18 @@ impl CompatChannel {
     #[napi(constructor, ts_args_type = "pathOrHost: string, portOrOptions?: number | ChannelOptions, options?: ChannelOptions")]
     pub fn new(env: Env, this: This, a: Unknown<'_>, b: Option<Unknown<'_>>, c: Option<Unknown<'_>>) -> Result<Self> {
         let e = env.raw();
-        let first = js::get_string(e, a.raw()).ok_or_else(|| js::type_error(e, "the first argument must be a socket path or a host name"))?;
+        let first =
+            js::get_string(e, a.raw()).ok_or_else(|| js::type_error(e, "the first argument must be a socket path or a host name"))?;
         let (endpoint, opts) = match b.map(|v| v.raw()).filter(|v| !js::is_nullish(e, *v)) {
             Some(v) if js::type_of(e, v) == sys::ValueType::napi_number => {
                 let port = js::get_number(e, v).unwrap_or(-1.0);
                 if !(0.0..=65535.0).contains(&port) || port.fract() != 0.0 {
-                    return Err(js::throw(e, js::Kind::RangeError, "ERR_SOCKET_BAD_PORT", &format!("port must be an integer 0..65535, got {port}")));
+                    return Err(js::throw(
+                        e,
+                        js::Kind::RangeError,
+                        "ERR_SOCKET_BAD_PORT",
+                        &format!("port must be an integer 0..65535, got {port}"),
+                    ));
                 }
                 (Endpoint::Tcp(first, port as u16), c.map(|v| v.raw()))
             }
@@ -174,7 +180,9 @@ impl CompatChannel {
         let c = js::get_int(e, code.raw()).ok_or_else(|| js::type_error(e, "code must be an integer"))?;
         let r = js::get_string(e, reason.raw()).ok_or_else(|| js::type_error(e, "reason must be a string"))?;
         let (ch, port) = self.live(e)?;
-        port.outbox.send(ch, Pending::Message(s, Message::Terminate { code: c, reason: Bytes::from(r) })).map_err(|_| js::closed_error(e))?;
+        port.outbox
+            .send(ch, Pending::Message(s, Message::Terminate { code: c, reason: Bytes::from(r) }))
+            .map_err(|_| js::closed_error(e))?;
         Ok(sid)
     }
 
@@ -206,7 +214,12 @@ impl CompatChannel {
 
 callback_property!(
     "Called once the connection is up: `on_connect()`.",
-    get_on_connect, set_on_connect, "on_connect", c"on_connect", "((this: Channel) => void) | undefined", "value: ((this: Channel) => void) | undefined"
+    get_on_connect,
+    set_on_connect,
+    "on_connect",
+    c"on_connect",
+    "((this: Channel) => void) | undefined",
+    "value: ((this: Channel) => void) | undefined"
 );
 callback_property!(
     "Called once when the connection fails or ends, with the Linux errno (docs/PROTOCOL.md §8.3): `on_socket_error(errno)`. Nothing follows it.",
@@ -214,7 +227,12 @@ callback_property!(
 );
 callback_property!(
     "A heartbeat from the engine: `on_heartbeat()`.",
-    get_on_heartbeat, set_on_heartbeat, "on_heartbeat", c"on_heartbeat", "((this: Channel) => void) | undefined", "value: ((this: Channel) => void) | undefined"
+    get_on_heartbeat,
+    set_on_heartbeat,
+    "on_heartbeat",
+    c"on_heartbeat",
+    "((this: Channel) => void) | undefined",
+    "value: ((this: Channel) => void) | undefined"
 );
 callback_property!(
     "A new session: `on_invoke(sid, event)` with the event name as a string. In v1 the owner's `__sid` (master's highest channel id) is raised to `sid` first.",
@@ -222,11 +240,21 @@ callback_property!(
 );
 callback_property!(
     "Data of a session (v0 chunk, v1 write): `on_chunk(sid, buffer)`.",
-    get_on_chunk, set_on_chunk, "on_chunk", c"on_chunk", "((this: Channel, sid: number | bigint, data: Buffer) => void) | undefined", "value: ((this: Channel, sid: number | bigint, data: Buffer) => void) | undefined"
+    get_on_chunk,
+    set_on_chunk,
+    "on_chunk",
+    c"on_chunk",
+    "((this: Channel, sid: number | bigint, data: Buffer) => void) | undefined",
+    "value: ((this: Channel, sid: number | bigint, data: Buffer) => void) | undefined"
 );
 callback_property!(
     "The engine's side of a session ended (v0 choke, v1 close): `on_choke(sid)`.",
-    get_on_choke, set_on_choke, "on_choke", c"on_choke", "((this: Channel, sid: number | bigint) => void) | undefined", "value: ((this: Channel, sid: number | bigint) => void) | undefined"
+    get_on_choke,
+    set_on_choke,
+    "on_choke",
+    c"on_choke",
+    "((this: Channel, sid: number | bigint) => void) | undefined",
+    "value: ((this: Channel, sid: number | bigint) => void) | undefined"
 );
 callback_property!(
     "A session failed: v0 `on_error(sid, code, message)`, v1 `on_error(sid, category, code, message)` (message `undefined` when the frame has none).",
@@ -234,7 +262,12 @@ callback_property!(
 );
 callback_property!(
     "The engine asks the worker to stop: v0 `on_terminate(sid, code, reason)`, v1 `on_terminate(code, reason)`.",
-    get_on_terminate, set_on_terminate, "on_terminate", c"on_terminate", "((this: Channel, ...args: any[]) => void) | undefined", "value: ((this: Channel, ...args: any[]) => void) | undefined"
+    get_on_terminate,
+    set_on_terminate,
+    "on_terminate",
+    c"on_terminate",
+    "((this: Channel, ...args: any[]) => void) | undefined",
+    "value: ((this: Channel, ...args: any[]) => void) | undefined"
 );
 callback_property!(
     "The object that owns the channel (the framework's worker). In v1, `owner.__sid` (the highest session id seen) is kept up to date as the master framework expects.",

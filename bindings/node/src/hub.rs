@@ -169,7 +169,14 @@ impl Port {
     /// A port for an owner object (or one [`attach`](Self::attach)ed right
     /// after); runs on the JavaScript thread, which makes `obj` a strong
     /// reference and counts the port as open until its release.
-    pub(crate) fn new(env: sys::napi_env, hub: &Arc<Hub>, owner: Owner, obj: Option<sys::napi_value>, zero_copy: usize, max_pending: usize) -> Arc<Port> {
+    pub(crate) fn new(
+        env: sys::napi_env,
+        hub: &Arc<Hub>,
+        owner: Owner,
+        obj: Option<sys::napi_value>,
+        zero_copy: usize,
+        max_pending: usize,
+    ) -> Arc<Port> {
         let mut r = ptr::null_mut();
         if let Some(obj) = obj {
             unsafe { sys::napi_create_reference(env, obj, 1, &mut r) };
@@ -178,7 +185,14 @@ impl Port {
         Arc::new(Port {
             owner,
             hub: hub.clone(),
-            state: Mutex::new(PortState { batch: Batch::default(), pending: 0, queued: false, connected: false, failed: None, released: false }),
+            state: Mutex::new(PortState {
+                batch: Batch::default(),
+                pending: 0,
+                queued: false,
+                connected: false,
+                failed: None,
+                released: false,
+            }),
             space: Condvar::new(),
             closed: AtomicBool::new(false),
             zero_copy,
@@ -794,7 +808,21 @@ pub(crate) fn init(env: sys::napi_env, dispatcher: sys::napi_value) -> napi::Res
     let mut name = ptr::null_mut();
     unsafe { sys::napi_create_string_utf8(env, c"sluice".as_ptr(), 6, &mut name) };
     let mut tsfn = ptr::null_mut();
-    let s = unsafe { sys::napi_create_threadsafe_function(env, dispatcher, ptr::null_mut(), name, 0, 1, raw, Some(finalize), raw, Some(call_js), &mut tsfn) };
+    let s = unsafe {
+        sys::napi_create_threadsafe_function(
+            env,
+            dispatcher,
+            ptr::null_mut(),
+            name,
+            0,
+            1,
+            raw,
+            Some(finalize),
+            raw,
+            Some(call_js),
+            &mut tsfn,
+        )
+    };
     if s != sys::Status::napi_ok {
         drop(unsafe { Arc::from_raw(raw as *const Hub) });
         return Err(napi::Error::from_reason("creating the threadsafe function failed"));

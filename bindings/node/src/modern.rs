@@ -155,7 +155,14 @@ impl Connection {
     /// the frameworks' own, unless given); v0 `error(code, message)` followed
     /// by the `choke` the v0 engine needs to forget the session.
     #[napi(ts_args_type = "sid: number | bigint, code: number, message?: string, category?: number")]
-    pub fn send_error(&self, env: Env, sid: Unknown<'_>, code: Unknown<'_>, message: Option<Unknown<'_>>, category: Option<Unknown<'_>>) -> Result<bool> {
+    pub fn send_error(
+        &self,
+        env: Env,
+        sid: Unknown<'_>,
+        code: Unknown<'_>,
+        message: Option<Unknown<'_>>,
+        category: Option<Unknown<'_>>,
+    ) -> Result<bool> {
         let e = env.raw();
         let s = id_arg(e, sid)?;
         let c = js::get_int(e, code.raw()).ok_or_else(|| js::type_error(e, "code must be an integer"))?;

@@ -23,8 +23,9 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use sluice_core::net::{Endpoint, SendError};
 use sluice_core::roles::{
-    Backoff, Engine as CoreEngine, EngineEvent, EngineOptions, Liveness, Peer, ResumeEvent, ResumeOptions, ResumeServer as CoreResumeServer, ResumeServerOptions, Session as CoreSession, SessionEvent,
-    SessionOptions, StreamError, Worker as CoreWorker, WorkerEvent, WorkerOptions, WorkerRef,
+    Backoff, Engine as CoreEngine, EngineEvent, EngineOptions, Liveness, Peer, ResumeEvent, ResumeOptions,
+    ResumeServer as CoreResumeServer, ResumeServerOptions, Session as CoreSession, SessionEvent, SessionOptions, StreamError,
+    Worker as CoreWorker, WorkerEvent, WorkerOptions, WorkerRef,
 };
 use sluice_core::wire::{Args, Dialect, Frame, Message, Role};
 
@@ -111,9 +112,7 @@ impl Batch {
                 self.text(&event);
                 event.len()
             }
-            Message::Error { category, code, message } => {
-                self.error(session, category, code, message.as_deref())
-            }
+            Message::Error { category, code, message } => self.error(session, category, code, message.as_deref()),
             Message::Terminate { code, reason } => {
                 self.terminate(session, code, &reason);
                 reason.len()
@@ -535,7 +534,12 @@ fn millis(env: sys::napi_env, v: Option<f64>, name: &str) -> Result<Option<Durat
     match v {
         None => Ok(None),
         Some(ms) if ms.is_finite() && ms >= 0.0 => Ok(Some(Duration::from_secs_f64(ms / 1000.0))),
-        Some(ms) => Err(js::throw(env, js::Kind::RangeError, "ERR_OUT_OF_RANGE", &format!("options.{name} must be a number of milliseconds >= 0, got {ms}"))),
+        Some(ms) => Err(js::throw(
+            env,
+            js::Kind::RangeError,
+            "ERR_OUT_OF_RANGE",
+            &format!("options.{name} must be a number of milliseconds >= 0, got {ms}"),
+        )),
     }
 }
 
@@ -543,7 +547,9 @@ fn count(env: sys::napi_env, v: Option<f64>, name: &str) -> Result<Option<usize>
     match v {
         None => Ok(None),
         Some(n) if n.is_finite() && n >= 1.0 && n.fract() == 0.0 => Ok(Some(n as usize)),
-        Some(n) => Err(js::throw(env, js::Kind::RangeError, "ERR_OUT_OF_RANGE", &format!("options.{name} must be an integer >= 1, got {n}"))),
+        Some(n) => {
+            Err(js::throw(env, js::Kind::RangeError, "ERR_OUT_OF_RANGE", &format!("options.{name} must be an integer >= 1, got {n}")))
+        }
     }
 }
 
@@ -568,7 +574,6 @@ fn dialect_name(d: Dialect) -> &'static str {
         Dialect::V1 => "v1",
     }
 }
-
 
 // ----------------------------------------------------------------------
 // Worker
@@ -884,7 +889,13 @@ impl Engine {
     #[napi(ts_return_type = "EngineWorker[]")]
     pub fn workers(&self, env: Env) -> Result<Vec<Unknown<'_>>> {
         let e = env.raw();
-        Ok(self.core.workers().iter().filter_map(|w| self.port.object(e, w.id())).map(|v| unsafe { Unknown::from_raw_unchecked(e, v) }).collect())
+        Ok(self
+            .core
+            .workers()
+            .iter()
+            .filter_map(|w| self.port.object(e, w.id()))
+            .map(|v| unsafe { Unknown::from_raw_unchecked(e, v) })
+            .collect())
     }
 
     /// Stops listening and closes every worker connection; only `'close'`
@@ -1037,7 +1048,9 @@ fn engine_event(st: &mut State, zc: usize, ev: EngineEvent) -> usize {
 /// Listens for workers on `endpoint` (a Unix socket path, as the runtime
 /// does, or `'host:port'`) and returns the `Engine`. Throws an Error with
 /// the errno's `code` (`'EADDRINUSE'`, …) if it cannot.
-#[napi(ts_args_type = "endpoint: string | { host?: string, port: number } | { path: string }, options?: EngineListenOptions & ChannelOptions")]
+#[napi(
+    ts_args_type = "endpoint: string | { host?: string, port: number } | { path: string }, options?: EngineListenOptions & ChannelOptions"
+)]
 pub fn listen_engine<'a>(env: &'a Env, endpoint: Unknown<'_>, options: Option<Unknown<'_>>) -> Result<ClassInstance<'a, Engine>> {
     let e = env.raw();
     let ep = options::read_endpoint(e, endpoint.raw())?;
@@ -1227,7 +1240,14 @@ impl Session {
 
     /// Fails session `sid` (`category` for v1, default 42).
     #[napi(ts_args_type = "sid: number | bigint, code: number, message?: string, category?: number")]
-    pub fn send_error(&self, env: Env, sid: Unknown<'_>, code: i64, message: Option<Unknown<'_>>, category: Option<Unknown<'_>>) -> Result<()> {
+    pub fn send_error(
+        &self,
+        env: Env,
+        sid: Unknown<'_>,
+        code: i64,
+        message: Option<Unknown<'_>>,
+        category: Option<Unknown<'_>>,
+    ) -> Result<()> {
         let e = env.raw();
         let s = id_arg(e, sid)?;
         let m = opt_string(e, message, "message")?.map(Bytes::from);
@@ -1268,7 +1288,8 @@ impl Session {
 
 fn frame_args(env: sys::napi_env, v: Unknown<'_>) -> Result<Args> {
     let b = js::get_bytes(env, v.raw()).ok_or_else(|| js::type_error(env, "args must be a Buffer (a msgpack array)"))?;
-    Args::from_raw(Bytes::copy_from_slice(b)).map_err(|_| js::throw(env, js::Kind::TypeError, "ERR_INVALID_ARG_VALUE", "args must be the msgpack encoding of one array"))
+    Args::from_raw(Bytes::copy_from_slice(b))
+        .map_err(|_| js::throw(env, js::Kind::TypeError, "ERR_INVALID_ARG_VALUE", "args must be the msgpack encoding of one array"))
 }
 
 fn session_event(st: &mut State, zc: usize, ev: SessionEvent) -> usize {
@@ -1323,7 +1344,9 @@ fn read_endpoints(env: sys::napi_env, v: sys::napi_value) -> Result<Vec<Endpoint
 /// order) and returns it at once; listen for `'connect'`. Options default
 /// to dialect `'v1'` and role `'worker'` (typed messages), like
 /// `connect()`.
-#[napi(ts_args_type = "endpoints: string | { host?: string, port: number } | { path: string } | Array<string | { host?: string, port: number } | { path: string }>, options?: SessionOpenOptions & ChannelOptions")]
+#[napi(
+    ts_args_type = "endpoints: string | { host?: string, port: number } | { path: string } | Array<string | { host?: string, port: number } | { path: string }>, options?: SessionOpenOptions & ChannelOptions"
+)]
 pub fn open_session<'a>(env: &'a Env, endpoints: Unknown<'_>, options: Option<Unknown<'_>>) -> Result<ClassInstance<'a, Session>> {
     let e = env.raw();
     let eps = read_endpoints(e, endpoints.raw())?;
@@ -1510,7 +1533,14 @@ impl ResumePeer {
 
     /// Fails session `sid` (`category` for v1, default 42).
     #[napi(ts_args_type = "sid: number | bigint, code: number, message?: string, category?: number")]
-    pub fn send_error(&self, env: Env, sid: Unknown<'_>, code: i64, message: Option<Unknown<'_>>, category: Option<Unknown<'_>>) -> Result<()> {
+    pub fn send_error(
+        &self,
+        env: Env,
+        sid: Unknown<'_>,
+        code: i64,
+        message: Option<Unknown<'_>>,
+        category: Option<Unknown<'_>>,
+    ) -> Result<()> {
         let e = env.raw();
         let s = id_arg(e, sid)?;
         let m = opt_string(e, message, "message")?.map(Bytes::from);
@@ -1582,7 +1612,9 @@ fn resume_event(st: &mut State, zc: usize, ev: ResumeEvent) -> usize {
 /// `ResumeServer`. Options default to dialect `'v1'` and role `'worker'`
 /// (typed messages), like the session's. Throws an Error with the errno's
 /// `code` if it cannot listen.
-#[napi(ts_args_type = "endpoint: string | { host?: string, port: number } | { path: string }, options?: ResumeListenOptions & ChannelOptions")]
+#[napi(
+    ts_args_type = "endpoint: string | { host?: string, port: number } | { path: string }, options?: ResumeListenOptions & ChannelOptions"
+)]
 pub fn listen_resume<'a>(env: &'a Env, endpoint: Unknown<'_>, options: Option<Unknown<'_>>) -> Result<ClassInstance<'a, ResumeServer>> {
     let e = env.raw();
     let ep = options::read_endpoint(e, endpoint.raw())?;

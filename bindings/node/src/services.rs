@@ -60,7 +60,10 @@ thread_local! {
 }
 
 /// Internal: `lib/services.js` hands over its dispatchers once.
-#[napi(js_name = "_initServices", ts_args_type = "onCall: (...args: any[]) => unknown, onRequest: (...args: any[]) => unknown, makeError: (...args: any[]) => unknown")]
+#[napi(
+    js_name = "_initServices",
+    ts_args_type = "onCall: (...args: any[]) => unknown, onRequest: (...args: any[]) => unknown, makeError: (...args: any[]) => unknown"
+)]
 pub fn init_services(env: Env, on_call: Unknown<'_>, on_request: Unknown<'_>, make_error: Unknown<'_>) -> Result<()> {
     let e = env.raw();
     for f in [&on_call, &on_request, &make_error] {
@@ -162,7 +165,19 @@ impl Post {
         unsafe { sys::napi_create_string_utf8(env, label.as_ptr().cast(), label.len() as isize, &mut name) };
         let mut tsfn = ptr::null_mut();
         let s = unsafe {
-            sys::napi_create_threadsafe_function(env, ptr::null_mut(), ptr::null_mut(), name, 0, 1, ctx, Some(post_finalize), ctx, Some(post_call), &mut tsfn)
+            sys::napi_create_threadsafe_function(
+                env,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                name,
+                0,
+                1,
+                ctx,
+                Some(post_finalize),
+                ctx,
+                Some(post_call),
+                &mut tsfn,
+            )
         };
         if s != sys::Status::napi_ok {
             unsafe { post_finalize(env, ctx, ptr::null_mut()) };
@@ -207,7 +222,8 @@ impl Drop for Post {
 }
 
 fn runtime(env: sys::napi_env) -> Result<tokio::runtime::Handle> {
-    sluice_core::net::runtime::handle().map_err(|e| js::throw(env, js::Kind::Error, "ERR_RUNTIME", &format!("cannot start the I/O runtime: {e}")))
+    sluice_core::net::runtime::handle()
+        .map_err(|e| js::throw(env, js::Kind::Error, "ERR_RUNTIME", &format!("cannot start the I/O runtime: {e}")))
 }
 
 struct SendPtr<T>(T);
@@ -404,7 +420,11 @@ pub(crate) fn from_js(env: sys::napi_env, v: sys::napi_value, depth: usize) -> s
                 return Ok(Value::Bin(bytes::Bytes::copy_from_slice(b)));
             }
             if is_array(env, v) {
-                return elements(env, v).into_iter().map(|x| from_js(env, x, depth + 1)).collect::<std::result::Result<Vec<_>, _>>().map(Value::Array);
+                return elements(env, v)
+                    .into_iter()
+                    .map(|x| from_js(env, x, depth + 1))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map(Value::Array);
             }
             let mut global = ptr::null_mut();
             unsafe { sys::napi_get_global(env, &mut global) };
@@ -595,7 +615,10 @@ pub struct Locator {
 impl Locator {
     /// A Locator at `endpoints` (`'host:port'`, a socket path, `{ host,
     /// port }`, or a list of them; default `'localhost:10053'`).
-    #[napi(constructor, ts_args_type = "endpoints?: string | { host?: string, port: number } | Array<string | { host?: string, port: number }>, options?: LocatorOptions")]
+    #[napi(
+        constructor,
+        ts_args_type = "endpoints?: string | { host?: string, port: number } | Array<string | { host?: string, port: number }>, options?: LocatorOptions"
+    )]
     pub fn new(env: Env, endpoints: Option<Unknown<'_>>, options: Option<LocatorOptions>) -> Result<Self> {
         let e = env.raw();
         let eps = read_endpoints(e, endpoints.as_ref(), "localhost:10053")?;
@@ -605,7 +628,12 @@ impl Locator {
             if v.is_finite() && v >= 0.0 {
                 Ok(Duration::from_secs_f64(v / 1000.0))
             } else {
-                Err(js::throw(e, js::Kind::RangeError, "ERR_OUT_OF_RANGE", &format!("{what} must be a non-negative number of milliseconds")))
+                Err(js::throw(
+                    e,
+                    js::Kind::RangeError,
+                    "ERR_OUT_OF_RANGE",
+                    &format!("{what} must be a non-negative number of milliseconds"),
+                ))
             }
         };
         if let Some(v) = o.connect_timeout {
@@ -791,19 +819,20 @@ fn start_call<'a>(
     // stops reading, and the call's unread replies wait in the core (which
     // fails the call past its own limit, ClientConfig::max_pending).
     let window = Arc::new(tokio::sync::Semaphore::new(CALL_WINDOW));
-    let deliver = move |post: &Post, item: Option<std::result::Result<Reply, CoreError>>, permit: Option<tokio::sync::OwnedSemaphorePermit>| {
-        post.post(move |env, obj| {
-            let _permit = permit;
-            let f = registered(env, |f| f.on_call);
-            let s = |x: &str| unsafe { str_value(env, x) };
-            let args = match &item {
-                Some(Ok(r)) => [s("reply"), reply_js(env, r)],
-                Some(Err(e)) => [s("error"), error_value(env, e)],
-                None => [s("end"), js::undefined(env)],
-            };
-            call_fn(env, f, js::undefined(env), &[obj, args[0], args[1]]);
-        })
-    };
+    let deliver =
+        move |post: &Post, item: Option<std::result::Result<Reply, CoreError>>, permit: Option<tokio::sync::OwnedSemaphorePermit>| {
+            post.post(move |env, obj| {
+                let _permit = permit;
+                let f = registered(env, |f| f.on_call);
+                let s = |x: &str| unsafe { str_value(env, x) };
+                let args = match &item {
+                    Some(Ok(r)) => [s("reply"), reply_js(env, r)],
+                    Some(Err(e)) => [s("error"), error_value(env, e)],
+                    None => [s("end"), js::undefined(env)],
+                };
+                call_fn(env, f, js::undefined(env), &[obj, args[0], args[1]]);
+            })
+        };
     rt.spawn(async move {
         let mut call = match open.await {
             Ok(c) => c,
@@ -918,7 +947,10 @@ impl Logger {
     /// Sends a message with attributes (`{ name: value }`) unless its level
     /// (`'debug'`, `'info'`, `'warning'`, `'error'` or 0..3) is below the
     /// service's verbosity; resolves whether it was sent.
-    #[napi(ts_args_type = "level: 'debug' | 'info' | 'warning' | 'error' | number, message: string, attributes?: Record<string, any>", ts_return_type = "Promise<boolean>")]
+    #[napi(
+        ts_args_type = "level: 'debug' | 'info' | 'warning' | 'error' | number, message: string, attributes?: Record<string, any>",
+        ts_return_type = "Promise<boolean>"
+    )]
     pub fn emit<'a>(&self, env: &'a Env, level: Unknown<'_>, message: String, attributes: Option<Unknown<'_>>) -> Result<Unknown<'a>> {
         let level = level_of(env.raw(), &level)?;
         self.send(env, level, message, attributes)
@@ -1294,8 +1326,14 @@ impl Hosted {
     /// it is online there until `unpublish()` or `close()`.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn publish<'a>(&self, env: &'a Env, locator: &Locator) -> Result<Unknown<'a>> {
-        let (l, name, eps, version, graph, slot) =
-            (locator.core.clone(), self.name.clone(), self.endpoints.clone(), self.version as u64, self.graph.clone(), self.publication.clone());
+        let (l, name, eps, version, graph, slot) = (
+            locator.core.clone(),
+            self.name.clone(),
+            self.endpoints.clone(),
+            self.version as u64,
+            self.graph.clone(),
+            self.publication.clone(),
+        );
         promise(
             env,
             async move {
@@ -1457,7 +1495,15 @@ impl LocatorServer {
         let logs = Post::new(e, Some(this.raw()))?;
         logs.unref(e);
         let logs = Arc::new(Mutex::new(Some(logs)));
-        Ok(LocatorServer { core: Mutex::new(Some(server)), registry_obj: SendPtr(r), changes, logs, demos: Mutex::default(), endpoint, host })
+        Ok(LocatorServer {
+            core: Mutex::new(Some(server)),
+            registry_obj: SendPtr(r),
+            changes,
+            logs,
+            demos: Mutex::default(),
+            endpoint,
+            host,
+        })
     }
 
     /// Where it listens (`host:port`, with the actual port).

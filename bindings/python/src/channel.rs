@@ -256,10 +256,7 @@ impl Channel {
 
     fn enter(&self, py: Python<'_>) -> PyResult<Dispatching<'_>> {
         if self.dispatching.swap(true, Ordering::AcqRel) {
-            return Err(errors::error(
-                py,
-                "dispatch called from inside this channel's own callback (or concurrently from two threads)",
-            ));
+            return Err(errors::error(py, "dispatch called from inside this channel's own callback (or concurrently from two threads)"));
         }
         Ok(Dispatching(&self.dispatching))
     }

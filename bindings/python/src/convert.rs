@@ -166,10 +166,7 @@ pub(crate) fn py_to_value(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Valu
         if let Ok(n) = obj.extract::<u64>() {
             return Ok(Value::Uint(n));
         }
-        return obj
-            .extract::<i64>()
-            .map(Value::from)
-            .map_err(|_| PyValueError::new_err("integer out of msgpack's range"));
+        return obj.extract::<i64>().map(Value::from).map_err(|_| PyValueError::new_err("integer out of msgpack's range"));
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
         return Ok(Value::F64(f.value()));
@@ -190,9 +187,7 @@ pub(crate) fn py_to_value(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Valu
             .collect::<PyResult<_>>()
             .map(Value::Map);
     }
-    data_arg(obj)
-        .map(Value::Bin)
-        .map_err(|_| PyTypeError::new_err(format!("cannot encode {} as msgpack", type_name(obj))))
+    data_arg(obj).map(Value::Bin).map_err(|_| PyTypeError::new_err(format!("cannot encode {} as msgpack", type_name(obj))))
 }
 
 /// Where something listens, like `socket.getsockname()`: `(host, port)`

@@ -4,8 +4,8 @@
 //! Callbacks get the same values as arguments instead.
 
 use pyo3::prelude::*;
-use pyo3::IntoPyObjectExt;
 use pyo3::types::{PyModule, PyTuple};
+use pyo3::IntoPyObjectExt;
 
 macro_rules! event_class {
     ($name:ident, $pyname:literal, $doc:literal, { $($fdoc:literal $field:ident : $ty:ty),* $(,)? }) => {

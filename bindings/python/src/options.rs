@@ -185,9 +185,7 @@ pub(crate) fn table(py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
 pub(crate) fn endpoint(host: &Bound<'_, PyAny>, port: Option<u16>) -> PyResult<Endpoint> {
     match port {
         Some(port) => {
-            let host: String = host
-                .extract()
-                .map_err(|_| PyTypeError::new_err("host must be a str (a name, an IPv4 or IPv6 literal)"))?;
+            let host: String = host.extract().map_err(|_| PyTypeError::new_err("host must be a str (a name, an IPv4 or IPv6 literal)"))?;
             Ok(Endpoint::Tcp(host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
         }
         None => {
@@ -200,4 +198,3 @@ pub(crate) fn endpoint(host: &Bound<'_, PyAny>, port: Option<u16>) -> PyResult<E
         }
     }
 }
-

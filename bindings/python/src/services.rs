@@ -130,9 +130,8 @@ fn endpoint_arg(obj: &Bound<'_, PyAny>) -> PyResult<Endpoint> {
     if let Ok((host, port)) = obj.extract::<(String, u16)>() {
         return Ok(Endpoint::Tcp(host, port));
     }
-    let s: String = obj
-        .extract()
-        .map_err(|_| PyTypeError::new_err("an endpoint is \"host:port\", \"unix:PATH\" or a (host, port) tuple"))?;
+    let s: String =
+        obj.extract().map_err(|_| PyTypeError::new_err("an endpoint is \"host:port\", \"unix:PATH\" or a (host, port) tuple"))?;
     Endpoint::parse(&s).ok_or_else(|| PyValueError::new_err(format!("bad endpoint {s:?}: expected \"host:port\" or \"unix:PATH\"")))
 }
 
@@ -524,7 +523,14 @@ pub struct Logger {
 }
 
 impl Logger {
-    fn emit_impl(&self, py: Python<'_>, level: Level, message: &str, attributes: Option<&Bound<'_, PyAny>>, timeout: Option<f64>) -> PyResult<bool> {
+    fn emit_impl(
+        &self,
+        py: Python<'_>,
+        level: Level,
+        message: &str,
+        attributes: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+    ) -> PyResult<bool> {
         let mut attrs: Vec<(String, Value)> = Vec::new();
         if let Some(a) = attributes.filter(|a| !a.is_none()) {
             let items = match a.cast::<PyDict>() {
@@ -532,7 +538,8 @@ impl Logger {
                 Err(_) => a.clone(),
             };
             for item in items.try_iter()? {
-                let (k, v): (String, Bound<'_, PyAny>) = item?.extract().map_err(|_| PyTypeError::new_err("attributes are a dict or (name, value) pairs"))?;
+                let (k, v): (String, Bound<'_, PyAny>) =
+                    item?.extract().map_err(|_| PyTypeError::new_err("attributes are a dict or (name, value) pairs"))?;
                 attrs.push((k, py_to_value(&v, 0)?));
             }
         }
@@ -570,7 +577,14 @@ impl Logger {
     /// ``(name, value)`` pairs) unless the level is below the verbosity;
     /// returns whether it was sent.
     #[pyo3(signature = (level, message, attributes=None, *, timeout=None))]
-    fn emit(&self, py: Python<'_>, level: &Bound<'_, PyAny>, message: &str, attributes: Option<&Bound<'_, PyAny>>, timeout: Option<f64>) -> PyResult<bool> {
+    fn emit(
+        &self,
+        py: Python<'_>,
+        level: &Bound<'_, PyAny>,
+        message: &str,
+        attributes: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+    ) -> PyResult<bool> {
         let level = level_arg(level)?;
         self.emit_impl(py, level, message, attributes, timeout)
     }
@@ -634,7 +648,12 @@ struct Pool {
 
 fn pool() -> &'static Arc<Pool> {
     static POOL: OnceLock<Arc<Pool>> = OnceLock::new();
-    POOL.get_or_init(|| Arc::new(Pool { st: Mutex::new(PoolState { queue: VecDeque::new(), idle: 0, threads: 0, pid: std::process::id() }), cv: Condvar::new() }))
+    POOL.get_or_init(|| {
+        Arc::new(Pool {
+            st: Mutex::new(PoolState { queue: VecDeque::new(), idle: 0, threads: 0, pid: std::process::id() }),
+            cv: Condvar::new(),
+        })
+    })
 }
 
 impl Pool {
@@ -999,7 +1018,12 @@ impl ServiceDef {
 
     fn __repr__(&self) -> String {
         let d = lock(&self.def);
-        format!("<sluice.ServiceDef {} v{} methods={:?}>", d.name(), d.version(), d.graph().methods().iter().map(|m| m.name.as_str()).collect::<Vec<_>>())
+        format!(
+            "<sluice.ServiceDef {} v{} methods={:?}>",
+            d.name(),
+            d.version(),
+            d.graph().methods().iter().map(|m| m.name.as_str()).collect::<Vec<_>>()
+        )
     }
 }
 

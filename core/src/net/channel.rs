@@ -14,9 +14,7 @@ use super::config::{ChannelConfig, Delivery, Endpoint};
 use super::poller::Poller;
 use super::{errno_of, runtime};
 use crate::errno;
-use crate::wire::{
-    Args, Decoder, DecoderConfig, Encoder, Frame, Header, InPlace, Kind, Message, Session,
-};
+use crate::wire::{Args, Decoder, DecoderConfig, Encoder, Frame, Header, InPlace, Kind, Message, Session};
 
 /// What a channel tells its handler. Within a channel, events arrive in
 /// wire order, one at a time.
@@ -597,13 +595,11 @@ impl Channel {
                 buf.reserve(want);
             }
             let spare = buf.capacity() - buf.len();
-            let deadline = [
-                frame_since.zip(c.frame_timeout).map(|(t, d)| t + d),
-                c.read_idle_timeout.map(|d| tokio::time::Instant::now() + d),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
+            let deadline =
+                [frame_since.zip(c.frame_timeout).map(|(t, d)| t + d), c.read_idle_timeout.map(|d| tokio::time::Instant::now() + d)]
+                    .into_iter()
+                    .flatten()
+                    .min();
             let read = sock.read_buf(buf);
             let res = match deadline {
                 Some(d) => match tokio::time::timeout_at(d, read).await {

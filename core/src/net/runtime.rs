@@ -42,11 +42,7 @@ pub fn handle() -> std::io::Result<Handle> {
         // Made in the parent before fork(): its threads are not ours to join.
         std::mem::forget(inherited);
     }
-    let rt = Builder::new_multi_thread()
-        .worker_threads(threads())
-        .thread_name("sluice-io")
-        .enable_all()
-        .build()?;
+    let rt = Builder::new_multi_thread().worker_threads(threads()).thread_name("sluice-io").enable_all().build()?;
     let h = rt.handle().clone();
     *slot = Some((pid, Arc::new(rt)));
     Ok(h)

@@ -447,8 +447,7 @@ impl Engine {
 
     /// The workers that have handshaken and not gone, oldest first.
     pub fn workers(&self) -> Vec<WorkerRef> {
-        let mut v: Vec<WorkerRef> =
-            lock(&self.inner.workers).values().filter(|w| w.uuid().is_some()).cloned().collect();
+        let mut v: Vec<WorkerRef> = lock(&self.inner.workers).values().filter(|w| w.uuid().is_some()).cloned().collect();
         v.sort_by_key(WorkerRef::id);
         v
     }

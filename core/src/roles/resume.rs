@@ -530,7 +530,8 @@ impl ResumeServer {
     /// Listens on `opts.endpoint`.
     pub fn bind(opts: ResumeServerOptions, handler: impl ResumeHandler) -> std::io::Result<ResumeServer> {
         let mut handler = handler;
-        let sink = Sink::new(opts.channel.delivery, opts.channel.max_pending, Box::new(move |s: &ResumeServer, ev| handler.on_event(s, ev)))?;
+        let sink =
+            Sink::new(opts.channel.delivery, opts.channel.max_pending, Box::new(move |s: &ResumeServer, ev| handler.on_event(s, ev)))?;
         let server = ResumeServer {
             inner: Arc::new(ServerInner { opts, server: std::sync::OnceLock::new(), sink, peers: Mutex::new(HashMap::new()) }),
         };
@@ -727,9 +728,7 @@ impl Handler for Glue {
         match event {
             Event::Connected => {}
             Event::Frame(ref f) if f.session == CONTROL_ID => match Control::parse(f) {
-                Some(Ok(Control::Hello { token, received, .. })) if self.attached.is_none() => {
-                    self.hello(&server, ch, token, received)
-                }
+                Some(Ok(Control::Hello { token, received, .. })) if self.attached.is_none() => self.hello(&server, ch, token, received),
                 Some(Ok(Control::Ack(n))) => {
                     if let Some((peer, _)) = &self.peer() {
                         let drained = {
@@ -892,11 +891,7 @@ mod tests {
     fn control_frames_round_trip() {
         let mut enc = Encoder::new(crate::wire::Dialect::V1, Profile::Compat);
         let mut dec = crate::wire::Decoder::new(crate::wire::DecoderConfig::default());
-        for c in [
-            Control::Hello { token: Bytes::from_static(&[7; 16]), received: 1 << 40, known: true },
-            Control::Ack(12),
-            Control::Ping,
-        ] {
+        for c in [Control::Hello { token: Bytes::from_static(&[7; 16]), received: 1 << 40, known: true }, Control::Ack(12), Control::Ping] {
             let b = c.encode(&mut enc);
             dec.buffer_mut().extend_from_slice(&b);
             let frame = dec.decode().unwrap().unwrap();

@@ -589,9 +589,7 @@ impl Handler for Glue {
                     }
                 });
                 match next {
-                    Some(Next::Connected(resumed)) => {
-                        self.emit(SessionEvent::Connected { endpoint: self.endpoint.clone(), resumed })
-                    }
+                    Some(Next::Connected(resumed)) => self.emit(SessionEvent::Connected { endpoint: self.endpoint.clone(), resumed }),
                     Some(Next::Drain) => self.emit(SessionEvent::Drain),
                     Some(Next::Fail) => ch.fail(errno::EBADMSG),
                     _ => {}
@@ -661,12 +659,7 @@ mod tests {
 
     #[test]
     fn backoff_grows_caps_and_jitters_within_bounds() {
-        let b = Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(2),
-            multiplier: 2.0,
-            jitter: 0.25,
-        };
+        let b = Backoff { initial: Duration::from_millis(100), max: Duration::from_secs(2), multiplier: 2.0, jitter: 0.25 };
         assert_eq!(b.base(0), Duration::from_millis(100));
         assert_eq!(b.base(3), Duration::from_millis(800));
         assert_eq!(b.base(10), Duration::from_secs(2));

@@ -6,8 +6,8 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::net::{Channel, Delivery, DispatchError};
 use crate::net::poller::{Gate, Poller};
+use crate::net::{Channel, Delivery, DispatchError};
 
 type Callback<O, E> = Box<dyn FnMut(&O, E) + Send>;
 

@@ -107,9 +107,8 @@ impl WorkerOptions {
                 "--app" => app = value.to_string(),
                 "--uuid" => uuid = Some(value.to_string()),
                 "--endpoint" => {
-                    endpoint = Some(
-                        Endpoint::parse(value).ok_or_else(|| WorkerArgsError(format!("--endpoint {value:?} is not an endpoint")))?,
-                    )
+                    endpoint =
+                        Some(Endpoint::parse(value).ok_or_else(|| WorkerArgsError(format!("--endpoint {value:?} is not an endpoint")))?)
                 }
                 "--locator" => locator = value.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
                 "--protocol" => dialect = protocol(value)?,
@@ -616,9 +615,7 @@ impl Handler for Glue {
                             None
                         } else {
                             Some(match message {
-                                Message::Error { category, code, message } => {
-                                    WorkerEvent::Error { session, category, code, message }
-                                }
+                                Message::Error { category, code, message } => WorkerEvent::Error { session, category, code, message },
                                 _ => WorkerEvent::Close { session },
                             })
                         }
@@ -657,8 +654,16 @@ mod tests {
     #[test]
     fn reads_the_runtime_arguments() {
         let o = WorkerOptions::from_args([
-            "--app", "echo", "--endpoint", "/run/cocaine/echo.1234", "--locator", "127.0.0.1:10053,[::1]:10053",
-            "--protocol", "1", "--uuid", "6d0b4c1e",
+            "--app",
+            "echo",
+            "--endpoint",
+            "/run/cocaine/echo.1234",
+            "--locator",
+            "127.0.0.1:10053,[::1]:10053",
+            "--protocol",
+            "1",
+            "--uuid",
+            "6d0b4c1e",
         ])
         .unwrap();
         assert_eq!(o.app, "echo");

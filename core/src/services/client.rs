@@ -76,11 +76,7 @@ impl Resolved {
 
     /// The `value` arguments that announce this service.
     pub fn to_args(&self) -> Vec<Value> {
-        vec![
-            Value::Array(self.endpoints.iter().filter_map(endpoint_to_value).collect()),
-            Value::Uint(self.version),
-            self.graph.to_value(),
-        ]
+        vec![Value::Array(self.endpoints.iter().filter_map(endpoint_to_value).collect()), Value::Uint(self.version), self.graph.to_value()]
     }
 }
 

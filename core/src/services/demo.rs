@@ -37,7 +37,11 @@ pub fn echo() -> ServiceDef {
         .primitive("ping", Ok)
         .primitive("fail", |args| {
             let code = args.first().and_then(Value::as_i64).unwrap_or(1);
-            let msg = args.get(1).and_then(Value::as_bytes).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_else(|| "failed on request".into());
+            let msg = args
+                .get(1)
+                .and_then(Value::as_bytes)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_else(|| "failed on request".into());
             Err(ServiceError::new(APP_CATEGORY, code, msg))
         })
         .method("relay", Node::streaming(), Node::streaming(), |_, out| {

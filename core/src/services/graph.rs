@@ -122,10 +122,7 @@ impl Node {
 
     /// The primitive reply protocol: `{0: [value, {}], 1: [error, {}]}`.
     pub fn primitive() -> Node {
-        Node::Protocol(Protocol::new(vec![
-            Transition::new(0, "value", Node::Terminal),
-            Transition::new(1, "error", Node::Terminal),
-        ]))
+        Node::Protocol(Protocol::new(vec![Transition::new(0, "value", Node::Terminal), Transition::new(1, "error", Node::Terminal)]))
     }
 
     /// The streaming protocol: `{0: [write, nil], 1: [error, {}], 2: [close, {}]}`.
@@ -264,9 +261,7 @@ impl Graph {
         Value::Map(
             self.methods
                 .iter()
-                .map(|m| {
-                    (Value::Uint(m.id), Value::Array(vec![Value::from(m.name.as_str()), m.tx.to_value(), m.rx.to_value()]))
-                })
+                .map(|m| (Value::Uint(m.id), Value::Array(vec![Value::from(m.name.as_str()), m.tx.to_value(), m.rx.to_value()])))
                 .collect(),
         )
     }

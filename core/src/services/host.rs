@@ -180,7 +180,13 @@ impl ServiceDef {
     }
 
     /// Adds a method with any graph, at the next free id.
-    pub fn method(self, name: &str, tx: Node, rx: Node, handler: impl Fn(Request, Responder) -> Option<Follow> + Send + Sync + 'static) -> ServiceDef {
+    pub fn method(
+        self,
+        name: &str,
+        tx: Node,
+        rx: Node,
+        handler: impl Fn(Request, Responder) -> Option<Follow> + Send + Sync + 'static,
+    ) -> ServiceDef {
         let id = self.graph.methods().last().map_or(0, |m| m.id + 1);
         self.method_with_id(id, name, tx, rx, handler)
     }
@@ -274,7 +280,12 @@ pub(crate) fn advertised(local: &Endpoint) -> Endpoint {
     }
 }
 
-pub(crate) fn serve_on(endpoint: &Endpoint, dialect: Dialect, serve: Arc<dyn Serve>, peers: Arc<Mutex<Vec<Peer>>>) -> Result<Server, Error> {
+pub(crate) fn serve_on(
+    endpoint: &Endpoint,
+    dialect: Dialect,
+    serve: Arc<dyn Serve>,
+    peers: Arc<Mutex<Vec<Peer>>>,
+) -> Result<Server, Error> {
     let config = ChannelConfig::new(dialect, None);
     let server = Server::bind(endpoint, config, move |_: &Server, incoming: Incoming| {
         if let Ok(p) = Peer::accept(incoming, serve.clone()) {

@@ -10,7 +10,10 @@ use super::client::{endpoint_from_value, endpoint_to_value, ids};
 use super::graph::{Graph, Node, Protocol, Transition};
 use super::host::{advertised, serve_on, Responder};
 use super::peer::{Call, Follow, Inbound, Peer, Serve};
-use super::{Error, Locator, ServiceError, DISPATCH_CATEGORY, DUPLICATE_SERVICE, INVALID_ARGUMENT, LOCATOR_CATEGORY, SERVICE_NOT_AVAILABLE, SLOT_NOT_FOUND};
+use super::{
+    Error, Locator, ServiceError, DISPATCH_CATEGORY, DUPLICATE_SERVICE, INVALID_ARGUMENT, LOCATOR_CATEGORY, SERVICE_NOT_AVAILABLE,
+    SLOT_NOT_FOUND,
+};
 use crate::net::{Endpoint, Server};
 use crate::wire::{Dialect, Header, Value};
 
@@ -349,7 +352,10 @@ impl Serve for LocServe {
                     .into_iter()
                     .map(|e| {
                         let eps = Value::Array(e.endpoints.iter().filter_map(endpoint_to_value).collect());
-                        (Value::from(e.name.as_str()), Value::Array(vec![Value::Bool(e.online), Value::Uint(e.version), eps, Value::from(e.origin.as_str())]))
+                        (
+                            Value::from(e.name.as_str()),
+                            Value::Array(vec![Value::Bool(e.online), Value::Uint(e.version), eps, Value::from(e.origin.as_str())]),
+                        )
                     })
                     .collect();
                 self.reply(peer, id, Ok(vec![Value::Map(list)]));
@@ -360,7 +366,8 @@ impl Serve for LocServe {
                 let m = Locator::graph().method_by_id(other).cloned();
                 let rx = m.map(|m| m.rx).unwrap_or_else(Node::primitive);
                 let mut out = Responder::new(peer, id, &rx, &name);
-                let _ = out.error(&ServiceError::new(DISPATCH_CATEGORY, SLOT_NOT_FOUND, format!("'{name}' is not supported by this locator")));
+                let _ =
+                    out.error(&ServiceError::new(DISPATCH_CATEGORY, SLOT_NOT_FOUND, format!("'{name}' is not supported by this locator")));
                 None
             }
         }
@@ -378,7 +385,14 @@ fn make_uuid() -> String {
         *p = h.finish();
     }
     let [a, b] = parts;
-    format!("{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xfff, (b >> 48) & 0x3fff | 0x8000, b & 0xffff_ffff_ffff)
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        (b >> 48) & 0x3fff | 0x8000,
+        b & 0xffff_ffff_ffff
+    )
 }
 
 impl LocatorServer {

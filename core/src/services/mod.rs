@@ -96,11 +96,9 @@ impl ServiceError {
     pub fn from_args(args: &[Value]) -> Option<ServiceError> {
         let message = args.get(1).and_then(|m| m.as_bytes()).map(|m| String::from_utf8_lossy(m).into_owned());
         match args.first()? {
-            Value::Array(pair) if pair.len() == 2 => Some(ServiceError {
-                category: Some(pair[0].as_i64()?),
-                code: pair[1].as_i64()?,
-                message: message.unwrap_or_default(),
-            }),
+            Value::Array(pair) if pair.len() == 2 => {
+                Some(ServiceError { category: Some(pair[0].as_i64()?), code: pair[1].as_i64()?, message: message.unwrap_or_default() })
+            }
             v => Some(ServiceError { category: None, code: v.as_i64()?, message: message.unwrap_or_default() }),
         }
     }
@@ -229,7 +227,6 @@ impl Default for ClientConfig {
         }
     }
 }
-
 
 /// Runs `f` to completion on the calling thread (which must not be a thread
 /// of the runtime).

@@ -191,10 +191,9 @@ impl Peer {
         let (tx, rx) = oneshot::channel();
         lock(&peer.sh.st).waiters.push(tx);
         let h = peer.clone();
-        let ch = Channel::connect(endpoint.clone(), Peer::config(dialect, Some(connect_timeout)), move |ch: &Channel, ev| {
-            h.on_event(ch, ev)
-        })
-        .map_err(|e| crate::net::errno_of(&e))?;
+        let ch =
+            Channel::connect(endpoint.clone(), Peer::config(dialect, Some(connect_timeout)), move |ch: &Channel, ev| h.on_event(ch, ev))
+                .map_err(|e| crate::net::errno_of(&e))?;
         let _ = peer.sh.channel.set(ch);
         match rx.await {
             Ok(Ok(())) => Ok(peer),
@@ -222,7 +221,6 @@ impl Peer {
         let _ = peer.sh.channel.set(ch);
         Ok(peer)
     }
-
 
     /// The other side's address, for accepted connections.
     pub(crate) fn addr(&self) -> &str {
@@ -382,12 +380,7 @@ impl Peer {
                 return;
             }
             st.link = Link::Down(e);
-            (
-                std::mem::take(&mut st.waiters),
-                std::mem::take(&mut st.out),
-                std::mem::take(&mut st.inc),
-                std::mem::take(&mut st.on_down),
-            )
+            (std::mem::take(&mut st.waiters), std::mem::take(&mut st.out), std::mem::take(&mut st.inc), std::mem::take(&mut st.on_down))
         };
         for w in waiters {
             let _ = w.send(Err(e));
@@ -478,7 +471,8 @@ impl Peer {
                 // Well-framed but unreadable arguments (nesting too deep):
                 // refused, so the caller does not wait for an answer.
                 let mut out = super::host::Responder::new(self, id, &Node::primitive(), "");
-                let _ = out.error(&ServiceError::new(super::DISPATCH_CATEGORY, super::INVALID_ARGUMENT, format!("unreadable arguments: {e}")));
+                let _ =
+                    out.error(&ServiceError::new(super::DISPATCH_CATEGORY, super::INVALID_ARGUMENT, format!("unreadable arguments: {e}")));
                 return;
             }
         };
@@ -496,7 +490,6 @@ impl Peer {
             }
         }
     }
-
 }
 
 /// A call in progress: its replies, in order, and the caller's further

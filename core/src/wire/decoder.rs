@@ -57,12 +57,7 @@ impl DecoderConfig {
     /// The defaults for `dialect`: 512 MiB frames, a 4096-byte header table,
     /// strict validation.
     pub const fn new(dialect: Dialect) -> DecoderConfig {
-        DecoderConfig {
-            dialect,
-            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
-            header_table_size: DEFAULT_TABLE_SIZE,
-            lenient: false,
-        }
+        DecoderConfig { dialect, max_frame_size: DEFAULT_MAX_FRAME_SIZE, header_table_size: DEFAULT_TABLE_SIZE, lenient: false }
     }
 }
 
@@ -398,7 +393,12 @@ impl Decoder {
     /// input is needed.
     #[inline]
     pub fn decode_run(&mut self, mut f: impl FnMut(FrameRef) -> bool) -> usize {
-        if !(self.ready.is_empty() && self.scan.stage == Stage::Start && self.scan.pos == 0 && self.error.is_none() && self.failed.is_none()) {
+        if !(self.ready.is_empty()
+            && self.scan.stage == Stage::Start
+            && self.scan.pos == 0
+            && self.error.is_none()
+            && self.failed.is_none())
+        {
             return 0;
         }
         let mut taken = 0;
@@ -413,14 +413,8 @@ impl Decoder {
                 self.run = end;
                 taken += 1;
                 let (session, ty) = if v1 { (first, second) } else { (second, first) };
-                let more = f(FrameRef {
-                    session,
-                    ty,
-                    args_start: run + args,
-                    args_end: end,
-                    args_len: 1,
-                    first: Some((run + data.0, end)),
-                });
+                let more =
+                    f(FrameRef { session, ty, args_start: run + args, args_end: end, args_len: 1, first: Some((run + data.0, end)) });
                 if !more {
                     break;
                 }
@@ -964,7 +958,13 @@ mod tests {
         let mut dec = Decoder::new(DecoderConfig::new(Dialect::V1));
         dec.feed(&[0x93, 0x02, 0x00, 0x91, 0xa2, b'h', b'i', 0xc1]);
         let mut refs = Vec::new();
-        assert_eq!(dec.decode_run(|r| { refs.push(r); true }), 1);
+        assert_eq!(
+            dec.decode_run(|r| {
+                refs.push(r);
+                true
+            }),
+            1
+        );
         let batch = dec.take_batch();
         assert_eq!(&batch[refs[0].first_bytes().unwrap()], b"hi");
         assert_eq!(dec.decode_in_place().unwrap_err(), DecodeError::Msgpack { offset: 7 });
@@ -1024,10 +1024,13 @@ mod tests {
         let mut dec = Decoder::new(cfg);
         dec.feed(&frame);
         let mut refs = Vec::new();
-        assert_eq!(dec.decode_run(|r| {
-            refs.push(r);
-            true
-        }), 1);
+        assert_eq!(
+            dec.decode_run(|r| {
+                refs.push(r);
+                true
+            }),
+            1
+        );
         assert_eq!(refs[0].first_bytes(), Some(7..1000));
         frame[5..7].copy_from_slice(&994u16.to_be_bytes());
         frame.push(b'x');

@@ -179,11 +179,7 @@ impl TraceIds {
 
     /// The three headers, in the order the runtime writes them.
     pub fn to_headers(self) -> [Header; 3] {
-        [
-            Header::trace("trace_id", self.trace_id),
-            Header::trace("span_id", self.span_id),
-            Header::trace("parent_id", self.parent_id),
-        ]
+        [Header::trace("trace_id", self.trace_id), Header::trace("span_id", self.span_id), Header::trace("parent_id", self.parent_id)]
     }
 }
 

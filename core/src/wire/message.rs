@@ -173,9 +173,7 @@ impl Message {
     pub fn from_args(kind: Kind, dialect: Dialect, args: &Args) -> Result<Message, ArgsError> {
         let mut r = args.reader();
         Ok(match kind {
-            Kind::Handshake => Message::Handshake {
-                uuid: r.bytes().ok_or(bad("handshake", "[uuid: str]"))?,
-            },
+            Kind::Handshake => Message::Handshake { uuid: r.bytes().ok_or(bad("handshake", "[uuid: str]"))? },
             Kind::Heartbeat => Message::Heartbeat,
             Kind::Choke => Message::Choke,
             Kind::Terminate => {
@@ -310,15 +308,7 @@ pub struct Session {
 impl Session {
     /// A fresh connection's state.
     pub fn new(dialect: Dialect, role: Role) -> Session {
-        Session {
-            dialect,
-            role,
-            max_seen: 0,
-            open: HashSet::new(),
-            last_open: 0,
-            handshake: false,
-            max_open: DEFAULT_MAX_SESSIONS,
-        }
+        Session { dialect, role, max_seen: 0, open: HashSet::new(), last_open: 0, handshake: false, max_open: DEFAULT_MAX_SESSIONS }
     }
 
     /// Limits the sessions the peer may have open at once (v1; default
@@ -375,8 +365,8 @@ impl Session {
     /// Classifies a received frame.
     pub fn receive(&mut self, frame: &Frame) -> Result<Message, Dropped> {
         let kind = self.classify(frame.session, frame.ty)?;
-        let msg = Message::from_args(kind, self.dialect, &frame.args)
-            .map_err(|error| Dropped::BadArgs { session: frame.session, error })?;
+        let msg =
+            Message::from_args(kind, self.dialect, &frame.args).map_err(|error| Dropped::BadArgs { session: frame.session, error })?;
         self.received(frame.session, kind);
         Ok(msg)
     }
@@ -410,10 +400,9 @@ impl Session {
                     _ => Message::Handshake { uuid: b },
                 },
                 Err(args) => {
-                    let error = Message::from_args(kind, self.dialect, &args).err().unwrap_or(ArgsError {
-                        message: kind.name(self.dialect),
-                        expected: "[bytes]",
-                    });
+                    let error = Message::from_args(kind, self.dialect, &args)
+                        .err()
+                        .unwrap_or(ArgsError { message: kind.name(self.dialect), expected: "[bytes]" });
                     return Err((Frame { session, ty, args, headers }, Dropped::BadArgs { session, error }));
                 }
             },

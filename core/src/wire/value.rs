@@ -262,10 +262,7 @@ impl fmt::Display for Value {
 }
 
 fn take(buf: &Bytes, pos: &mut usize, n: u64) -> Result<Bytes, ValueError> {
-    let end = (*pos as u64)
-        .checked_add(n)
-        .filter(|&e| e <= buf.len() as u64)
-        .ok_or(ValueError::Truncated)? as usize;
+    let end = (*pos as u64).checked_add(n).filter(|&e| e <= buf.len() as u64).ok_or(ValueError::Truncated)? as usize;
     let b = buf.slice(*pos..end);
     *pos = end;
     Ok(b)

@@ -6,10 +6,7 @@ pub mod proxy;
 /// Resident set size of this process in KiB (`VmRSS` of /proc/self/status).
 pub fn rss_kib() -> usize {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap()
 }
 
 /// Open file descriptors of this process.

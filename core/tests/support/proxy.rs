@@ -272,11 +272,7 @@ impl Link {
 fn pump(sh: &Shared, link: &Link, conn: usize, dir: Dir) {
     let (src, dst) = link.ends(dir);
     let plan = sh.plan;
-    let fault = if plan.dir == dir && (plan.conn == conn || plan.fault == Fault::Reorder) {
-        plan.fault
-    } else {
-        Fault::None
-    };
+    let fault = if plan.dir == dir && (plan.conn == conn || plan.fault == Fault::Reorder) { plan.fault } else { Fault::None };
     let mut buf = vec![0u8; 64 << 10];
     let mut off = 0usize;
     let mut half_closed = false;
@@ -307,9 +303,7 @@ fn pump(sh: &Shared, link: &Link, conn: usize, dir: Dir) {
         let mut pass = n;
         match fault {
             Fault::Corrupt(at, mask) if (off..off + n).contains(&at) => data[at - off] ^= mask,
-            Fault::Truncate(at) | Fault::Reset(at) | Fault::HalfClose(at) | Fault::StopReading(at)
-                if off + n > at =>
-            {
+            Fault::Truncate(at) | Fault::Reset(at) | Fault::HalfClose(at) | Fault::StopReading(at) if off + n > at => {
                 pass = at.saturating_sub(off)
             }
             _ => {}

@@ -237,7 +237,6 @@ role_class! {
     }
 }
 
-
 /// A worker connected to an ``Engine``: invoke events on it, terminate or
 /// kill it. Objects for the same connection compare equal and hash alike.
 #[pyclass(frozen, module = "sluice", name = "WorkerRef")]

@@ -59,10 +59,7 @@ impl<E> Hub<E> {
             for (k, v) in kw.iter() {
                 let k: String = k.extract()?;
                 let Some(i) = names.iter().position(|n| *n == k) else {
-                    return Err(PyTypeError::new_err(format!(
-                        "unexpected keyword argument {k:?} (callbacks: {})",
-                        names.join(", ")
-                    )));
+                    return Err(PyTypeError::new_err(format!("unexpected keyword argument {k:?} (callbacks: {})", names.join(", "))));
                 };
                 cbs[i] = callable(Some(v), names[i])?;
             }
@@ -331,8 +328,7 @@ pub(crate) fn streamed(py: Python<'_>, r: Result<(), StreamError>) -> PyResult<(
 /// os.PathLike).
 pub(crate) fn endpoint_arg(obj: &Bound<'_, PyAny>) -> PyResult<Endpoint> {
     if let Ok(t) = obj.cast::<PyTuple>() {
-        let (host, port): (String, u16) =
-            t.extract().map_err(|_| PyTypeError::new_err("an endpoint tuple is (host: str, port: int)"))?;
+        let (host, port): (String, u16) = t.extract().map_err(|_| PyTypeError::new_err("an endpoint tuple is (host: str, port: int)"))?;
         return Ok(Endpoint::Tcp(host.trim_start_matches('[').trim_end_matches(']').to_string(), port));
     }
     if let Ok(s) = obj.extract::<String>() {
@@ -376,12 +372,7 @@ pub(crate) fn seconds(value: f64, what: &str) -> PyResult<Duration> {
 /// A protocol message as a call of the Channel-style callback of the same
 /// name (`on_chunk(session, data)`, ...), with `prefix` before the
 /// arguments (the peer, for a resume server).
-pub(crate) fn message_call<'py>(
-    py: Python<'py>,
-    prefix: Option<Bound<'py, PyAny>>,
-    session: u64,
-    message: Message,
-) -> PyResult<Call<'py>> {
+pub(crate) fn message_call<'py>(py: Python<'py>, prefix: Option<Bound<'py, PyAny>>, session: u64, message: Message) -> PyResult<Call<'py>> {
     let mut args: Vec<Bound<'py, PyAny>> = prefix.into_iter().collect();
     let s = || session.into_pyobject(py).map(|v| v.into_any());
     let name = match message {
@@ -422,11 +413,7 @@ pub(crate) fn message_call<'py>(
 /// A frame as `on_frame(session, type_id, args)`, with `prefix` first.
 pub(crate) fn frame_call<'py>(py: Python<'py>, prefix: Option<Bound<'py, PyAny>>, frame: &Frame) -> PyResult<Call<'py>> {
     let mut args: Vec<Bound<'py, PyAny>> = prefix.into_iter().collect();
-    args.extend([
-        frame.session.into_pyobject(py)?.into_any(),
-        frame.ty.into_pyobject(py)?.into_any(),
-        frame_args(py, frame)?,
-    ]);
+    args.extend([frame.session.into_pyobject(py)?.into_any(), frame.ty.into_pyobject(py)?.into_any(), frame_args(py, frame)?]);
     Ok(("on_frame", args))
 }
 

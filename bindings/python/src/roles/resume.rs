@@ -66,10 +66,9 @@ impl Role for ResumeServer {
     fn convert<'py>(&self, py: Python<'py>, event: ResumeEvent) -> PyResult<Option<Call<'py>>> {
         let (d, pr) = (self.dialect, self.profile);
         Ok(Some(match event {
-            ResumeEvent::PeerConnected { peer: p, resumed } => (
-                "on_peer_connect",
-                vec![peer(py, p, d, pr)?, pyo3::types::PyBool::new(py, resumed).to_owned().into_any()],
-            ),
+            ResumeEvent::PeerConnected { peer: p, resumed } => {
+                ("on_peer_connect", vec![peer(py, p, d, pr)?, pyo3::types::PyBool::new(py, resumed).to_owned().into_any()])
+            }
             ResumeEvent::PeerDisconnected { peer: p, errno } => {
                 ("on_peer_disconnect", vec![peer(py, p, d, pr)?, errno.into_pyobject(py)?.into_any()])
             }
@@ -256,7 +255,14 @@ impl Peer {
 
     /// Fails ``session`` (v1 category 42 when None).
     #[pyo3(signature = (session, code, message=None, category=None))]
-    fn send_error(&self, py: Python<'_>, session: u64, code: i64, message: Option<&Bound<'_, PyAny>>, category: Option<i64>) -> PyResult<()> {
+    fn send_error(
+        &self,
+        py: Python<'_>,
+        session: u64,
+        code: i64,
+        message: Option<&Bound<'_, PyAny>>,
+        category: Option<i64>,
+    ) -> PyResult<()> {
         let message = message.filter(|m| !m.is_none()).map(|m| text_arg(m, "message")).transpose()?;
         errors::sent(py, self.core.send_message(session, &Message::Error { category, code, message }, &[]))
     }
