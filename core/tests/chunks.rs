@@ -135,7 +135,7 @@ fn chunks_split_anywhere_arrive_borrowed_in_order_and_can_be_kept() {
             let end = (pos + n).min(bytes.len());
             peer.write_all(&bytes[pos..end]).unwrap();
             pos = end;
-            if seed % 5 == 0 {
+            if seed.is_multiple_of(5) {
                 std::thread::sleep(Duration::from_micros(300));
             }
         }
@@ -251,7 +251,7 @@ fn a_stream_of_small_writes_is_read_to_the_end() {
     let ch = Channel::connect(ep, ChannelConfig::new(Dialect::V1, Some(Role::Worker)), move |_: &Channel, ev: Event| {
         if let Event::Message { message: Message::Chunk { .. }, .. } = ev {
             n += 1;
-            if n % 10_000 == 0 {
+            if n.is_multiple_of(10_000) {
                 let _ = tx.send(n);
             }
         }
@@ -279,7 +279,7 @@ fn a_stream_of_small_writes_is_read_to_the_end() {
             let end = (pos + 1 + (seed % 3000) as usize).min(bytes.len());
             peer.write_all(&bytes[pos..end]).unwrap();
             pos = end;
-            if seed % 64 == 0 {
+            if seed.is_multiple_of(64) {
                 std::thread::yield_now();
             }
         }

@@ -506,7 +506,7 @@ mod resume {
                     let _ = etx.send(format!("server got {n}, expected {want}"));
                 }
                 g.store(n + 1, Ordering::Relaxed);
-                if n % 10 == 0 {
+                if n.is_multiple_of(10) {
                     peer.send_chunk(frame.session, &Bytes::copy_from_slice(&n.to_le_bytes())).unwrap();
                 }
             }

@@ -269,7 +269,7 @@ fn flood(msg: Message, name: &str) {
             }
             Err(e) => panic!("{e}"),
         }
-        if sent % 1024 == 0 {
+        if sent.is_multiple_of(1024) {
             peak = peak.max(rss_kib().saturating_sub(before));
         }
         assert!(sent < 50_000_000, "the flood was never held");

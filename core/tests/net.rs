@@ -163,7 +163,7 @@ fn bytes_split_anywhere_arrive_as_the_same_events() {
             let end = (pos + n).min(stream.len());
             peer.write_all(&stream[pos..end]).unwrap();
             pos = end;
-            if seed % 3 == 0 {
+            if seed.is_multiple_of(3) {
                 std::thread::sleep(Duration::from_micros(200));
             }
         }
