@@ -95,3 +95,24 @@ fn names_that_are_not_utf8_are_refused_not_merged() {
     }
     assert!(registry.resolve("ech\u{fffd}\u{fffd}").is_none());
 }
+
+#[test]
+fn arguments_that_would_decode_into_too_many_values_are_refused_first() {
+    let echo = Hosted::bind(demo::echo(), &Endpoint::Tcp("127.0.0.1".into(), 0)).unwrap();
+    let Endpoint::Tcp(_, port) = echo.local().clone() else { unreachable!() };
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // ping([nil × 4,000,000]): a 4 MB frame that would be 160 MB of values.
+    let n: u32 = 4_000_000;
+    let mut out = vec![0x94, 0x01, PING, 0x91, 0xdd];
+    out.extend_from_slice(&n.to_be_bytes());
+    out.resize(out.len() + n as usize, 0xc0);
+    out.push(0x90);
+    call(&mut out, 2, PING);
+    sock.write_all(&out).unwrap();
+    let mut dec = Decoder::new(DecoderConfig::new(Dialect::V1));
+    let got = replies(&mut sock, &mut dec, 2);
+    assert_eq!((got[0].0, got[0].1), (1, 1), "{got:?}");
+    assert_eq!(got[0].2[0], Value::Array(vec![Value::Uint(7), Value::Uint(2)]));
+    assert!(got[0].2[1].as_bytes().is_some_and(|m| m.ends_with(b"more than 262144 msgpack values")), "{got:?}");
+    assert_eq!((got[1].0, got[1].1), (2, 0), "the next call is answered: {got:?}");
+}

@@ -55,6 +55,15 @@ pub const LOCATOR_PORT: u16 = 10053;
 
 /// Error category of the Locator (docs/PROTOCOL.md §3.5).
 pub const LOCATOR_CATEGORY: i64 = 10;
+/// Most msgpack values one message's arguments may decode into (the
+/// arguments and every element of their arrays and maps), on either side
+/// of a service connection. A decoded value takes about 40 bytes whatever
+/// its size on the wire, so without a bound a 20 MiB frame of nils would
+/// cost 800 MiB; past it a call is refused with `[7, 2]` ("unreadable
+/// arguments: more than 262144 msgpack values") and a reply fails the call
+/// with [`Error::BadReply`], before the values are built.
+pub const MAX_ARG_VALUES: usize = 1 << 18;
+
 /// Error category of system errors, with an errno as the code
 /// (docs/PROTOCOL.md §3.5): sluice refuses a call so when a connection is
 /// past one of its bounds (`ENOBUFS`: too many channels open at once).

@@ -411,7 +411,7 @@ impl Peer {
             let Some(name) = call.rx.step(ty) else { return }; // not allowed now: dropped
             let last = call.rx.is_done();
             if !call.failed {
-                let item = match args.to_values() {
+                let item = match args.to_values_within(super::MAX_ARG_VALUES) {
                     Err(e) => Err(Error::BadReply(format!("{name}: {e}"))),
                     Ok(args) if name == "error" => Err(match ServiceError::from_args(&args) {
                         Some(e) => Error::Service(e),
@@ -439,7 +439,7 @@ impl Peer {
             };
             let last = c.tx.is_done();
             drop(st);
-            if let (Some(f), Ok(args)) = (c.follow.as_mut(), args.to_values()) {
+            if let (Some(f), Ok(args)) = (c.follow.as_mut(), args.to_values_within(super::MAX_ARG_VALUES)) {
                 f(Inbound::Message(Reply { name, args, headers, last }));
             }
             if !last {
@@ -465,7 +465,7 @@ impl Peer {
             ));
             return;
         }
-        let values = match args.to_values() {
+        let values = match args.to_values_within(super::MAX_ARG_VALUES) {
             Ok(v) => v,
             Err(e) => {
                 // Well-framed but unreadable arguments (nesting too deep):

@@ -134,6 +134,10 @@ pub enum ValueError {
     /// Bytes left over after the value.
     #[error("bytes left after the msgpack value")]
     TrailingBytes,
+    /// More values (counting every element of every array and map) than
+    /// the decoding allows ([`Args::to_values_within`](crate::wire::Args::to_values_within)).
+    #[error("more than {0} msgpack values")]
+    TooMany(usize),
 }
 
 /// Why a frame's arguments do not match the message its type id names.

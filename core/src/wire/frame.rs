@@ -154,6 +154,31 @@ impl Args {
         ArgReader { raw: &self.raw, pos: start, left: self.len }
     }
 
+    /// Every argument as a [`Value`], building at most `max` values in all
+    /// (the arguments and every element of their arrays and maps):
+    /// [`ValueError::TooMany`]`(max)` past it, checked while decoding, so a
+    /// frame of a million nils is refused before a million values are made.
+    pub fn to_values_within(&self, max: usize) -> Result<Vec<Value>, ValueError> {
+        if self.len as usize > max {
+            return Err(ValueError::TooMany(max));
+        }
+        let mut budget = max;
+        let mut r = self.reader();
+        let mut out = Vec::with_capacity(self.len as usize);
+        while r.remaining() > 0 {
+            let raw = r.raw_value().ok_or(ValueError::Truncated)?;
+            let (v, n) = Value::decode_within(&raw, &mut budget).map_err(|e| match e {
+                ValueError::TooMany(_) => ValueError::TooMany(max),
+                e => e,
+            })?;
+            if n != raw.len() {
+                return Err(ValueError::TrailingBytes);
+            }
+            out.push(v);
+        }
+        Ok(out)
+    }
+
     /// Every argument as a [`Value`].
     pub fn to_values(&self) -> Result<Vec<Value>, ValueError> {
         let mut r = self.reader();

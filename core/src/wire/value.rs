@@ -49,8 +49,20 @@ impl Value {
     /// bytes it took. Errors on truncated input, on the reserved byte `c1`
     /// and on nesting deeper than [`MAX_DEPTH`].
     pub fn decode(buf: &Bytes) -> Result<(Value, usize), ValueError> {
+        let (mut pos, mut unlimited) = (0, usize::MAX);
+        let v = decode_at(buf, &mut pos, 0, &mut unlimited)?;
+        Ok((v, pos))
+    }
+
+    /// [`decode`](Self::decode) building at most `*budget` values in all
+    /// (every element of every array and map counts one), which it takes
+    /// off `*budget`: [`ValueError::TooMany`] past it, before the values
+    /// are built. A decoded value costs about 40 bytes whatever its size on
+    /// the wire (a nil is one byte), so a budget bounds the memory a frame
+    /// can make its receiver spend.
+    pub fn decode_within(buf: &Bytes, budget: &mut usize) -> Result<(Value, usize), ValueError> {
         let mut pos = 0;
-        let v = decode_at(buf, &mut pos, 0)?;
+        let v = decode_at(buf, &mut pos, 0, budget)?;
         Ok((v, pos))
     }
 
@@ -268,7 +280,14 @@ fn take(buf: &Bytes, pos: &mut usize, n: u64) -> Result<Bytes, ValueError> {
     Ok(b)
 }
 
-fn decode_at(buf: &Bytes, pos: &mut usize, depth: usize) -> Result<Value, ValueError> {
+fn decode_at(buf: &Bytes, pos: &mut usize, depth: usize, budget: &mut usize) -> Result<Value, ValueError> {
+    // `usize::MAX`: no budget.
+    if *budget != usize::MAX {
+        if *budget == 0 {
+            return Err(ValueError::TooMany(0));
+        }
+        *budget -= 1;
+    }
     let head = match msgpack::read_head(&buf[*pos..]) {
         Read::Done(h, n) => {
             *pos += n;
@@ -297,17 +316,21 @@ fn decode_at(buf: &Bytes, pos: &mut usize, depth: usize) -> Result<Value, ValueE
             if head.children() > left {
                 return Err(ValueError::Truncated);
             }
+            // Nor more than the budget allows.
+            if head.children() > *budget as u64 {
+                return Err(ValueError::TooMany(*budget));
+            }
             if let Head::Array(_) = head {
                 let mut items = Vec::with_capacity(n as usize);
                 for _ in 0..n {
-                    items.push(decode_at(buf, pos, depth + 1)?);
+                    items.push(decode_at(buf, pos, depth + 1, budget)?);
                 }
                 Value::Array(items)
             } else {
                 let mut pairs = Vec::with_capacity(n as usize);
                 for _ in 0..n {
-                    let k = decode_at(buf, pos, depth + 1)?;
-                    let v = decode_at(buf, pos, depth + 1)?;
+                    let k = decode_at(buf, pos, depth + 1, budget)?;
+                    let v = decode_at(buf, pos, depth + 1, budget)?;
                     pairs.push((k, v));
                 }
                 Value::Map(pairs)
@@ -319,6 +342,25 @@ fn decode_at(buf: &Bytes, pos: &mut usize, depth: usize) -> Result<Value, ValueE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_budget_bounds_the_values_built() {
+        // [nil, [nil, nil], {1: nil}]: 1 + 1 + 1 + 2 + 1 + 2 = 8 values.
+        let buf = Bytes::from_static(&[0x93, 0xc0, 0x92, 0xc0, 0xc0, 0x81, 0x01, 0xc0]);
+        let mut budget = 8;
+        assert!(Value::decode_within(&buf, &mut budget).is_ok());
+        assert_eq!(budget, 0);
+        let mut budget = 7;
+        assert!(matches!(Value::decode_within(&buf, &mut budget), Err(ValueError::TooMany(_))));
+        // A declared count past the budget is refused before anything is
+        // reserved for it.
+        let big = Bytes::from([&[0xdd, 0x00, 0x10, 0x00, 0x00][..], &[0xc0; 1 << 20]].concat());
+        let mut budget = 1000;
+        assert!(matches!(Value::decode_within(&big, &mut budget), Err(ValueError::TooMany(_))));
+        let args = crate::wire::Args::from_raw(Bytes::from([&[0x91][..], &big[..]].concat())).unwrap();
+        assert_eq!(args.to_values_within(1000), Err(ValueError::TooMany(1000)));
+        assert_eq!(args.to_values_within(2 << 20).unwrap().len(), 1);
+    }
 
     #[test]
     fn detached_values_do_not_share_the_receive_buffer() {
