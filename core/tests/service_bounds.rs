@@ -116,3 +116,24 @@ fn arguments_that_would_decode_into_too_many_values_are_refused_first() {
     assert!(got[0].2[1].as_bytes().is_some_and(|m| m.ends_with(b"more than 262144 msgpack values")), "{got:?}");
     assert_eq!((got[1].0, got[1].1), (2, 0), "the next call is answered: {got:?}");
 }
+
+#[test]
+fn a_frame_past_the_service_limit_ends_only_that_connection() {
+    let kv = Hosted::bind(demo::kv(), &Endpoint::Tcp("127.0.0.1".into(), 0)).unwrap();
+    let Endpoint::Tcp(_, port) = kv.local().clone() else { unreachable!() };
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // get(<a 400 MiB string>): only the head is sent; the declared size
+    // alone ends the connection.
+    let mut head = vec![0x94, 0x01, 0x00, 0x91, 0xdb];
+    head.extend_from_slice(&(400u32 << 20).to_be_bytes());
+    sock.write_all(&head).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut buf = [0u8; 64];
+    assert!(matches!(sock.read(&mut buf), Ok(0) | Err(_)), "the connection was not ended");
+    // Others are served.
+    let mut other = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    other.write_all(&[0x94, 0x01, 0x00, 0x91, 0xa1, b'k', 0x90]).unwrap();
+    let mut dec = Decoder::new(DecoderConfig::new(Dialect::V1));
+    let got = replies(&mut other, &mut dec, 1);
+    assert_eq!(got[0].1, 1, "get of a missing key: an error reply, {got:?}");
+}

@@ -286,7 +286,8 @@ pub(crate) fn serve_on(
     serve: Arc<dyn Serve>,
     peers: Arc<Mutex<Vec<Peer>>>,
 ) -> Result<Server, Error> {
-    let config = ChannelConfig::new(dialect, None);
+    let mut config = ChannelConfig::new(dialect, None);
+    config.max_frame_size = super::SERVICE_MAX_FRAME_SIZE;
     let server = Server::bind(endpoint, config, move |_: &Server, incoming: Incoming| {
         if let Ok(p) = Peer::accept(incoming, serve.clone()) {
             let list = peers.clone();

@@ -64,6 +64,13 @@ pub const LOCATOR_CATEGORY: i64 = 10;
 /// with [`Error::BadReply`], before the values are built.
 pub const MAX_ARG_VALUES: usize = 1 << 18;
 
+/// The largest frame a hosted service, the Locator or an attached service
+/// accepts from a caller: 64 MiB (a channel's default, 512 MiB, is for
+/// worker chunks). A larger frame ends that caller's connection with
+/// `EMSGSIZE` as soon as its size is declared; calls carry more data as a
+/// stream of smaller writes.
+pub const SERVICE_MAX_FRAME_SIZE: usize = 64 << 20;
+
 /// Error category of system errors, with an errno as the code
 /// (docs/PROTOCOL.md §3.5): sluice refuses a call so when a connection is
 /// past one of its bounds (`ENOBUFS`: too many channels open at once).
