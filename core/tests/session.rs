@@ -424,3 +424,38 @@ fn resume_with_roles_keeps_streams_typed_across_cuts() {
     s.stop();
     srv.close();
 }
+
+#[test]
+fn made_up_resume_tokens_cannot_fill_the_server() {
+    use std::io::{Read, Write};
+    let ep = temp_sock("max-peers");
+    let mut sopts = ResumeServerOptions::new(ep.clone(), ChannelConfig::new(Dialect::V1, None));
+    sopts.max_peers = 3;
+    let srv = ResumeServer::bind(sopts, |_: &ResumeServer, _| {}).unwrap();
+    let Endpoint::Unix(path) = srv.local() else { unreachable!() };
+    // hello(token, 0): [0, 0xff00, [bin16 token, 0]]
+    let hello = |t: u8| {
+        let mut f = vec![0x93, 0x00, 0xcd, 0xff, 0x00, 0x92, 0xc4, 16];
+        f.extend_from_slice(&[t; 16]);
+        f.push(0x00);
+        f
+    };
+    // Whether the server answers the hello (its own hello back) or ends
+    // the connection.
+    let answered = |t: u8| {
+        let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.write_all(&hello(t)).unwrap();
+        let mut buf = [0u8; 64];
+        let ok = matches!(s.read(&mut buf), Ok(n) if n > 0);
+        (ok, s)
+    };
+    let kept: Vec<_> = (1..=3).map(|t| answered(t)).collect();
+    assert!(kept.iter().all(|(ok, _)| *ok), "the first three peers are taken");
+    let (fourth, _s) = answered(4);
+    assert!(!fourth, "a fourth made-up token is refused while three peers are remembered");
+    // A known token still resumes.
+    let (again, _s) = answered(1);
+    assert!(again, "a known peer resumes");
+    srv.close();
+}

@@ -312,10 +312,16 @@ pub struct ResumeServerOptions {
     /// Connections whose first frame is not a `hello` within this long are
     /// cut.
     pub hello_timeout: Duration,
+    /// Most peers remembered at once (connected, or gone and waiting out
+    /// `peer_timeout`). A `hello` with a token not yet known while this
+    /// many are remembered is refused: its connection ends with
+    /// `ECONNREFUSED` and nothing is kept for it. Known peers always resume.
+    pub max_peers: usize,
 }
 
 impl ResumeServerOptions {
-    /// Defaults (`peer_timeout` 60 s, `hello_timeout` 10 s).
+    /// Defaults (`peer_timeout` 60 s, `hello_timeout` 10 s, `max_peers`
+    /// 4096).
     pub fn new(endpoint: Endpoint, channel: ChannelConfig) -> ResumeServerOptions {
         ResumeServerOptions {
             endpoint,
@@ -323,6 +329,7 @@ impl ResumeServerOptions {
             resume: ResumeOptions::default(),
             peer_timeout: Duration::from_secs(60),
             hello_timeout: Duration::from_secs(10),
+            max_peers: 4096,
         }
     }
 }
@@ -657,6 +664,12 @@ impl Glue {
             let mut peers = lock(&server.inner.peers);
             match peers.get(&token) {
                 Some(p) => (p.clone(), true),
+                None if peers.len() >= server.inner.opts.max_peers => {
+                    // Made-up tokens cannot fill the server's memory.
+                    drop(peers);
+                    ch.fail(errno::ECONNREFUSED);
+                    return;
+                }
                 None => {
                     let p = Peer {
                         inner: Arc::new(PeerInner {
