@@ -450,7 +450,7 @@ fn made_up_resume_tokens_cannot_fill_the_server() {
         let ok = matches!(s.read(&mut buf), Ok(n) if n > 0);
         (ok, s)
     };
-    let kept: Vec<_> = (1..=3).map(|t| answered(t)).collect();
+    let kept: Vec<_> = (1..=3).map(&answered).collect();
     assert!(kept.iter().all(|(ok, _)| *ok), "the first three peers are taken");
     let (fourth, _s) = answered(4);
     assert!(!fourth, "a fourth made-up token is refused while three peers are remembered");
