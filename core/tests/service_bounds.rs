@@ -137,3 +137,51 @@ fn a_frame_past_the_service_limit_ends_only_that_connection() {
     let got = replies(&mut other, &mut dec, 1);
     assert_eq!(got[0].1, 1, "get of a missing key: an error reply, {got:?}");
 }
+
+#[test]
+fn one_connection_cannot_fill_the_registry() {
+    use sluice_core::services::{LocatorServer, Registry, MAX_NAMES_PER_CONNECTION};
+    let registry = Registry::new();
+    let loc = LocatorServer::bind(&Endpoint::Tcp("127.0.0.1".into(), 0), registry.clone()).unwrap();
+    let Endpoint::Tcp(_, port) = loc.local().clone() else { unreachable!() };
+    // publish("sN", [["127.0.0.1", 1]]) on channel N.
+    let publish = |out: &mut Vec<u8>, n: u32| {
+        let name = format!("s{n}");
+        out.extend_from_slice(&[0x94, 0xce]);
+        out.extend_from_slice(&n.to_be_bytes());
+        out.extend_from_slice(&[0x04, 0x92, 0xa0 | name.len() as u8]);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&[0x91, 0x92, 0xa9]);
+        out.extend_from_slice(b"127.0.0.1");
+        out.extend_from_slice(&[0x01, 0x90]);
+    };
+    let limit = MAX_NAMES_PER_CONNECTION as u32;
+    let mut greedy = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut out = Vec::new();
+    for n in 1..=limit + 1 {
+        publish(&mut out, n);
+    }
+    greedy.write_all(&out).unwrap();
+    let mut dec = Decoder::new(DecoderConfig::new(Dialect::V1));
+    let got = replies(&mut greedy, &mut dec, limit as usize + 1);
+    assert!(got[..limit as usize].iter().all(|r| r.1 == 0), "the first {limit} are taken");
+    let last = &got[limit as usize];
+    assert_eq!(last.1, 1, "{last:?}");
+    assert_eq!(last.2[0], Value::Array(vec![Value::Uint(10), Value::Uint(2)]));
+    assert!(registry.resolve(&format!("s{limit}")).is_some() && registry.resolve(&format!("s{}", limit + 1)).is_none());
+    // Another connection registers as usual.
+    let mut other = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut out = Vec::new();
+    publish(&mut out, 1000);
+    other.write_all(&out).unwrap();
+    let got = replies(&mut other, &mut Decoder::new(DecoderConfig::new(Dialect::V1)), 1);
+    assert_eq!(got[0].1, 0, "{got:?}");
+    // When the greedy connection ends, its names go offline and its count
+    // with them: it could register again on a new connection.
+    drop(greedy);
+    let t = Instant::now();
+    while registry.resolve("s1").is_some() {
+        assert!(t.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

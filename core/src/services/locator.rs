@@ -27,6 +27,12 @@ const MAX_OFFLINE: usize = 1024;
 /// Services registered at most (further registrations are refused).
 pub const MAX_SERVICES: usize = 10_000;
 
+/// Names one connection may hold registered at once (`publish` and
+/// `attach`; each attach also holds a listening socket): past it a
+/// registration is refused, so one client cannot fill the registry or the
+/// descriptor table for everyone else.
+pub const MAX_NAMES_PER_CONNECTION: usize = 64;
+
 /// A service the registry knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -209,6 +215,8 @@ struct LocServe {
     local: Mutex<Option<Endpoint>>,
     /// Where proxies for attached services listen.
     proxy_host: String,
+    /// Names each connection holds registered ([`Peer::key`]).
+    held: Arc<Mutex<std::collections::HashMap<usize, usize>>>,
 }
 
 /// A service name: a byte string that is valid UTF-8 (decoded strictly,
@@ -278,6 +286,34 @@ impl LocServe {
             }
             None => (0, Graph::default()),
         };
+        // One more name held by this connection, or refused; given back
+        // when the registration ends (or fails below).
+        let key = peer.key();
+        {
+            let mut held = lock(&self.held);
+            let n = held.entry(key).or_insert(0);
+            if *n >= MAX_NAMES_PER_CONNECTION {
+                drop(held);
+                let e = ServiceError::new(
+                    LOCATOR_CATEGORY,
+                    super::ROUTING_STORAGE_ERROR,
+                    format!("this connection holds {MAX_NAMES_PER_CONNECTION} registered names, the most one may"),
+                );
+                self.reply(peer, id, Err(e));
+                return None;
+            }
+            *n += 1;
+        }
+        let held = self.held.clone();
+        let release = move || {
+            let mut held = lock(&held);
+            if let Some(n) = held.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    held.remove(&key);
+                }
+            }
+        };
         let peer_addr = match peer.addr() {
             "" => "a local client",
             a => a,
@@ -288,6 +324,7 @@ impl LocServe {
             let proxy = match Proxy::bind(&self.proxy_host, peer, &name, &graph) {
                 Ok(p) => p,
                 Err(e) => {
+                    release();
                     self.reply(peer, id, Err(ServiceError::new(DISPATCH_CATEGORY, SLOT_NOT_FOUND, e.to_string())));
                     return None;
                 }
@@ -296,21 +333,27 @@ impl LocServe {
             let entry = Entry { name: name.clone(), endpoints: endpoints.clone(), version, graph, online: true, origin };
             if let Err(Error::Service(e)) = self.registry.register(entry, owner, Some(peer.clone()), false) {
                 proxy.close();
+                release();
                 self.reply(peer, id, Err(e));
                 return None;
             }
             self.reply(peer, id, Ok(vec![Value::Array(endpoints.iter().filter_map(endpoint_to_value).collect())]));
             let tx = Locator::graph().method_by_id(ids::ATTACH).map(|m| m.tx.clone()).unwrap_or(Node::Terminal);
-            return Some((tx, discard_follow(self.registry.clone(), name, owner, Some(Box::new(move || proxy.close())))));
+            let end = move || {
+                proxy.close();
+                release();
+            };
+            return Some((tx, discard_follow(self.registry.clone(), name, owner, Some(Box::new(end)))));
         }
         let entry = Entry { name: name.clone(), endpoints, version, graph, online: true, origin };
         if let Err(Error::Service(e)) = self.registry.register(entry, owner, None, false) {
+            release();
             self.reply(peer, id, Err(e));
             return None;
         }
         self.reply(peer, id, Ok(vec![]));
         let tx = Node::Protocol(Protocol::new(vec![Transition::new(0, "discard", Node::Terminal)]));
-        Some((tx, discard_follow(self.registry.clone(), name, owner, None)))
+        Some((tx, discard_follow(self.registry.clone(), name, owner, Some(Box::new(release)))))
     }
 }
 
@@ -405,7 +448,13 @@ impl LocatorServer {
             Endpoint::Unix(_) => "127.0.0.1".into(),
         };
         let uuid = make_uuid();
-        let serve = Arc::new(LocServe { registry: registry.clone(), uuid: uuid.clone(), local: Mutex::new(None), proxy_host });
+        let serve = Arc::new(LocServe {
+            registry: registry.clone(),
+            uuid: uuid.clone(),
+            local: Mutex::new(None),
+            proxy_host,
+            held: Arc::default(),
+        });
         let peers = Arc::new(Mutex::new(Vec::new()));
         let server = serve_on(endpoint, Dialect::V1, serve.clone(), peers.clone())?;
         let local = advertised(server.local());

@@ -44,7 +44,7 @@ use std::time::Duration;
 pub use attach::Attached;
 pub use client::{Locator, Resolved, Service, ServiceState};
 pub use host::{Hosted, MethodFn, Publication, Request, Responder, ServiceDef};
-pub use locator::{Entry, LocatorServer, Registry, MAX_SERVICES};
+pub use locator::{Entry, LocatorServer, Registry, MAX_NAMES_PER_CONNECTION, MAX_SERVICES};
 pub use logger::{Level, Logger};
 pub use peer::{Call, CallSender, Follow, Inbound, Reply};
 

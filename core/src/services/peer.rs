@@ -232,6 +232,11 @@ impl Peer {
         self.sh.dialect
     }
 
+    /// A number that tells this connection from the others alive now.
+    pub(crate) fn key(&self) -> usize {
+        Arc::as_ptr(&self.sh) as usize
+    }
+
     /// Whether both handles are the same connection.
     pub(crate) fn same(&self, other: &Peer) -> bool {
         Arc::ptr_eq(&self.sh, &other.sh)
