@@ -505,11 +505,6 @@ impl Options {
         Ok(o)
     }
 
-    /// Whether a role was set.
-    pub fn role_set(&self) -> bool {
-        self.role.is_some()
-    }
-
     /// Sets the delivery mode (C chooses; the other bindings poll).
     pub fn set_delivery(&mut self, d: Delivery) {
         self.config.delivery = d;
@@ -523,11 +518,6 @@ impl Options {
     /// The dialect set (or the default).
     pub fn dialect(&self) -> Dialect {
         self.config.dialect
-    }
-
-    /// Whether the dialect was left at its default (v1).
-    pub fn dialect_is_default(&self) -> bool {
-        self.config.dialect == ChannelConfig::default().dialect
     }
 }
 

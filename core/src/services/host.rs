@@ -286,8 +286,12 @@ pub(crate) fn serve_on(
     serve: Arc<dyn Serve>,
     peers: Arc<Mutex<Vec<Peer>>>,
 ) -> Result<Server, Error> {
+    // The settings of every service connection, in one place: frames sized
+    // for calls, and replies never refused (the connection stops reading
+    // new calls while they back up: ChannelConfig::max_queued).
     let mut config = ChannelConfig::new(dialect, None);
     config.max_frame_size = super::SERVICE_MAX_FRAME_SIZE;
+    config.pause_reads_on_full_queue = true;
     let server = Server::bind(endpoint, config, move |_: &Server, incoming: Incoming| {
         if let Ok(p) = Peer::accept(incoming, serve.clone()) {
             let list = peers.clone();

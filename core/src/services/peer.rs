@@ -147,7 +147,7 @@ fn encode_args(args: &[Value]) -> Args {
 }
 
 impl Peer {
-    fn new(dialect: Dialect, serve: Option<Arc<dyn Serve>>, high: bool, max_pending: usize) -> Peer {
+    fn new(dialect: Dialect, serve: Option<Arc<dyn Serve>>, high: bool, max_pending: usize, max_open: usize) -> Peer {
         Peer {
             sh: Arc::new(Shared {
                 channel: OnceLock::new(),
@@ -164,7 +164,7 @@ impl Peer {
                 serve,
                 high,
                 max_pending,
-                max_open: crate::net::ChannelConfig::default().max_sessions,
+                max_open,
                 addr: OnceLock::new(),
                 orphan: std::sync::atomic::AtomicBool::new(false),
                 drained: tokio::sync::Notify::new(),
@@ -187,7 +187,7 @@ impl Peer {
         serve: Option<Arc<dyn Serve>>,
         max_pending: usize,
     ) -> Result<Peer, i32> {
-        let peer = Peer::new(dialect, serve, false, max_pending);
+        let peer = Peer::new(dialect, serve, false, max_pending, ChannelConfig::default().max_sessions);
         let (tx, rx) = oneshot::channel();
         lock(&peer.sh.st).waiters.push(tx);
         let h = peer.clone();
@@ -207,14 +207,8 @@ impl Peer {
     /// ids stay below.
     pub(crate) fn accept(mut incoming: Incoming, serve: Arc<dyn Serve>) -> std::io::Result<Peer> {
         incoming.config_mut().role = None;
-        // Replies are never refused: the connection stops reading new
-        // calls while they back up instead (ChannelConfig::max_queued).
-        incoming.config_mut().pause_reads_on_full_queue = true;
-        let dialect = incoming.config_mut().dialect;
-        let mut peer = Peer::new(dialect, Some(serve), true, 64 << 20);
-        if let Some(sh) = Arc::get_mut(&mut peer.sh) {
-            sh.max_open = incoming.config_mut().max_sessions;
-        }
+        let config = incoming.config_mut();
+        let peer = Peer::new(config.dialect, Some(serve), true, 64 << 20, config.max_sessions);
         let _ = peer.sh.addr.set(incoming.peer().to_string());
         let h = peer.clone();
         let ch = incoming.start(move |ch: &Channel, ev| h.on_event(ch, ev))?;
