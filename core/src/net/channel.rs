@@ -1224,8 +1224,15 @@ impl Channel {
                 handler.on_batch_end(self);
             }
         }
-        if self.inner.finished.load(Ordering::Acquire) && p.is_empty() {
-            h.take();
+        // Nothing more will run the handler: the connection has ended and
+        // its events are out, or the channel was closed (by a callback of
+        // this dispatch, say, when the close could not take the handler
+        // away because this dispatch held it). Dropped now, not after the
+        // close's linger.
+        if (self.inner.finished.load(Ordering::Acquire) && p.is_empty()) || self.inner.silenced.load(Ordering::Acquire) {
+            let gone = h.take();
+            drop(h);
+            drop(gone);
         }
         Ok(n)
     }
