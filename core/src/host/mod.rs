@@ -2,6 +2,9 @@
 //! alike, written once here so that a binding only marshals values between
 //! its language and these functions.
 //!
+//! * [`event`] — one event model for every role ([`Event`], [`Source`],
+//!   [`IntoEvent`]), one handle ([`Pollable`]: descriptor, dispatch,
+//!   close) and one way to send on a session ([`Streams`]).
 //! * [`options`] — the option table: every channel setting's name in each
 //!   language, its kind, default, bounds and documentation, and the one
 //!   check ([`Options::set`], [`Options::validate`]).
@@ -14,9 +17,11 @@
 //!   [`Dialect`](crate::wire::Dialect), [`Role`](crate::wire::Role) and
 //!   [`Profile`](crate::wire::Profile).
 
+pub mod event;
 pub mod options;
 
 pub use crate::roles::protocol_from_args;
+pub use event::{message_name, Event, IntoEvent, Pollable, Source, Streams};
 pub use options::{Input, Kind, Lang, OptionError, Options, Spec, OPTIONS};
 
 /// The symbolic name of an errno (`"ECONNRESET"`), `"EUNKNOWN"` for one
