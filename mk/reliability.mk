@@ -12,6 +12,13 @@
 #                            each program fails if either drifts past its
 #                            bound after the warm-up. Summary lines in
 #                            target/soak/summary.txt, samples in target/soak/LANG.log
+#   make hostile             hostile peers against a real `sluice serve` (garbage,
+#                            declared 4 GiB strings, nesting, oversized frames, nil
+#                            floods, streams never closed, a late reader of 1,000,000
+#                            pipelined calls, publish floods) with its RSS sampled
+#                            from /proc and a well-behaved client's p99 beside each
+#                            (tests/hostile/serve.py); `make hostile-quick` is the
+#                            short form CI runs
 #   make fuzz                (Makefile) the fuzz targets; summary in
 #                            fuzz/target/fuzz-summary.txt
 
@@ -21,7 +28,7 @@ REL_TARGET_DIR := $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),$(CURDIR)/target)
 SOAK_OUT := $(REL_TARGET_DIR)/soak
 REL_OUT := $(REL_TARGET_DIR)/reliability
 
-.PHONY: faults soak soak-rust soak-c soak-python soak-node
+.PHONY: faults hostile hostile-quick soak soak-rust soak-c soak-python soak-node
 
 faults: toolchain
 	@mkdir -p $(REL_OUT)
@@ -30,6 +37,11 @@ faults: toolchain
 	   for r in V1 V0 Plain Session+resume Worker/Engine 'Service call' 'Locator resolve'; do \
 	     echo "  $$r: $$(grep -c "^fault-matrix: $$r .*: passed" $(REL_OUT)/tests.log)"; done; \
 	   grep '^hostile: ' $(REL_OUT)/tests.log; } | tee $(REL_OUT)/summary.txt
+
+HOSTILE_ARGS ?=
+hostile hostile-quick: toolchain py-venv
+	$(CARGO) build --locked -p sluice-cli
+	$(PY) tests/hostile/serve.py --sluice $(REL_TARGET_DIR)/debug/sluice $(if $(filter hostile,$@),--full) $(HOSTILE_ARGS)
 
 soak: $(addprefix soak-,$(SOAK_LANGS))
 	@echo
