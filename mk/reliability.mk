@@ -17,8 +17,9 @@
 #                            floods, streams never closed, a late reader of 1,000,000
 #                            pipelined calls, publish floods) with its RSS sampled
 #                            from /proc and a well-behaved client's p99 beside each
-#                            (tests/hostile/serve.py); `make hostile-quick` is the
-#                            short form CI runs
+#                            (tests/hostile/serve.py), and the services the C,
+#                            Python and Node service programs host; `make
+#                            hostile-quick` is the short form CI runs
 #   make fuzz                (Makefile) the fuzz targets; summary in
 #                            fuzz/target/fuzz-summary.txt
 
@@ -39,9 +40,14 @@ faults: toolchain
 	   grep '^hostile: ' $(REL_OUT)/tests.log; } | tee $(REL_OUT)/summary.txt
 
 HOSTILE_ARGS ?=
-hostile hostile-quick: toolchain py-venv
+# The services hosted by the C, Python and Node service programs are attacked
+# too (through serve, which they attach to).
+HOSTILE_PROGRAMS := c=$(C_WORK)/service "python=$(PY) $(CURDIR)/bindings/python/examples/service.py" \
+	"node=$(NODE) $(NODE_DIR)/examples/service.js"
+hostile hostile-quick: toolchain py-install node-build c-service
 	$(CARGO) build --locked -p sluice-cli
-	$(PY) tests/hostile/serve.py --sluice $(REL_TARGET_DIR)/debug/sluice $(if $(filter hostile,$@),--full) $(HOSTILE_ARGS)
+	$(PY) tests/hostile/serve.py --sluice $(REL_TARGET_DIR)/debug/sluice $(if $(filter hostile,$@),--full) $(HOSTILE_ARGS) \
+	  $(HOSTILE_PROGRAMS)
 
 soak: $(addprefix soak-,$(SOAK_LANGS))
 	@echo

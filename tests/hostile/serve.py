@@ -34,7 +34,7 @@ import time
 import msgpack
 
 # Service frame ids (docs/PROTOCOL.md §7).
-PING, RELAY = 1, 3
+RELAY = 3
 PUBLISH = 4
 VALUE, ERROR, CLOSE = 0, 1, 2
 
@@ -73,11 +73,7 @@ class Serve:
             del self.lines[:-200]
 
     def rss_mb(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
+        return rss_mb(self.proc.pid)
 
     def alive(self):
         return self.proc.poll() is None
@@ -87,6 +83,60 @@ class Serve:
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class Target:
+    """What an attack goes at: a service's address, the id of its `ping`
+    method, and the processes whose memory counts."""
+
+    def __init__(self, label, addr, ping, pids):
+        self.label, self.addr, self.ping, self.pids = label, addr, ping, pids
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def resolve(serve, name):
+    """A service's first endpoint and its method ids by name, via the Locator."""
+    c = Conn(serve.services["locator"])
+    c.send([1, 0, [name]])
+    f = c.frame()
+    c.close()
+    if f is None or f[1] != VALUE:
+        raise SystemExit(f"resolve {name}: {f!r}")
+    endpoints, _version, graph = f[2]
+    host, port = endpoints[0]
+    return (host, port), {m[0]: int(i) for i, m in graph.items()}
+
+
+class Program:
+    """A service program attached to the Locator (`COMMAND --locator HOST:PORT
+    --name NAME`, printing `ready NAME`), as `make demo-services` runs them."""
+
+    def __init__(self, serve, label, command):
+        host, port = serve.services["locator"]
+        self.name = f"hostile-{label}"
+        self.proc = subprocess.Popen(
+            command.split() + ["--locator", f"{host}:{port}", "--name", self.name],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self.proc.stdout.readline()
+        if not line.startswith("ready"):
+            raise SystemExit(f"{command}: did not attach ({line!r})")
+
+    def stop(self):
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(10)
+        except (OSError, subprocess.TimeoutExpired):
             self.proc.kill()
 
 
@@ -127,16 +177,20 @@ class Conn:
 
 
 class Sampler(threading.Thread):
-    """The server's peak RSS while an attack runs."""
+    """How far the RSS of the target's processes rose over its level before
+    the attack (the largest rise of any of them)."""
 
-    def __init__(self, serve):
+    def __init__(self, pids):
         super().__init__(daemon=True)
-        self.serve, self.peak, self.stop = serve, 0.0, threading.Event()
+        self.pids, self.stop = pids, threading.Event()
+        self.before = {p: rss_mb(p) for p in pids}
+        self.grew = 0.0
 
     def run(self):
         while not self.stop.is_set():
             try:
-                self.peak = max(self.peak, self.serve.rss_mb())
+                for p in self.pids:
+                    self.grew = max(self.grew, rss_mb(p) - self.before[p])
             except OSError:
                 return
             time.sleep(0.02)
@@ -145,9 +199,9 @@ class Sampler(threading.Thread):
 class Legit(threading.Thread):
     """A well-behaved client: one echo.ping at a time on its own connection."""
 
-    def __init__(self, addr):
+    def __init__(self, target):
         super().__init__(daemon=True)
-        self.addr, self.stop = addr, threading.Event()
+        self.addr, self.ping, self.stop = target.addr, target.ping, threading.Event()
         self.latencies, self.failures = [], []
 
     def run(self):
@@ -160,7 +214,7 @@ class Legit(threading.Thread):
         while not self.stop.is_set():
             t = time.perf_counter()
             try:
-                conn.send([sid, PING, ["legit"]])
+                conn.send([sid, self.ping, ["legit"]])
                 f = conn.frame()
             except OSError as e:
                 self.failures.append(f"call: {e}")
@@ -184,39 +238,39 @@ class Legit(threading.Thread):
 # Attacks. Each returns (passed, what the attacker saw).
 
 
-def garbage(s, full):
-    c = Conn(s.services["echo"])
+def garbage(t, full):
+    c = Conn(t.addr)
     c.sock.sendall(b"\xc1" * 4096)
     return c.closed_by_peer(), "closed"
 
 
-def huge_string(s, full):
-    c = Conn(s.services["echo"])
+def huge_string(t, full):
+    c = Conn(t.addr)
     # [1, 1, [str32 of 4 GiB]]: declared, never sent.
     c.sock.sendall(b"\x93\x01\x01\x91\xdb\xff\xff\xff\xff" + b"x" * 1024)
     return c.closed_by_peer(), "closed"
 
 
-def deep_nesting(s, full):
-    c = Conn(s.services["echo"])
+def deep_nesting(t, full):
+    c = Conn(t.addr)
     c.sock.sendall(b"\x93\x01\x01" + b"\x91" * 100_000 + b"\xc0")
     f = c.frame()
     # Refused with [7, 2] "nested too deeply" (the connection stays) or closed.
     return f is None or (f[0] == 1 and f[1] == ERROR), "closed" if f is None else f"error {f[2][0]}"
 
 
-def oversized_frame(s, full):
-    c = Conn(s.services["echo"])
+def oversized_frame(t, full):
+    c = Conn(t.addr)
     # A 100 MiB bin argument: past the 64 MiB limit of service connections.
     c.sock.sendall(b"\x93\x01\x01\x91\xc6" + (100 << 20).to_bytes(4, "big") + b"\0" * 65536)
     return c.closed_by_peer(), "closed"
 
 
-def nil_flood(s, full):
-    """A frame of millions of nils to echo.ping: refused by count while decoding."""
+def nil_flood(t, full):
+    """A frame of millions of nils to ping: refused by count while decoding."""
     n = 20_000_000 if full else 4_000_000
-    c = Conn(s.services["echo"])
-    c.sock.sendall(b"\x93\x01\x01\xdd" + n.to_bytes(4, "big"))
+    c = Conn(t.addr)
+    c.sock.sendall(b"\x93\x01" + bytes([t.ping]) + b"\xdd" + n.to_bytes(4, "big"))
     chunk = b"\xc0" * (1 << 20)
     sent = 0
     try:
@@ -234,10 +288,10 @@ def nil_flood(s, full):
     return ok, "closed" if f is None else f"error {f[2][0]}"
 
 
-def open_streams(s, full):
+def open_streams(t, full):
     """relay streams opened and never closed: refused past max_sessions (65,536)."""
     n = 500_000 if full else 70_000
-    c = Conn(s.services["echo"])
+    c = Conn(t.addr)
     batch = 10_000
     for start in range(1, n + 1, batch):
         c.sock.sendall(b"".join(msgpack.packb([sid, RELAY, []]) for sid in range(start, min(start + batch, n + 1))))
@@ -260,10 +314,10 @@ def open_streams(s, full):
     return refused > 0 or closed, f"{refused} refused" + (", closed" if closed else "")
 
 
-def late_reader(s, full):
+def late_reader(t, full):
     """Pipelined pings whose replies are read only after all are sent."""
-    n = 1_000_000 if full else 100_000
-    c = Conn(s.services["echo"], timeout=30)
+    n = (1_000_000 if full else 100_000) // (1 if t.label == "serve" else 10)
+    c = Conn(t.addr, timeout=30)
     got = {"n": 0, "bad": 0}
 
     def read():
@@ -284,15 +338,15 @@ def late_reader(s, full):
     r.start()
     batch = 20_000
     for start in range(1, n + 1, batch):
-        c.sock.sendall(b"".join(msgpack.packb([sid, PING, ["x" * 16]]) for sid in range(start, min(start + batch, n + 1))))
+        c.sock.sendall(b"".join(msgpack.packb([sid, t.ping, ["x" * 16]]) for sid in range(start, min(start + batch, n + 1))))
     r.join(120)
     return got["n"] == n, f"{got['n']}/{n} replies"
 
 
-def publish_flood(s, full):
+def publish_flood(t, full):
     """Registering names without end on one connection: refused past 64."""
     n = 10_000 if full else 1_000
-    c = Conn(s.services["locator"])
+    c = Conn(t.locator)
     c.send(*([sid, PUBLISH, [f"flood{sid}", [["127.0.0.1", 1]]]] for sid in range(1, n + 1)))
     ok = refused = 0
     c.sock.settimeout(10)
@@ -305,7 +359,7 @@ def publish_flood(s, full):
         elif f[1] == ERROR:
             refused += 1
     # Someone else can still publish.
-    other = Conn(s.services["locator"])
+    other = Conn(t.locator)
     other.send([1, PUBLISH, ["legit-name", [["127.0.0.1", 1]]]])
     g = other.frame()
     c.close()
@@ -314,16 +368,57 @@ def publish_flood(s, full):
 
 
 ATTACKS = [
-    # name, function, RSS bound in MB (peak over the RSS before the attack)
-    ("garbage bytes", garbage, 16),
-    ("4 GiB declared string", huge_string, 16),
-    ("100,000 levels of nesting", deep_nesting, 16),
-    ("100 MiB frame (limit 64 MiB)", oversized_frame, 32),
-    ("frame of millions of nils", nil_flood, 96),
-    ("relay streams never closed", open_streams, 96),
-    ("pipelined pings, late reader", late_reader, 160),
-    ("publish flood on one connection", publish_flood, 32),
+    # name, function, RSS bound in MB (rise over the RSS before the attack),
+    # whether it runs against the programs' services too (not only serve's echo)
+    ("garbage bytes", garbage, 16, True),
+    ("4 GiB declared string", huge_string, 16, True),
+    ("100,000 levels of nesting", deep_nesting, 16, True),
+    ("100 MiB frame (limit 64 MiB)", oversized_frame, 32, True),
+    ("frame of millions of nils", nil_flood, 96, True),
+    ("relay streams never closed", open_streams, 96, False),
+    ("pipelined pings, late reader", late_reader, 160, True),
+    ("publish flood on one connection", publish_flood, 32, False),
 ]
+
+
+def run(target, full, only, failed):
+    print(f"== {target.label}: {target.addr[0]}:{target.addr[1]}, pids {target.pids}")
+    print(f"{'attack':34} {'bound':>7} {'rise':>8} {'legit calls':>11} {'legit p99':>10}  attacker saw")
+    for name, fn, bound, anywhere in ATTACKS:
+        if (only and only not in name) or (target.label != "serve" and not anywhere):
+            continue
+        sampler, legit = Sampler(target.pids), Legit(target)
+        sampler.start()
+        legit.start()
+        time.sleep(0.05)
+        try:
+            passed, saw = fn(target, full)
+        except Exception as e:  # noqa: BLE001 - reported as the attack's failure
+            passed, saw = False, f"{type(e).__name__}: {e}"
+        time.sleep(0.2)
+        legit.stop.set()
+        legit.join(15)
+        sampler.stop.set()
+        sampler.join()
+        problems = []
+        if not passed:
+            problems.append("the attacker did not get the documented answer")
+        dead = [p for p in target.pids if not os.path.exists(f"/proc/{p}") or open(f"/proc/{p}/stat").read().split()[2] == "Z"]
+        if dead:
+            problems.append(f"process {dead} died")
+        if sampler.grew > bound:
+            problems.append(f"RSS rose {sampler.grew:.0f} MB > {bound} MB")
+        if legit.failures or not legit.latencies:
+            problems.append(f"the well-behaved client failed: {legit.failures or 'no call completed'}")
+        print(
+            f"{name:34} {bound:>4} MB {sampler.grew:>5.1f} MB {len(legit.latencies):>11} {legit.p99_ms():>7.1f} ms  {saw}"
+            + ("" if not problems else "  FAILED: " + "; ".join(problems)),
+            flush=True,
+        )
+        if problems:
+            failed.append(f"{target.label}: {name}")
+        if dead:
+            return
 
 
 def main():
@@ -331,53 +426,30 @@ def main():
     ap.add_argument("--sluice", default="target/debug/sluice", help="the sluice binary")
     ap.add_argument("--full", action="store_true", help="the sizes docs/RELIABILITY.md quotes")
     ap.add_argument("--only", help="run the attacks whose name contains this")
+    ap.add_argument("programs", nargs="*", metavar="LABEL=COMMAND", help="service programs to attack too (as make demo-services runs them)")
     args = ap.parse_args()
     serve = Serve(args.sluice)
-    failed = []
-    print(f"hostile: sluice serve pid {serve.proc.pid}, RSS {serve.rss_mb():.1f} MB at start ({'full' if args.full else 'short'} form)")
-    print(f"{'attack':34} {'bound':>7} {'peak':>8} {'legit calls':>11} {'legit p99':>10}  attacker saw")
+    failed, programs = [], []
+    print(f"hostile: sluice serve pid {serve.proc.pid} ({'full' if args.full else 'short'} form)")
     try:
-        for name, fn, bound in ATTACKS:
-            if args.only and args.only not in name:
-                continue
-            before = serve.rss_mb()
-            sampler, legit = Sampler(serve), Legit(serve.services["echo"])
-            sampler.start()
-            legit.start()
-            time.sleep(0.05)
-            try:
-                passed, saw = fn(serve, args.full)
-            except Exception as e:  # noqa: BLE001 - reported as the attack's failure
-                passed, saw = False, f"{type(e).__name__}: {e}"
-            time.sleep(0.2)
-            legit.stop.set()
-            legit.join(15)
-            sampler.stop.set()
-            sampler.join()
-            grew = max(0.0, sampler.peak - before)
-            problems = []
-            if not passed:
-                problems.append("the attacker did not get the documented answer")
-            if not serve.alive():
-                problems.append("the server died")
-            if grew > bound:
-                problems.append(f"RSS grew {grew:.0f} MB > {bound} MB")
-            if legit.failures or not legit.latencies:
-                problems.append(f"the well-behaved client failed: {legit.failures or 'no call completed'}")
-            print(
-                f"{name:34} {bound:>4} MB {grew:>5.1f} MB {len(legit.latencies):>11} {legit.p99_ms():>7.1f} ms  {saw}"
-                + ("" if not problems else "  FAILED: " + "; ".join(problems)),
-                flush=True,
-            )
-            if problems:
-                failed.append(name)
-            if not serve.alive():
-                break
+        addr, ids = resolve(serve, "echo")
+        t = Target("serve", addr, ids["ping"], [serve.proc.pid])
+        t.locator = serve.services["locator"]
+        run(t, args.full, args.only, failed)
+        for spec in args.programs:
+            label, _, command = spec.partition("=")
+            prog = Program(serve, label, command)
+            programs.append(prog)
+            addr, ids = resolve(serve, prog.name)
+            # Calls to an attached service pass through serve to the program.
+            run(Target(label, addr, ids["ping"], [serve.proc.pid, prog.proc.pid]), args.full, args.only, failed)
     finally:
+        for p in programs:
+            p.stop()
         serve.stop()
     if failed:
         print(f"hostile: {len(failed)} attack(s) failed: {', '.join(failed)}")
-        print("\n".join(serve.lines[-20:]))
+        print("\n".join(line for line in serve.lines[-40:] if " went o" not in line))
         sys.exit(1)
     print("hostile: every attack held")
 
