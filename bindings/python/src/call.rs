@@ -30,7 +30,7 @@ fn vectorcall() -> Option<Vectorcall> {
 pub(crate) fn call(py: Python<'_>, f: &Bound<'_, PyAny>, args: &[Bound<'_, PyAny>]) -> PyResult<()> {
     match vectorcall() {
         Some(vc) => {
-            let ptrs: [*mut ffi::PyObject; 4] = std::array::from_fn(|i| args.get(i).map_or(std::ptr::null_mut(), |a| a.as_ptr()));
+            let ptrs: [*mut ffi::PyObject; 6] = std::array::from_fn(|i| args.get(i).map_or(std::ptr::null_mut(), |a| a.as_ptr()));
             debug_assert!(args.len() <= ptrs.len());
             // SAFETY: `f` and the arguments are live objects for the call;
             // a NULL result carries the exception. GIL held.

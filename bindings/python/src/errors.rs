@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
-use sluice_core::net::SendError;
+use sluice_core::roles::StreamError;
 
 fn class<'py>(py: Python<'py>, cell: &'static PyOnceLock<Py<PyType>>, name: &str) -> PyResult<Bound<'py, PyType>> {
     cell.import(py, "sluice.errors", name).cloned()
@@ -46,15 +46,20 @@ pub(crate) fn error(py: Python<'_>, message: &str) -> PyErr {
     make(error_class(py), (message.to_string(),))
 }
 
-/// `sluice.WouldBlock` or `sluice.Closed` for a refused send.
-pub(crate) fn send_error(py: Python<'_>, e: SendError) -> PyErr {
-    match e {
-        SendError::WouldBlock => make(
-            would_block_class(py),
-            (libc::EAGAIN, "the send queue is at its high watermark (would block): wait for on_drain".to_string()),
-        ),
-        SendError::Closed => make(closed_class(py), ("the channel is closed".to_string(),)),
+/// A refused send as an exception, in one place for every object that
+/// sends: `sluice.WouldBlock` (an `EAGAIN` BlockingIOError) when the queue
+/// is full, else `sluice.Closed`; the message is the core's explanation.
+pub(crate) fn refused(py: Python<'_>, e: impl Into<StreamError>) -> PyErr {
+    let e = e.into();
+    match e.code() {
+        "EAGAIN" => make(would_block_class(py), (libc::EAGAIN, e.explain().to_string())),
+        _ => closed(py, e.explain()),
     }
+}
+
+/// Maps a send's result.
+pub(crate) fn sent(py: Python<'_>, r: Result<(), impl Into<StreamError>>) -> PyResult<()> {
+    r.map_err(|e| refused(py, e))
 }
 
 /// `sluice.Closed(message)`.
@@ -65,11 +70,6 @@ pub(crate) fn closed(py: Python<'_>, message: &str) -> PyErr {
 /// `sluice.BadArguments(message)`: worker arguments that cannot be used.
 pub(crate) fn bad_arguments(py: Python<'_>, message: &str) -> PyErr {
     make(bad_arguments_class(py), (message.to_string(),))
-}
-
-/// Maps a send's result.
-pub(crate) fn sent(py: Python<'_>, r: Result<(), SendError>) -> PyResult<()> {
-    r.map_err(|e| send_error(py, e))
 }
 
 classes! {
@@ -98,7 +98,7 @@ pub(crate) fn service(py: Python<'_>, e: sluice_core::services::Error) -> PyErr 
             let errno = tried.last().map_or(libc::ECONNREFUSED, |t| t.1);
             make(connection_error_class(py), (errno, text))
         }
-        E::WouldBlock => send_error(py, SendError::WouldBlock),
+        E::WouldBlock => refused(py, StreamError::WouldBlock),
         E::Closed => closed(py, &text),
         _ => error(py, &text),
     }

@@ -125,21 +125,10 @@ pub(crate) fn parse(what: &str, pairs: &[(String, Bound<'_, PyAny>)]) -> PyResul
     Ok(o)
 }
 
-/// The keyword arguments of `**options` as pairs.
-pub(crate) fn pairs<'py>(kwargs: Option<&Bound<'py, PyDict>>) -> PyResult<Vec<(String, Bound<'py, PyAny>)>> {
-    let mut out = Vec::new();
-    if let Some(kw) = kwargs {
-        for (k, v) in kw.iter() {
-            out.push((k.extract()?, v));
-        }
-    }
-    Ok(out)
-}
-
 /// Settings for `Channel` and `Server` (accepted channels): `default_role`
 /// unless `role` was given.
-pub(crate) fn build(what: &str, default_role: Option<Role>, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Opts> {
-    let o = parse(what, &pairs(kwargs)?)?;
+pub(crate) fn build(what: &str, default_role: Option<Role>, pairs: &[(String, Bound<'_, PyAny>)]) -> PyResult<Opts> {
+    let o = parse(what, pairs)?;
     Ok(Opts { config: o.config(default_role), copy_threshold: o.copy_threshold, batch: o.batch })
 }
 

@@ -476,3 +476,23 @@ def test_roles_over_tcp():
     assert elog.of("gone")[0][1] == errno.ECONNRESET
     assert wlog.of("disconnect")[0][0] in (errno.ECONNRESET, errno.ESHUTDOWN, errno.EPIPE)
     engine.close()
+
+
+def test_poll_takes_any_object_with_a_descriptor():
+    engine, elog = engine_log(("127.0.0.1", 0), "v1")
+    worker, wlog = echo_worker(f"127.0.0.1:{engine.port}", "poll-worker", "v1")
+    server = sluice.Server("127.0.0.1", 0)
+    accepted: List[sluice.Channel] = []
+    server.on_accept = accepted.append
+    channel = sluice.Channel("127.0.0.1", server.port)
+    assert all(isinstance(o, sluice._sluice._Handle) for o in (engine, worker, server, channel))
+    deadline = time.monotonic() + 20
+    while not (elog.of("handshake") and accepted):
+        assert time.monotonic() < deadline, "nothing came"
+        sluice.poll(engine, worker, server, channel, timeout=0.5)
+    with pytest.raises(TypeError):
+        sluice.poll(engine, object())
+    for o in (channel, server, worker, engine, *accepted):
+        o.close()
+    assert all(o.done for o in (channel, server, worker, engine))
+    assert sluice.poll(channel, server, worker, engine, timeout=None) == 0

@@ -7,7 +7,8 @@ events to Python on your thread, in batches:
 * :class:`Channel` — ``Channel(path)`` / ``Channel(host, port)``, ``on_*``
   callbacks, ``send_*`` methods; ``dispatch()``/``run()``/``fileno()``.
 * :class:`Server` — listen and accept channels (an engine or a service).
-* :func:`poll` — wait on several channels and servers, dispatch them.
+* :func:`poll` — wait on several channels, servers, workers, engines, sessions
+  and resume servers at once, dispatch them.
 * The protocol roles: :class:`Worker` (the app side: handshake, heartbeats,
   disown, sessions as :class:`WorkerStream`), :class:`Engine` (accepts
   workers: :class:`WorkerRef`, :class:`EngineStream`), :class:`Session` (a

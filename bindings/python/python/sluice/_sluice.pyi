@@ -63,8 +63,31 @@ class Payload:
     def __ne__(self, other: object, /) -> bool: ...
     __hash__: None  # type: ignore[assignment]
 
+class _Handle:
+    """The base of every object with a descriptor to poll (``Channel``,
+    ``Server``, ``Worker``, ``Engine``, ``Session``, ``ResumeServer``):
+    ``sluice.poll`` takes any of them."""
+    def fileno(self) -> int:
+        """The descriptor readable while events wait (level-triggered)."""
+    def dispatch(self, timeout: Optional[float] = 0.0) -> int:
+        """Runs the callbacks of one batch of waiting events; returns how many ran."""
+    def run(self, timeout: Optional[float] = None) -> None:
+        """Dispatches until ``done`` or ``timeout`` seconds."""
+    @property
+    def pending(self) -> int:
+        """Events left undelivered by a callback that raised (dispatch runs them first)."""
+    @property
+    def done(self) -> bool:
+        """Nothing more will be delivered: closed, or the last event ran."""
+    def close(self) -> None:
+        """Closes gracefully; no callback runs afterwards. Idempotent."""
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> bool: ...
+
 @final
-class Channel:
+class Channel(_Handle):
     """A connection carrying Cocaine frames: ``Channel(path)`` (Unix) or
     ``Channel(host, port)`` (TCP), connected in the background. Callbacks
     run only on the thread that calls ``dispatch``/``run``/``sluice.poll``."""
@@ -200,7 +223,7 @@ class Channel:
         """The most events one dispatch runs."""
 
 @final
-class Server:
+class Server(_Handle):
     """Listens on a Unix path (``Server(path)``) or TCP (``Server(host, port)``)
     and accepts channels (role ``"engine"`` by default)."""
 
@@ -261,7 +284,7 @@ class Server:
     def closed(self) -> bool:
         """Whether ``close()`` was called."""
 
-def poll(*objects: Union[Channel, Server], timeout: Optional[float] = None) -> int:
+def poll(*objects: _Handle, timeout: Optional[float] = None) -> int:
     """Waits until one of ``objects`` has events, dispatches each that has;
     returns the number of events run."""
 
@@ -277,24 +300,8 @@ def set_io_threads(n: int) -> bool:
 _Endpoint = Union[_PathLike, Tuple[str, int]]
 _Cb = Optional[Callable[..., Any]]
 
-class _Role:
-    """What every role has (not a runtime class)."""
-    def fileno(self) -> int:
-        """The descriptor readable while events wait (level-triggered)."""
-    def dispatch(self, timeout: Optional[float] = 0.0) -> int:
-        """Runs the callbacks of the waiting events; returns how many ran."""
-    def run(self, timeout: Optional[float] = None) -> None:
-        """Dispatches until ``done`` or ``timeout`` seconds."""
-    @property
-    def pending(self) -> bool:
-        """Events left undelivered by a callback that raised."""
-    @property
-    def done(self) -> bool:
-        """Nothing more will be delivered."""
-    def __enter__(self) -> Self: ...
-    def __exit__(
-        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
-    ) -> bool: ...
+class _Role(_Handle):
+    """What every role has (not a runtime class: roles derive from ``_Handle``)."""
 
 @final
 class WorkerStream:

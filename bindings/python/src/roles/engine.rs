@@ -1,20 +1,29 @@
 //! `sluice.Engine`, `sluice.WorkerRef` and `sluice.EngineStream`: the
-//! runtime side of the worker protocol (the core's `roles::Engine`, poll
-//! delivery of its events).
+//! runtime side of the worker protocol (the core's `roles::Engine`, on the
+//! handle base).
 
 use std::collections::HashSet;
-use std::os::fd::RawFd;
+use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::PyDict;
 
-use sluice_core::net::{DispatchError, Endpoint};
-use sluice_core::roles::{Engine as CoreEngine, EngineEvent, EngineOptions, EngineStream as CoreStream, WorkerRef as CoreRef};
+use sluice_core::net::Endpoint;
+use sluice_core::roles::{Engine as CoreEngine, EngineEvent, EngineOptions, WorkerRef as CoreRef};
 use sluice_core::wire::Role as WireRole;
 
-use super::{role_class, seconds, streamed, text_string, Call, Hub, Role};
-use crate::convert::text;
-use crate::options;
+use super::{seconds, text_string};
+use crate::handle::{self, handle_class, Handle, Queue, Spec, State};
+use crate::sends::Stream;
+use crate::{errors, options};
+
+static SPEC: Spec = Spec {
+    callbacks: Engine::CALLBACKS,
+    renames: &[("connect", "on_handshake"), ("disconnect", "on_gone")],
+    terminate_session: false,
+    disconnect_sessions: false,
+    last_disconnect: false,
+};
 
 /// An engine: listens (a Unix path, as the runtime does, or TCP), accepts
 /// workers, checks each handshake's uuid, answers heartbeats, cuts workers
@@ -28,70 +37,13 @@ use crate::options;
 /// calls ``dispatch()`` / ``run()`` (or in the event loop with
 /// ``sluice.aio.run(engine)``); the protocol (handshakes, heartbeat
 /// answers, timeouts) runs on the I/O threads and does not wait for them.
-#[pyclass(frozen, weakref, module = "sluice", name = "Engine")]
+#[pyclass(extends = Handle, frozen, module = "sluice", name = "Engine")]
 pub struct Engine {
+    h: Arc<State>,
     core: CoreEngine,
-    hub: Hub<EngineEvent>,
 }
 
-impl Drop for Engine {
-    fn drop(&mut self) {
-        if !self.hub.is_done() {
-            self.core.close();
-        }
-    }
-}
-
-fn worker<'py>(py: Python<'py>, w: CoreRef) -> PyResult<Bound<'py, PyAny>> {
-    Ok(Bound::new(py, WorkerRef { core: w })?.into_any())
-}
-
-impl Role for Engine {
-    type Event = EngineEvent;
-
-    fn hub(&self) -> &Hub<EngineEvent> {
-        &self.hub
-    }
-
-    fn raw_fd(&self) -> RawFd {
-        self.core.fd().expect("sluice engines use poll delivery")
-    }
-
-    fn core_dispatch(&self, max: usize) -> Result<usize, DispatchError> {
-        self.core.dispatch(max)
-    }
-
-    fn convert<'py>(&self, py: Python<'py>, event: EngineEvent) -> PyResult<Option<Call<'py>>> {
-        let int = |n: u64| n.into_pyobject(py).map(|v| v.into_any());
-        Ok(Some(match event {
-            EngineEvent::Handshake { worker: w } => ("on_handshake", vec![worker(py, w)?]),
-            EngineEvent::Rejected { uuid } => ("on_rejected", vec![text(py, uuid.as_bytes())?]),
-            EngineEvent::Heartbeat { worker: w } => ("on_heartbeat", vec![worker(py, w)?]),
-            EngineEvent::Chunk { worker: w, session, data } => (
-                "on_chunk",
-                vec![worker(py, w)?, int(session)?, crate::convert::chunk(py, data, crate::options::default_copy_threshold())?],
-            ),
-            EngineEvent::Error { worker: w, session, category, code, message } => (
-                "on_error",
-                vec![
-                    worker(py, w)?,
-                    int(session)?,
-                    category.into_pyobject(py)?.into_any(),
-                    code.into_pyobject(py)?.into_any(),
-                    super::opt_text(py, message.as_deref())?,
-                ],
-            ),
-            EngineEvent::Close { worker: w, session } => ("on_choke", vec![worker(py, w)?, int(session)?]),
-            EngineEvent::Terminate { worker: w, code, reason } => {
-                ("on_terminate", vec![worker(py, w)?, code.into_pyobject(py)?.into_any(), text(py, &reason)?])
-            }
-            EngineEvent::Drain { worker: w } => ("on_drain", vec![worker(py, w)?]),
-            EngineEvent::Gone { worker: w, errno } => ("on_gone", vec![worker(py, w)?, errno.into_pyobject(py)?.into_any()]),
-        }))
-    }
-}
-
-role_class! {
+handle_class! {
     Engine,
     callbacks {
         /// ``on_handshake(worker: WorkerRef)``: a worker handshook with an
@@ -131,7 +83,6 @@ role_class! {
         #[pyo3(text_signature = "(endpoint, dialect=1, *, uuids=None, handshake_timeout=5.0, heartbeat_timeout=30.0, terminate_timeout=10.0, **options)")]
         #[allow(clippy::too_many_arguments)]
         fn py_new(
-            py: Python<'_>,
             endpoint: &Bound<'_, PyAny>,
             dialect: Option<Bound<'_, PyAny>>,
             uuids: Option<&Bound<'_, PyAny>>,
@@ -139,15 +90,14 @@ role_class! {
             heartbeat_timeout: f64,
             terminate_timeout: f64,
             options: Option<&Bound<'_, PyDict>>,
-        ) -> PyResult<Engine> {
+        ) -> PyResult<PyClassInitializer<Engine>> {
             let (mut pairs, callbacks) = options::split(options)?;
             super::refuse_fixed("Engine", &pairs, &["role", "copy_threshold", "batch"])?;
             if let Some(d) = dialect {
                 pairs.insert(0, ("dialect".to_string(), d));
             }
             let channel = options::parse("Engine", &pairs)?;
-            let callbacks = callbacks.as_ref();
-            let hub = Hub::new(Self::CALLBACKS, callbacks)?;
+            let cbs = handle::callbacks(&SPEC, callbacks.as_ref())?;
             let endpoint = super::endpoint_arg(endpoint)?;
             let mut opts = EngineOptions::new(endpoint, channel.dialect());
             opts.handshake_timeout = seconds(handshake_timeout, "handshake_timeout")?;
@@ -164,49 +114,23 @@ role_class! {
                 opts.uuids = Some(set);
             }
             opts.channel = channel.config(Some(WireRole::Engine));
-            let queue = hub.queue.clone();
-            let core = CoreEngine::bind(opts, move |_: &CoreEngine, ev: EngineEvent| {
-                crate::channel::lock(&queue).push(ev);
-            })?;
-            let _ = py;
-            Ok(Engine { core, hub })
+            let queue = Queue::default();
+            let q = queue.clone();
+            let core = CoreEngine::bind(opts, move |_: &CoreEngine, ev: EngineEvent| q.push(ev))?;
+            let h = Arc::new(State::new(core.clone(), queue, &SPEC, cbs));
+            Ok(PyClassInitializer::from(Handle(h.clone())).add_subclass(Engine { h, core }))
         }
 
         /// The workers that have handshaken and not gone, oldest first.
         #[getter]
         fn workers(&self) -> Vec<WorkerRef> {
-            self.core.workers().into_iter().map(|core| WorkerRef { core }).collect()
+            self.core.workers().into_iter().map(WorkerRef::from).collect()
         }
 
         /// The connected worker with this uuid, or None.
         fn worker(&self, uuid: &Bound<'_, PyAny>) -> PyResult<Option<WorkerRef>> {
             let uuid = text_string(uuid, "uuid")?;
-            Ok(self.core.worker(&uuid).map(|core| WorkerRef { core }))
-        }
-
-        /// Stops listening and closes every worker connection; no callback
-        /// runs afterwards and ``done`` becomes true. Removes the Unix socket
-        /// file. Idempotent; called by ``with`` and when the object is
-        /// garbage-collected.
-        fn close(&self) {
-            self.core.close();
-            self.hub.finish();
-        }
-
-        fn __enter__(slf: Py<Self>) -> Py<Self> {
-            slf
-        }
-
-        #[pyo3(signature = (*_exc))]
-        fn __exit__(&self, _exc: &Bound<'_, PyTuple>) -> bool {
-            self.close();
-            false
-        }
-
-        /// Whether ``close()`` was called.
-        #[getter]
-        fn done(&self) -> bool {
-            self.hub.is_done()
+            Ok(self.core.worker(&uuid).map(WorkerRef::from))
         }
 
         /// Where it listens: ``(host, port)`` for TCP (the actual port when
@@ -232,7 +156,7 @@ role_class! {
         }
 
         fn __repr__(&self) -> String {
-            format!("<sluice.Engine {}{}>", self.core.local(), if self.hub.is_done() { " closed" } else { "" })
+            format!("<sluice.Engine {}{}>", self.core.local(), if self.h.is_done() { " closed" } else { "" })
         }
     }
 }
@@ -242,6 +166,12 @@ role_class! {
 #[pyclass(frozen, module = "sluice", name = "WorkerRef")]
 pub struct WorkerRef {
     core: CoreRef,
+}
+
+impl From<CoreRef> for WorkerRef {
+    fn from(core: CoreRef) -> WorkerRef {
+        WorkerRef { core }
+    }
 }
 
 #[pymethods]
@@ -269,12 +199,13 @@ impl WorkerRef {
     /// before the handshake or once the worker is gone.
     fn invoke(&self, py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<EngineStream> {
         let event = text_string(event, "event")?;
-        self.core.invoke(&event).map(|core| EngineStream { core }).map_err(|e| super::stream_error(py, e))
+        let stream = self.core.invoke(&event).map_err(|e| errors::refused(py, e))?;
+        Ok(self.stream(stream.session()))
     }
 
     /// The stream of a session this engine opened.
     fn stream(&self, session: u64) -> EngineStream {
-        EngineStream { core: self.core.stream(session) }
+        EngineStream(Stream { to: Arc::new(self.core.clone()), session }, self.core.clone())
     }
 
     /// Sends ``terminate(code, reason)``: the worker should answer with its
@@ -286,7 +217,7 @@ impl WorkerRef {
             Some(r) if !r.is_none() => text_string(r, "reason")?,
             _ => String::new(),
         };
-        streamed(py, self.core.terminate(code, &reason))
+        errors::sent(py, self.core.terminate(code, &reason))
     }
 
     /// Disconnects the worker at once; ``on_gone(worker, errno)`` follows
@@ -314,46 +245,39 @@ impl WorkerRef {
 /// ``sluice.WouldBlock`` when the queue is full and ``sluice.Closed`` once
 /// this side has ended or the worker is gone.
 #[pyclass(frozen, module = "sluice", name = "EngineStream")]
-pub struct EngineStream {
-    core: CoreStream,
-}
+pub struct EngineStream(Stream, CoreRef);
 
 #[pymethods]
 impl EngineStream {
     /// The session id.
     #[getter]
     fn session(&self) -> u64 {
-        self.core.session()
+        self.0.session
     }
 
     /// The worker it runs on.
     #[getter]
     fn worker(&self) -> WorkerRef {
-        WorkerRef { core: self.core.worker().clone() }
+        WorkerRef::from(self.1.clone())
     }
 
     /// Sends a request chunk; ``data`` is bytes-like.
     fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let b = super::data(data)?;
-        streamed(py, self.core.write(&b))
+        self.0.write(py, data)
     }
 
     /// Ends the request (v0 ``choke``, v1 ``close``).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        streamed(py, self.core.close())
+        self.0.close(py)
     }
 
     /// Fails the session (v1 category 42; v0 error then choke).
     #[pyo3(signature = (code, message=None))]
     fn error(&self, py: Python<'_>, code: i64, message: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let message = match message {
-            Some(m) if !m.is_none() => text_string(m, "message")?,
-            _ => String::new(),
-        };
-        streamed(py, self.core.error(code, &message))
+        self.0.error(py, code, message, None)
     }
 
     fn __repr__(&self) -> String {
-        format!("<sluice.EngineStream session={} worker={}>", self.core.session(), self.core.worker().id())
+        format!("<sluice.EngineStream session={} worker={}>", self.0.session, self.1.id())
     }
 }

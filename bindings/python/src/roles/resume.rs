@@ -1,20 +1,26 @@
 //! `sluice.ResumeServer` and `sluice.Peer`: the server side of resumable
-//! sessions (the core's `roles::ResumeServer`, poll delivery).
+//! sessions (the core's `roles::ResumeServer`, on the handle base).
 
-use std::os::fd::RawFd;
+use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict};
 
-use sluice_core::net::{DispatchError, Endpoint};
+use sluice_core::net::Endpoint;
 use sluice_core::roles::{Peer as CorePeer, ResumeEvent, ResumeServer as CoreServer, ResumeServerOptions};
-use sluice_core::wire::{Args, Dialect, Message, Profile};
+use sluice_core::wire::{Dialect, Profile};
 
-use super::{frame_call, message_call, role_class, seconds, Call, Hub, Role};
-use crate::channel::encode_args;
-use crate::convert::text_arg;
-use crate::errors;
-use crate::options;
+use super::seconds;
+use crate::handle::{self, handle_class, Handle, Queue, Spec, State};
+use crate::{options, sends};
+
+static SPEC: Spec = Spec {
+    callbacks: ResumeServer::CALLBACKS,
+    renames: &[("connect", "on_peer_connect"), ("disconnect", "on_peer_disconnect"), ("gone", "on_peer_gone")],
+    terminate_session: true,
+    disconnect_sessions: false,
+    last_disconnect: false,
+};
 
 /// The server of resumable ``sluice.Session`` clients: each client is a
 /// ``Peer`` whose stream outlives its connections. When a client's
@@ -28,59 +34,13 @@ use crate::options;
 /// event loop with ``sluice.aio.run(server)``). The message callbacks are
 /// the Channel's with the peer first: ``on_chunk(peer, session, data)``,
 /// ``on_frame(peer, session, type_id, args)``...
-#[pyclass(frozen, weakref, module = "sluice", name = "ResumeServer")]
+#[pyclass(extends = Handle, frozen, module = "sluice", name = "ResumeServer")]
 pub struct ResumeServer {
+    h: Arc<State>,
     core: CoreServer,
-    hub: Hub<ResumeEvent>,
-    dialect: Dialect,
-    profile: Profile,
 }
 
-impl Drop for ResumeServer {
-    fn drop(&mut self) {
-        if !self.hub.is_done() {
-            self.core.close();
-        }
-    }
-}
-
-fn peer<'py>(py: Python<'py>, p: CorePeer, dialect: Dialect, profile: Profile) -> PyResult<Bound<'py, PyAny>> {
-    Ok(Bound::new(py, Peer { core: p, dialect, profile })?.into_any())
-}
-
-impl Role for ResumeServer {
-    type Event = ResumeEvent;
-
-    fn hub(&self) -> &Hub<ResumeEvent> {
-        &self.hub
-    }
-
-    fn raw_fd(&self) -> RawFd {
-        self.core.fd().expect("sluice resume servers use poll delivery")
-    }
-
-    fn core_dispatch(&self, max: usize) -> Result<usize, DispatchError> {
-        self.core.dispatch(max)
-    }
-
-    fn convert<'py>(&self, py: Python<'py>, event: ResumeEvent) -> PyResult<Option<Call<'py>>> {
-        let (d, pr) = (self.dialect, self.profile);
-        Ok(Some(match event {
-            ResumeEvent::PeerConnected { peer: p, resumed } => {
-                ("on_peer_connect", vec![peer(py, p, d, pr)?, pyo3::types::PyBool::new(py, resumed).to_owned().into_any()])
-            }
-            ResumeEvent::PeerDisconnected { peer: p, errno } => {
-                ("on_peer_disconnect", vec![peer(py, p, d, pr)?, errno.into_pyobject(py)?.into_any()])
-            }
-            ResumeEvent::PeerGone { peer: p } => ("on_peer_gone", vec![peer(py, p, d, pr)?]),
-            ResumeEvent::Message { peer: p, session, message, .. } => message_call(py, Some(peer(py, p, d, pr)?), session, message)?,
-            ResumeEvent::Frame { peer: p, frame } => frame_call(py, Some(peer(py, p, d, pr)?), &frame)?,
-            ResumeEvent::Drain { peer: p } => ("on_drain", vec![peer(py, p, d, pr)?]),
-        }))
-    }
-}
-
-role_class! {
+handle_class! {
     ResumeServer,
     callbacks {
         /// ``on_peer_connect(peer: Peer, resumed: bool)``: a client connected;
@@ -131,56 +91,33 @@ role_class! {
             ack_every: Option<u64>,
             ack_bytes: Option<usize>,
             options: Option<&Bound<'_, PyDict>>,
-        ) -> PyResult<ResumeServer> {
+        ) -> PyResult<PyClassInitializer<ResumeServer>> {
             let (mut pairs, callbacks) = options::split(options)?;
             super::refuse_fixed("ResumeServer", &pairs, &["copy_threshold", "batch"])?;
             if let Some(d) = dialect {
                 pairs.insert(0, ("dialect".to_string(), d));
             }
             let config = options::parse("ResumeServer", &pairs)?.config(None);
-            let hub = Hub::new(Self::CALLBACKS, callbacks.as_ref())?;
+            let cbs = handle::callbacks(&SPEC, callbacks.as_ref())?;
             let endpoint = super::endpoint_arg(endpoint)?;
             let (d, pr) = (config.dialect, config.profile);
             let mut opts = ResumeServerOptions::new(endpoint, config);
             opts.peer_timeout = seconds(peer_timeout, "peer_timeout")?;
             opts.hello_timeout = seconds(hello_timeout, "hello_timeout")?;
             opts.resume = super::session::resume_options(max_unacked, ack_every, ack_bytes)?;
-            let queue = hub.queue.clone();
-            let core = CoreServer::bind(opts, move |_: &CoreServer, ev: ResumeEvent| {
-                crate::channel::lock(&queue).push(ev);
-            })?;
-            Ok(ResumeServer { core, hub, dialect: d, profile: pr })
+            let queue = Queue::default();
+            let q = queue.clone();
+            let core = CoreServer::bind(opts, move |_: &CoreServer, ev: ResumeEvent| q.push(ev))?;
+            let mut state = State::new(core.clone(), queue, &SPEC, cbs);
+            state.wire = (d, pr);
+            let h = Arc::new(state);
+            Ok(PyClassInitializer::from(Handle(h.clone())).add_subclass(ResumeServer { h, core }))
         }
 
         /// The peers it remembers (connected or waiting to come back).
         #[getter]
         fn peers(&self) -> Vec<Peer> {
-            self.core.peers().into_iter().map(|core| Peer { core, dialect: self.dialect, profile: self.profile }).collect()
-        }
-
-        /// Stops listening, closes every connection and forgets every peer;
-        /// no callback runs afterwards and ``done`` becomes true.
-        /// Idempotent; called by ``with`` and when the object is
-        /// garbage-collected.
-        fn close(&self) {
-            self.core.close();
-            self.hub.finish();
-        }
-
-        fn __enter__(slf: Py<Self>) -> Py<Self> {
-            slf
-        }
-
-        #[pyo3(signature = (*_exc))]
-        fn __exit__(&self, _exc: &Bound<'_, PyTuple>) -> bool {
-            self.close();
-            false
-        }
-
-        /// Whether ``close()`` was called.
-        #[getter]
-        fn done(&self) -> bool {
-            self.hub.is_done()
+            self.core.peers().into_iter().map(|p| Peer::new(p, self.h.wire)).collect()
         }
 
         /// Where it listens: ``(host, port)`` for TCP, the path for a Unix socket.
@@ -205,7 +142,7 @@ role_class! {
         }
 
         fn __repr__(&self) -> String {
-            format!("<sluice.ResumeServer {}{}>", self.core.local(), if self.hub.is_done() { " closed" } else { "" })
+            format!("<sluice.ResumeServer {}{}>", self.core.local(), if self.h.is_done() { " closed" } else { "" })
         }
     }
 }
@@ -218,8 +155,13 @@ role_class! {
 #[pyclass(frozen, module = "sluice", name = "Peer")]
 pub struct Peer {
     core: CorePeer,
-    dialect: Dialect,
-    profile: Profile,
+    wire: (Dialect, Profile),
+}
+
+impl Peer {
+    pub(crate) fn new(core: CorePeer, wire: (Dialect, Profile)) -> Peer {
+        Peer { core, wire }
+    }
 }
 
 #[pymethods]
@@ -244,13 +186,12 @@ impl Peer {
 
     /// Queues a chunk on ``session``.
     fn send_chunk(&self, py: Python<'_>, session: u64, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let b = super::data(data)?;
-        errors::sent(py, self.core.send_chunk(session, &b))
+        sends::chunk(py, &self.core, session, data)
     }
 
     /// Ends this side of ``session``.
     fn send_choke(&self, py: Python<'_>, session: u64) -> PyResult<()> {
-        errors::sent(py, self.core.send_message(session, &Message::Choke, &[]))
+        sends::choke(py, &self.core, session)
     }
 
     /// Fails ``session`` (v1 category 42 when None).
@@ -263,19 +204,14 @@ impl Peer {
         message: Option<&Bound<'_, PyAny>>,
         category: Option<i64>,
     ) -> PyResult<()> {
-        let message = message.filter(|m| !m.is_none()).map(|m| text_arg(m, "message")).transpose()?;
-        errors::sent(py, self.core.send_message(session, &Message::Error { category, code, message }, &[]))
+        sends::error(py, &self.core, session, code, message, category)
     }
 
     /// Queues a generic frame: ``args`` is a list or tuple of values,
     /// encoded as msgpack.
     #[pyo3(signature = (session, type_id, args=None))]
     fn send_frame(&self, py: Python<'_>, session: u64, type_id: u64, args: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let args = match args {
-            Some(a) => encode_args(a, self.dialect, self.profile)?,
-            None => Args::empty(),
-        };
-        errors::sent(py, self.core.send_frame(session, type_id, &args, &[]))
+        sends::frame(py, &self.core, self.wire, session, type_id, args)
     }
 
     /// Cuts the current connection (the client reconnects and resumes);

@@ -1,23 +1,28 @@
 //! `sluice.Session`: a client connection that stays up (the core's
-//! `roles::Session`, poll delivery with a descriptor that stays the same
-//! across reconnections).
+//! `roles::Session`, on the handle base, with a descriptor that stays the
+//! same across reconnections).
 
-use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList};
 
-use sluice_core::net::DispatchError;
 use sluice_core::roles::{Backoff, Liveness, ResumeOptions, Session as CoreSession, SessionEvent, SessionOptions};
-use sluice_core::wire::{Args, Dialect, Message};
+use sluice_core::wire::Dialect;
 
-use super::{frame_call, message_call, role_class, seconds, Call, Hub, Role};
-use crate::channel::encode_args;
-use crate::convert::text_arg;
-use crate::errors;
-use crate::options;
+use super::seconds;
+use crate::handle::{self, handle_class, Handle, Queue, Spec, State};
+use crate::{errors, options, sends};
+
+static SPEC: Spec = Spec {
+    callbacks: Session::CALLBACKS,
+    renames: &[("reconnect", "on_reconnect_attempt")],
+    terminate_session: true,
+    disconnect_sessions: false,
+    last_disconnect: false,
+};
 
 /// A connection that stays up: it connects to the first of its endpoints
 /// and, whenever the connection fails or ends, reconnects by itself after a
@@ -38,55 +43,10 @@ use crate::options;
 /// (``fileno()``) is the same across reconnections. ``role=None`` (the
 /// default) delivers every frame to ``on_frame``; with a role, protocol
 /// messages go to the Channel-style callbacks (``on_chunk``...).
-#[pyclass(frozen, weakref, module = "sluice", name = "Session")]
+#[pyclass(extends = Handle, frozen, module = "sluice", name = "Session")]
 pub struct Session {
+    h: Arc<State>,
     core: CoreSession,
-    hub: Hub<SessionEvent>,
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        if !self.hub.is_done() {
-            self.core.stop();
-        }
-    }
-}
-
-impl Role for Session {
-    type Event = SessionEvent;
-
-    fn hub(&self) -> &Hub<SessionEvent> {
-        &self.hub
-    }
-
-    fn raw_fd(&self) -> RawFd {
-        self.core.fd().expect("sluice sessions use poll delivery")
-    }
-
-    fn core_dispatch(&self, max: usize) -> Result<usize, DispatchError> {
-        self.core.dispatch(max)
-    }
-
-    fn convert<'py>(&self, py: Python<'py>, event: SessionEvent) -> PyResult<Option<Call<'py>>> {
-        Ok(Some(match event {
-            SessionEvent::Connected { endpoint, resumed } => (
-                "on_connect",
-                vec![endpoint.to_string().into_pyobject(py)?.into_any(), pyo3::types::PyBool::new(py, resumed).to_owned().into_any()],
-            ),
-            SessionEvent::Disconnected { errno } => ("on_disconnect", vec![errno.into_pyobject(py)?.into_any()]),
-            SessionEvent::ReconnectAttempt { attempt, endpoint, delay } => (
-                "on_reconnect_attempt",
-                vec![
-                    attempt.into_pyobject(py)?.into_any(),
-                    endpoint.to_string().into_pyobject(py)?.into_any(),
-                    delay.as_secs_f64().into_pyobject(py)?.into_any(),
-                ],
-            ),
-            SessionEvent::Message { session, message, .. } => message_call(py, None, session, message)?,
-            SessionEvent::Frame(f) => frame_call(py, None, &f)?,
-            SessionEvent::Drain => ("on_drain", vec![]),
-        }))
-    }
 }
 
 /// The endpoints argument: a list of endpoints, or one.
@@ -115,7 +75,7 @@ pub(crate) fn resume_options(max_unacked: Option<usize>, ack_every: Option<u64>,
     Ok(r)
 }
 
-role_class! {
+handle_class! {
     Session,
     callbacks {
         /// ``on_connect(endpoint: str, resumed: bool)``: a connection is up
@@ -172,11 +132,11 @@ role_class! {
             ack_every: Option<u64>,
             ack_bytes: Option<usize>,
             options: Option<&Bound<'_, PyDict>>,
-        ) -> PyResult<Session> {
+        ) -> PyResult<PyClassInitializer<Session>> {
             let (pairs, callbacks) = options::split(options)?;
             super::refuse_fixed("Session", &pairs, &["copy_threshold", "batch"])?;
             let config = options::parse("Session", &pairs)?.config(None);
-            let hub = Hub::new(Self::CALLBACKS, callbacks.as_ref())?;
+            let cbs = handle::callbacks(&SPEC, callbacks.as_ref())?;
             let eps = self::endpoints(endpoints)?;
             if eps.is_empty() {
                 return Err(PyValueError::new_err("a session needs at least one endpoint"));
@@ -209,12 +169,12 @@ role_class! {
             if resume {
                 opts.resume = Some(resume_options(max_unacked, ack_every, ack_bytes)?);
             }
-            let queue = hub.queue.clone();
-            let core = CoreSession::connect(opts, move |_: &CoreSession, ev: SessionEvent| {
-                crate::channel::lock(&queue).push(ev);
-            })
-            .map_err(|e| errors::error(py, &format!("cannot start the session: {e}")))?;
-            Ok(Session { core, hub })
+            let queue = Queue::default();
+            let q = queue.clone();
+            let core = CoreSession::connect(opts, move |_: &CoreSession, ev: SessionEvent| q.push(ev))
+                .map_err(|e| errors::error(py, &format!("cannot start the session: {e}")))?;
+            let h = Arc::new(State::new(core.clone(), queue, &SPEC, cbs));
+            Ok(PyClassInitializer::from(Handle(h.clone())).add_subclass(Session { h, core }))
         }
 
         /// Queues a chunk on ``session``. Without resume, raises
@@ -222,30 +182,25 @@ role_class! {
         /// chunk is kept and sent once one is (``sluice.WouldBlock`` while
         /// ``max_unacked`` bytes wait for the peer's acknowledgement).
         fn send_chunk(&self, py: Python<'_>, session: u64, data: &Bound<'_, PyAny>) -> PyResult<()> {
-            let b = super::data(data)?;
-            errors::sent(py, self.core.send_chunk(session, &b))
+            sends::chunk(py, &self.core, session, data)
         }
 
         /// Ends this side of ``session`` (v0 ``choke``, v1 ``close``).
         fn send_choke(&self, py: Python<'_>, session: u64) -> PyResult<()> {
-            errors::sent(py, self.core.send(session, &Message::Choke))
+            sends::choke(py, &self.core, session)
         }
 
         /// Fails ``session`` (v1 category 42 when None).
         #[pyo3(signature = (session, code, message=None, category=None))]
         fn send_error(&self, py: Python<'_>, session: u64, code: i64, message: Option<&Bound<'_, PyAny>>, category: Option<i64>) -> PyResult<()> {
-            let message = message.filter(|m| !m.is_none()).map(|m| text_arg(m, "message")).transpose()?;
-            errors::sent(py, self.core.send(session, &Message::Error { category, code, message }))
+            sends::error(py, &self.core, session, code, message, category)
         }
 
         /// Opens a session for ``event`` and returns its id
         /// (``next_session()`` when ``session`` is None).
         #[pyo3(signature = (event, session=None))]
         fn send_invoke(&self, py: Python<'_>, event: &Bound<'_, PyAny>, session: Option<u64>) -> PyResult<u64> {
-            let event = text_arg(event, "event")?;
-            let session = session.unwrap_or_else(|| self.core.next_session());
-            errors::sent(py, self.core.send(session, &Message::Invoke { event }))?;
-            Ok(session)
+            sends::invoke(py, &self.core, session.unwrap_or_else(|| self.core.next_session()), event)
         }
 
         /// Queues a generic frame: ``args`` is a list or tuple of values,
@@ -253,11 +208,7 @@ role_class! {
         #[pyo3(signature = (session, type_id, args=None))]
         fn send_frame(&self, py: Python<'_>, session: u64, type_id: u64, args: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
             let cfg = &self.core.options().channel;
-            let args = match args {
-                Some(a) => encode_args(a, cfg.dialect, cfg.profile)?,
-                None => Args::empty(),
-            };
-            errors::sent(py, self.core.send_frame(session, type_id, &args, &[]))
+            sends::frame(py, &self.core, (cfg.dialect, cfg.profile), session, type_id, args)
         }
 
         /// The id for a new session opened by this side: one above every id
@@ -276,32 +227,10 @@ role_class! {
 
         /// Stops for good: no more reconnections, the connection is closed
         /// gracefully, no callback runs afterwards and ``done`` becomes
-        /// true. Idempotent; called by ``with`` and when the object is
-        /// garbage-collected.
+        /// true (``close()`` does the same). Idempotent; called by ``with``
+        /// and when the object is garbage-collected.
         fn stop(&self) {
-            self.core.stop();
-            self.hub.finish();
-        }
-
-        /// The same as ``stop()``.
-        fn close(&self) {
-            self.stop();
-        }
-
-        fn __enter__(slf: Py<Self>) -> Py<Self> {
-            slf
-        }
-
-        #[pyo3(signature = (*_exc))]
-        fn __exit__(&self, _exc: &Bound<'_, PyTuple>) -> bool {
-            self.stop();
-            false
-        }
-
-        /// Whether ``stop()`` was called.
-        #[getter]
-        fn done(&self) -> bool {
-            self.hub.is_done()
+            self.h.close();
         }
 
         /// Whether a connection is up and usable now.
@@ -338,7 +267,7 @@ role_class! {
         }
 
         fn __repr__(&self) -> String {
-            let state = if self.hub.is_done() {
+            let state = if self.h.is_done() {
                 "stopped"
             } else if self.core.is_connected() {
                 "connected"

@@ -1,20 +1,22 @@
 //! `sluice.Worker` and `sluice.WorkerStream`: the app side of the engine
-//! protocol (the core's `roles::Worker`, poll delivery).
+//! protocol (the core's `roles::Worker`, on the handle base).
 
-use std::os::fd::RawFd;
+use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::PyDict;
 
-use sluice_core::net::DispatchError;
-use sluice_core::roles::{Worker as CoreWorker, WorkerEvent, WorkerOptions, WorkerStream as CoreStream};
+use sluice_core::host::{Options, Streams};
+use sluice_core::roles::{Worker as CoreWorker, WorkerEvent, WorkerOptions};
 use sluice_core::wire::{Dialect, Role as WireRole};
 
-use super::{role_class, seconds, streamed, text_string, Call, Hub, Role};
-use crate::convert::text;
-use crate::errors;
-use crate::options;
-use sluice_core::host::Options;
+use super::{seconds, text_string};
+use crate::handle::{self, handle_class, Handle, Queue, Spec, State};
+use crate::sends::Stream;
+use crate::{errors, options};
+
+static SPEC: Spec =
+    Spec { callbacks: Worker::CALLBACKS, renames: &[], terminate_session: false, disconnect_sessions: true, last_disconnect: true };
 
 /// A worker's channel options: the table's, except ``role`` (always
 /// worker), ``copy_threshold`` and ``batch`` (a role's events are not
@@ -43,80 +45,21 @@ fn channel_options(what: &str, pairs: &[(String, Bound<'_, PyAny>)], from_args: 
 /// the protocol itself (handshake, heartbeats' bookkeeping) advances as
 /// events are dispatched. ``on_disconnect`` is the last event; after
 /// ``terminate()`` or ``close()`` none is delivered.
-#[pyclass(frozen, weakref, module = "sluice", name = "Worker")]
+#[pyclass(extends = Handle, frozen, module = "sluice", name = "Worker")]
 pub struct Worker {
+    h: Arc<State>,
     core: CoreWorker,
-    hub: Hub<WorkerEvent>,
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        // Like a channel: a worker nobody holds is closed.
-        if !self.hub.is_done() {
-            self.core.close();
-        }
-    }
-}
-
-impl Role for Worker {
-    type Event = WorkerEvent;
-
-    fn hub(&self) -> &Hub<WorkerEvent> {
-        &self.hub
-    }
-
-    fn raw_fd(&self) -> RawFd {
-        self.core.fd().expect("sluice workers use poll delivery")
-    }
-
-    fn core_dispatch(&self, max: usize) -> Result<usize, DispatchError> {
-        self.core.dispatch(max)
-    }
-
-    fn convert<'py>(&self, py: Python<'py>, event: WorkerEvent) -> PyResult<Option<Call<'py>>> {
-        let int = |n: u64| n.into_pyobject(py).map(|v| v.into_any());
-        Ok(Some(match event {
-            WorkerEvent::Connected => ("on_connect", vec![]),
-            WorkerEvent::Invoke { stream, event, .. } => {
-                let s = Bound::new(py, WorkerStream { core: stream })?.into_any();
-                ("on_invoke", vec![s, text(py, &event)?])
-            }
-            WorkerEvent::Chunk { session, data } => {
-                ("on_chunk", vec![int(session)?, crate::convert::chunk(py, data, crate::options::default_copy_threshold())?])
-            }
-            WorkerEvent::Error { session, category, code, message } => (
-                "on_error",
-                vec![
-                    int(session)?,
-                    category.into_pyobject(py)?.into_any(),
-                    code.into_pyobject(py)?.into_any(),
-                    super::opt_text(py, message.as_deref())?,
-                ],
-            ),
-            WorkerEvent::Close { session } => ("on_choke", vec![int(session)?]),
-            WorkerEvent::Heartbeat => ("on_heartbeat", vec![]),
-            WorkerEvent::Terminate { code, reason } => ("on_terminate", vec![code.into_pyobject(py)?.into_any(), text(py, &reason)?]),
-            WorkerEvent::Disown => ("on_disown", vec![]),
-            WorkerEvent::Drain => ("on_drain", vec![]),
-            WorkerEvent::Disconnected { errno, sessions } => {
-                self.hub.ended();
-                ("on_disconnect", vec![errno.into_pyobject(py)?.into_any(), PyList::new(py, sessions)?.into_any()])
-            }
-        }))
-    }
 }
 
 impl Worker {
-    #[allow(clippy::too_many_arguments)]
     fn start(
         py: Python<'_>,
         mut opts: WorkerOptions,
-        heartbeat_interval: Option<f64>,
-        disown_timeout: Option<f64>,
+        (heartbeat_interval, disown_timeout): (Option<f64>, Option<f64>),
         channel: Options,
         callbacks: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Worker> {
-        let hub = Hub::new(Self::CALLBACKS, callbacks)?;
+    ) -> PyResult<PyClassInitializer<Worker>> {
+        let cbs = handle::callbacks(&SPEC, callbacks)?;
         if let Some(t) = heartbeat_interval {
             opts.heartbeat_interval = seconds(t, "heartbeat_interval")?;
         }
@@ -124,16 +67,18 @@ impl Worker {
             opts.disown_timeout = seconds(t, "disown_timeout")?;
         }
         opts.channel = channel.config(Some(WireRole::Worker));
-        let queue = hub.queue.clone();
-        let core = CoreWorker::connect(opts, move |_: &CoreWorker, ev: WorkerEvent| {
-            crate::channel::lock(&queue).push(ev);
-        })
-        .map_err(|e| errors::error(py, &format!("cannot start the worker: {e}")))?;
-        Ok(Worker { core, hub })
+        let queue = Queue::default();
+        let q = queue.clone();
+        let core = CoreWorker::connect(opts, move |_: &CoreWorker, ev: WorkerEvent| q.push(ev))
+            .map_err(|e| errors::error(py, &format!("cannot start the worker: {e}")))?;
+        let mut state = State::new(core.clone(), queue, &SPEC, cbs);
+        state.streams = Some(Arc::new(core.clone()));
+        let h = Arc::new(state);
+        Ok(PyClassInitializer::from(Handle(h.clone())).add_subclass(Worker { h, core }))
     }
 }
 
-role_class! {
+handle_class! {
     Worker,
     callbacks {
         /// ``on_connect()``: connected; the handshake and the first
@@ -186,7 +131,7 @@ role_class! {
             heartbeat_interval: Option<f64>,
             disown_timeout: Option<f64>,
             options: Option<&Bound<'_, PyDict>>,
-        ) -> PyResult<Worker> {
+        ) -> PyResult<PyClassInitializer<Worker>> {
             let (pairs, callbacks) = options::split(options)?;
             let channel = channel_options("Worker", &pairs, false)?;
             let endpoint = super::endpoint_arg(endpoint)?;
@@ -194,7 +139,7 @@ role_class! {
             let mut opts = WorkerOptions::new(&uuid, endpoint, channel.dialect());
             opts.app = app;
             opts.locator = locator.unwrap_or_default();
-            Worker::start(py, opts, heartbeat_interval, disown_timeout, channel, callbacks.as_ref())
+            Worker::start(py, opts, (heartbeat_interval, disown_timeout), channel, callbacks.as_ref())
         }
 
         /// A worker started with the runtime's arguments (without the
@@ -214,7 +159,7 @@ role_class! {
             heartbeat_interval: Option<f64>,
             disown_timeout: Option<f64>,
             options: Option<&Bound<'_, PyDict>>,
-        ) -> PyResult<Worker> {
+        ) -> PyResult<Py<Worker>> {
             if args.is_instance_of::<pyo3::types::PyString>() {
                 return Err(pyo3::exceptions::PyTypeError::new_err("args must be a list of strings (sys.argv[1:]), not a str"));
             }
@@ -222,14 +167,14 @@ role_class! {
             let channel = channel_options("Worker.from_args", &pairs, true)?;
             let list: Vec<String> = args.extract()?;
             let opts = WorkerOptions::from_args(&list).map_err(|e| errors::bad_arguments(py, &e.0))?;
-            Worker::start(py, opts, heartbeat_interval, disown_timeout, channel, callbacks.as_ref())
+            Py::new(py, Worker::start(py, opts, (heartbeat_interval, disown_timeout), channel, callbacks.as_ref())?)
         }
 
         /// The stream of ``session`` (to answer a session from ``on_chunk``
         /// or ``on_choke``). Streams of unknown or ended sessions refuse
         /// every send with ``sluice.Closed``.
         fn stream(&self, session: u64) -> WorkerStream {
-            WorkerStream { core: self.core.stream(session) }
+            WorkerStream::new(Arc::new(self.core.clone()), session)
         }
 
         /// Sends ``terminate(code, reason)`` to the engine and closes the
@@ -243,34 +188,9 @@ role_class! {
                 Some(r) if !r.is_none() => text_string(r, "reason")?,
                 _ => String::new(),
             };
+            self.h.finish();
             self.core.terminate(code, &reason);
-            self.hub.finish();
             Ok(())
-        }
-
-        /// Closes the connection gracefully without a terminate; no callback
-        /// runs afterwards. Idempotent; called by ``with`` and when the
-        /// object is garbage-collected.
-        fn close(&self) {
-            self.core.close();
-            self.hub.finish();
-        }
-
-        fn __enter__(slf: Py<Self>) -> Py<Self> {
-            slf
-        }
-
-        #[pyo3(signature = (*_exc))]
-        fn __exit__(&self, _exc: &Bound<'_, PyTuple>) -> bool {
-            self.close();
-            false
-        }
-
-        /// Whether nothing more will be delivered: ``on_disconnect`` ran, or
-        /// ``terminate()`` / ``close()`` was called.
-        #[getter]
-        fn done(&self) -> bool {
-            self.hub.is_done()
         }
 
         /// ``--app``: the app's name ("" when not given).
@@ -330,7 +250,7 @@ role_class! {
                 self.dialect(),
                 self.core.options().uuid,
                 self.core.options().endpoint,
-                if self.hub.is_done() { " done" } else { "" }
+                if self.h.is_done() { " done" } else { "" }
             )
         }
     }
@@ -342,8 +262,12 @@ role_class! {
 /// (``on_drain`` follows) and ``sluice.Closed`` once the stream has ended
 /// or the connection is gone.
 #[pyclass(frozen, module = "sluice", name = "WorkerStream")]
-pub struct WorkerStream {
-    core: CoreStream,
+pub struct WorkerStream(Stream);
+
+impl WorkerStream {
+    pub(crate) fn new(to: Arc<dyn Streams>, session: u64) -> WorkerStream {
+        WorkerStream(Stream { to, session })
+    }
 }
 
 #[pymethods]
@@ -351,18 +275,17 @@ impl WorkerStream {
     /// The session id.
     #[getter]
     fn session(&self) -> u64 {
-        self.core.session()
+        self.0.session
     }
 
     /// Sends a chunk (v0 ``chunk``, v1 ``write``); ``data`` is bytes-like.
     fn write(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let b = super::data(data)?;
-        streamed(py, self.core.write(&b))
+        self.0.write(py, data)
     }
 
     /// Ends this side of the session (v0 ``choke``, v1 ``close``).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        streamed(py, self.core.close())
+        self.0.close(py)
     }
 
     /// Fails the session: v1 ``error`` with ``category`` (42, the
@@ -370,18 +293,10 @@ impl WorkerStream {
     /// ``choke`` the engine needs.
     #[pyo3(signature = (code, message=None, category=None))]
     fn error(&self, py: Python<'_>, code: i64, message: Option<&Bound<'_, PyAny>>, category: Option<i64>) -> PyResult<()> {
-        let message = match message {
-            Some(m) if !m.is_none() => text_string(m, "message")?,
-            _ => String::new(),
-        };
-        let r = match category {
-            Some(c) => self.core.error_with_category(c, code, &message),
-            None => self.core.error(code, &message),
-        };
-        streamed(py, r)
+        self.0.error(py, code, message, category)
     }
 
     fn __repr__(&self) -> String {
-        format!("<sluice.WorkerStream session={}>", self.core.session())
+        format!("<sluice.WorkerStream session={}>", self.0.session)
     }
 }
