@@ -354,12 +354,6 @@ export declare class EngineWorker {
    * the handshake or after the worker is gone.
    */
   invoke(event: string): number | bigint
-  /** Sends a request chunk on session `sid`. */
-  write(sid: number | bigint, data: Uint8Array | string): void
-  /** Ends the request of session `sid` (v0 `choke`, v1 `close`). */
-  end(sid: number | bigint): void
-  /** Fails session `sid` (v1 category 42; v0 error then choke). */
-  fail(sid: number | bigint, code: number, message?: string): void
   /**
    * Sends `terminate(code, reason)` (default 1, `''`); the worker should
    * answer with its own (`'terminate'`) and close (`'gone'`); after the
@@ -371,6 +365,24 @@ export declare class EngineWorker {
    * (a Linux number, default 104 `ECONNRESET`).
    */
   kill(errno?: number): void
+  /**
+   * Sends a chunk on session `sid` (v0 `chunk`, v1 `write`); a
+   * string goes as its UTF-8 bytes. Like every send of the roles it
+   * throws an Error with a `code` when refused: `'EAGAIN'` (the
+   * send queue is full; nothing was sent; `'drain'` follows),
+   * `'ERR_CHANNEL_CLOSED'`, `'ERR_STREAM_ENDED'` (this side already
+   * ended the session), `'ERR_NO_SESSION'`.
+   */
+  write(sid: number | bigint, data: Uint8Array | string): void
+  /** Ends this side of session `sid` (v0 `choke`, v1 `close`). */
+  end(sid: number | bigint): void
+  /**
+   * Fails session `sid`: v1 `error([category, code], message)`
+   * (category 42, the frameworks' own, unless given); v0
+   * `error(code, message)` then the `choke` the v0 engine needs.
+   * Nothing may follow on it.
+   */
+  fail(sid: number | bigint, code: number, message?: string): void
 }
 
 /** A service listening on its own endpoint. Keeps Node running until `close()`. */
@@ -536,22 +548,30 @@ export declare class ResumePeer {
   get received(): number
   /** Whether a connection is attached now. */
   get connected(): boolean
-  /** Queues a chunk on session `sid`. */
-  sendChunk(sid: number | bigint, data: Uint8Array | string): void
-  /** Ends this side of session `sid`. */
-  sendChoke(sid: number | bigint): void
-  /** Opens session `sid` with `invoke(event)`. */
-  sendInvoke(sid: number | bigint, event: string): void
-  /** Fails session `sid` (`category` for v1, default 42). */
-  sendError(sid: number | bigint, code: number, message?: string, category?: number): void
-  /** Queues a generic frame (`args`: the msgpack encoding of an array). */
-  sendFrame(sid: number | bigint, type: number, args: Uint8Array): void
   /**
    * Cuts the current connection (the peer reconnects and resumes);
    * `'peerDisconnected'` follows with `errno` (default 104
    * `ECONNRESET`).
    */
   disconnect(errno?: number): void
+  /**
+   * Sends a chunk on session `sid` (a string as its UTF-8 bytes).
+   * Sends throw an Error with a `code` when refused: `'EAGAIN'`
+   * (nothing was sent; retry after `'drain'`),
+   * `'ERR_CHANNEL_CLOSED'`, `'ERR_STREAM_ENDED'`, `'ERR_NO_SESSION'`.
+   */
+  sendChunk(sid: number | bigint, data: Uint8Array | string): void
+  /** Ends this side of session `sid` (v0 `choke`, v1 `close`). */
+  sendChoke(sid: number | bigint): void
+  /** Opens session `sid` with `invoke(event)`. */
+  sendInvoke(sid: number | bigint, event: string): void
+  /** Fails session `sid` (`category` for v1, default 42). */
+  sendError(sid: number | bigint, code: number, message?: string, category?: number): void
+  /**
+   * Sends a generic frame: `args` is the msgpack encoding of the
+   * arguments array (as `'frame'` events give it).
+   */
+  sendFrame(sid: number | bigint, type: number, args: Uint8Array): void
 }
 
 /**
@@ -687,6 +707,8 @@ export declare class ServiceDef {
  * * `'drain' ()` — a send refused with `EAGAIN` may be retried.
  * * `'close' ()` — after `stop()`; nothing follows.
  *
+ * Sends without resume throw `ERR_CHANNEL_CLOSED` while no connection is
+ * up; with resume they are kept and sent (again) until the peer has them.
  * A session never emits `'error'`. Until `stop()` it keeps Node running.
  */
 export declare class Session {
@@ -700,26 +722,6 @@ export declare class Session {
    */
   nextSession(): number | bigint
   /**
-   * Sends a chunk. Without resume it throws `ERR_CHANNEL_CLOSED` while
-   * no connection is up; with resume it is kept and sent (again) until
-   * the peer has it. `EAGAIN`: nothing was sent, retry after `'drain'`.
-   */
-  sendChunk(sid: number | bigint, data: Uint8Array | string): void
-  /** Ends this side of session `sid` (v0 `choke`, v1 `close`). */
-  sendChoke(sid: number | bigint): void
-  /**
-   * Opens session `sid` with `invoke(event)`; take `sid` from
-   * `nextSession()`.
-   */
-  sendInvoke(sid: number | bigint, event: string): void
-  /** Fails session `sid` (`category` for v1, default 42). */
-  sendError(sid: number | bigint, code: number, message?: string, category?: number): void
-  /**
-   * Sends a generic frame: `args` is the msgpack encoding of the
-   * arguments array (as `'frame'` events give it).
-   */
-  sendFrame(sid: number | bigint, type: number, args: Uint8Array): void
-  /**
    * Cuts the current connection as if it had failed with `errno` (a
    * Linux number, default 104 `ECONNRESET`); the session reconnects (and
    * resumes) as after any loss.
@@ -730,6 +732,24 @@ export declare class Session {
    * gracefully; only `'close'` follows; the promise resolves then.
    */
   stop(): Promise<void>
+  /**
+   * Sends a chunk on session `sid` (a string as its UTF-8 bytes).
+   * Sends throw an Error with a `code` when refused: `'EAGAIN'`
+   * (nothing was sent; retry after `'drain'`),
+   * `'ERR_CHANNEL_CLOSED'`, `'ERR_STREAM_ENDED'`, `'ERR_NO_SESSION'`.
+   */
+  sendChunk(sid: number | bigint, data: Uint8Array | string): void
+  /** Ends this side of session `sid` (v0 `choke`, v1 `close`). */
+  sendChoke(sid: number | bigint): void
+  /** Opens session `sid` with `invoke(event)`. */
+  sendInvoke(sid: number | bigint, event: string): void
+  /** Fails session `sid` (`category` for v1, default 42). */
+  sendError(sid: number | bigint, code: number, message?: string, category?: number): void
+  /**
+   * Sends a generic frame: `args` is the msgpack encoding of the
+   * arguments array (as `'frame'` events give it).
+   */
+  sendFrame(sid: number | bigint, type: number, args: Uint8Array): void
 }
 
 /**
@@ -774,23 +794,6 @@ export declare class Worker {
   /** Sessions open in at least one direction. */
   get openSessions(): number
   /**
-   * Sends a reply chunk on session `sid` (v0 `chunk`, v1 `write`); a
-   * string goes as its UTF-8 bytes. Like every send of the roles it
-   * throws an Error with a `code` when refused: `'EAGAIN'` (the send
-   * queue is full; nothing was sent; `'drain'` follows),
-   * `'ERR_CHANNEL_CLOSED'`, `'ERR_STREAM_ENDED'` (this side already ended
-   * the session), `'ERR_NO_SESSION'`.
-   */
-  write(sid: number | bigint, data: Uint8Array | string): void
-  /** Ends this side of session `sid` (v0 `choke`, v1 `close`). */
-  end(sid: number | bigint): void
-  /**
-   * Fails session `sid`: v1 `error([category, code], message)` (category
-   * 42, the frameworks' own, unless given); v0 `error(code, message)`
-   * then the `choke` the v0 engine needs. Nothing may follow on it.
-   */
-  fail(sid: number | bigint, code: number, message?: string, category?: number): void
-  /**
    * Sends `terminate(code, reason)` to the engine (v0 codes: 1 normal,
    * the default; 2 abnormal) and closes the connection once what is
    * queued is written. Only `'close'` follows; the promise resolves then.
@@ -801,6 +804,24 @@ export declare class Worker {
    * follows; the promise resolves then.
    */
   close(): Promise<void>
+  /**
+   * Sends a chunk on session `sid` (v0 `chunk`, v1 `write`); a
+   * string goes as its UTF-8 bytes. Like every send of the roles it
+   * throws an Error with a `code` when refused: `'EAGAIN'` (the
+   * send queue is full; nothing was sent; `'drain'` follows),
+   * `'ERR_CHANNEL_CLOSED'`, `'ERR_STREAM_ENDED'` (this side already
+   * ended the session), `'ERR_NO_SESSION'`.
+   */
+  write(sid: number | bigint, data: Uint8Array | string): void
+  /** Ends this side of session `sid` (v0 `choke`, v1 `close`). */
+  end(sid: number | bigint): void
+  /**
+   * Fails session `sid`: v1 `error([category, code], message)`
+   * (category 42, the frameworks' own, unless given); v0
+   * `error(code, message)` then the `choke` the v0 engine needs.
+   * Nothing may follow on it.
+   */
+  fail(sid: number | bigint, code: number, message?: string, category?: number): void
 }
 
 /**
@@ -811,6 +832,12 @@ export declare function _init(dispatch: (...args: any[]) => unknown): void
 
 /** Internal: `lib/services.js` hands over its dispatchers once. */
 export declare function _initServices(onCall: (...args: any[]) => unknown, onRequest: (...args: any[]) => unknown, makeError: (...args: any[]) => unknown): void
+
+/**
+ * Internal: the record format `lib/dispatch.js` reads at load: record
+ * kinds (`R_*`), owner kinds (`K_*`) and batch flags (`F_*`) by name.
+ */
+export declare function _recordFormat(): Record<string, number>
 
 /**
  * Attaches `def` to the Locator: from then on the Locator announces it and

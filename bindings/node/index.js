@@ -15,7 +15,7 @@ native._init(dispatch)
 // lazily, so instances made by the addon need no constructor call).
 Object.setPrototypeOf(native.Connection.prototype, EventEmitter.prototype)
 Object.setPrototypeOf(native.Server.prototype, EventEmitter.prototype)
-// The roles too (src/roles.rs).
+// The roles too (src/worker.rs, engine.rs, session.rs, resume.rs).
 for (const C of [native.Worker, native.Engine, native.Session, native.ResumeServer]) {
   Object.setPrototypeOf(C.prototype, EventEmitter.prototype)
 }

@@ -7,12 +7,14 @@ use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use sluice_core::net::{Channel as CoreChannel, Endpoint};
+use sluice_core::roles::StreamError;
 use sluice_core::wire::{Dialect, Message};
 
-use crate::hub::{self, Hub, Owner, Port};
+use crate::delivery::Port;
 use crate::js;
 use crate::options::{self, Resolved};
-use crate::outbox::Pending;
+use crate::records::{K_COMPAT_V0, K_COMPAT_V1};
+use crate::send_queue::Pending;
 
 /// The channel of the Cocaine Node.js framework, reimplemented over the
 /// sluice core: a drop-in for `require('../channel/channel').Channel` of
@@ -46,7 +48,6 @@ use crate::outbox::Pending;
 pub struct CompatChannel {
     endpoint: Endpoint,
     resolved: Resolved,
-    hub: Arc<Hub>,
     /// The connection and its port (replaced by `connect()` after an end).
     cur: Option<(CoreChannel, Arc<Port>)>,
 }
@@ -112,15 +113,15 @@ impl CompatChannel {
         };
         // The framework's channel is always the worker side.
         let resolved = opts.resolve_as(dialect, sluice_core::wire::Role::Worker);
-        let hub = hub::hub(e)?;
-        let mut ch = CompatChannel { endpoint, resolved, hub, cur: None };
+        let mut ch = CompatChannel { endpoint, resolved, cur: None };
         ch.open(e, this.raw())?;
         Ok(ch)
     }
 
     fn open(&mut self, env: sys::napi_env, obj: sys::napi_value) -> Result<()> {
-        let owner = Owner::compat(self.resolved.config.dialect);
-        let port = Port::new(env, &self.hub, owner, Some(obj), self.resolved.zero_copy, self.resolved.config.max_pending);
+        let owner = if self.resolved.config.dialect == Dialect::V1 { K_COMPAT_V1 } else { K_COMPAT_V0 };
+        let port = Port::new(env, owner, self.resolved.zero_copy, self.resolved.config.max_pending)?;
+        port.attach(env, obj);
         match CoreChannel::connect(self.endpoint.clone(), self.resolved.config.clone(), port.feed()) {
             Ok(ch) => {
                 self.cur = Some((ch, port));
@@ -128,8 +129,7 @@ impl CompatChannel {
             }
             Err(err) => {
                 // No runtime: the port never gets a handler to release it.
-                port.close();
-                port.release_now();
+                port.end();
                 Err(js::throw_errno(env, sluice_core::net::errno_of(&err)))
             }
         }
@@ -138,7 +138,7 @@ impl CompatChannel {
     fn live(&self, env: sys::napi_env) -> Result<&(CoreChannel, Arc<Port>)> {
         match &self.cur {
             Some(c) if !c.1.is_closed() => Ok(c),
-            _ => Err(js::closed_error(env)),
+            _ => Err(js::refused(env, StreamError::Closed)),
         }
     }
 
@@ -149,7 +149,7 @@ impl CompatChannel {
     pub fn connect(&mut self, env: Env, this: This) -> Result<()> {
         let e = env.raw();
         if let Some((ch, port)) = &self.cur {
-            if !port.is_closed() && !port.has_failed() && !ch.is_finished() {
+            if !port.is_closed() && port.failed_errno().is_none() && !ch.is_finished() {
                 return Err(js::throw(e, js::Kind::Error, "EISCONN", "the channel is already connected or connecting"));
             }
         }
@@ -167,7 +167,7 @@ impl CompatChannel {
         let e = env.raw();
         let data = js::get_bytes(e, buffer.raw()).ok_or_else(|| js::type_error(e, "send() takes a Buffer"))?;
         let (ch, port) = self.live(e)?;
-        port.outbox.send(ch, Pending::Raw(Bytes::copy_from_slice(data))).map_err(|_| js::closed_error(e))
+        port.sends.send(ch, Pending::Raw(Bytes::copy_from_slice(data))).map_err(|_| js::refused(e, StreamError::Closed))
     }
 
     /// Sends `terminate(code, reason)` on session `sid` (v0 `[2, sid, [code,
@@ -180,9 +180,9 @@ impl CompatChannel {
         let c = js::get_int(e, code.raw()).ok_or_else(|| js::type_error(e, "code must be an integer"))?;
         let r = js::get_string(e, reason.raw()).ok_or_else(|| js::type_error(e, "reason must be a string"))?;
         let (ch, port) = self.live(e)?;
-        port.outbox
+        port.sends
             .send(ch, Pending::Message(s, Message::Terminate { code: c, reason: Bytes::from(r) }))
-            .map_err(|_| js::closed_error(e))?;
+            .map_err(|_| js::refused(e, StreamError::Closed))?;
         Ok(sid)
     }
 
@@ -193,7 +193,7 @@ impl CompatChannel {
     pub fn close(&self) {
         if let Some((ch, port)) = &self.cur {
             port.close();
-            port.outbox.close(ch);
+            port.sends.close(ch);
         }
     }
 
@@ -205,10 +205,7 @@ impl CompatChannel {
     /// The dialect of this channel: `'v0'` or `'v1'`.
     #[napi(getter, ts_return_type = "'v0' | 'v1'")]
     pub fn dialect(&self) -> &'static str {
-        match self.resolved.config.dialect {
-            Dialect::V0 => "v0",
-            Dialect::V1 => "v1",
-        }
+        js::dialect_name(self.resolved.config.dialect)
     }
 }
 
@@ -273,10 +270,3 @@ callback_property!(
     "The object that owns the channel (the framework's worker). In v1, `owner.__sid` (the highest session id seen) is kept up to date as the master framework expects.",
     get_owner, set_owner, "owner", c"owner", "any", "value: any"
 );
-
-impl Port {
-    /// Whether the connection failed (as far as JavaScript has been told).
-    pub(crate) fn has_failed(&self) -> bool {
-        self.failed_errno().is_some()
-    }
-}

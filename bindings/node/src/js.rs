@@ -7,7 +7,10 @@
 use std::ffi::CString;
 use std::ptr;
 
+use napi::bindgen_prelude::{Env, FromNapiValue, JsValue, Unknown};
 use napi::{sys, Error, Result, Status};
+use sluice_core::roles::StreamError;
+use sluice_core::wire::Dialect;
 
 /// The error the generated glue skips: a JS exception is already pending.
 pub(crate) fn pending() -> Error {
@@ -34,15 +37,54 @@ pub(crate) enum Kind {
     RangeError,
 }
 
-unsafe fn string(env: sys::napi_env, s: &str) -> sys::napi_value {
+/// A JavaScript string.
+pub(crate) fn string(env: sys::napi_env, s: &str) -> sys::napi_value {
     let mut v = ptr::null_mut();
     unsafe { sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut v) };
     v
 }
 
+/// A JavaScript number.
+pub(crate) fn number(env: sys::napi_env, n: f64) -> sys::napi_value {
+    let mut v = ptr::null_mut();
+    unsafe { sys::napi_create_double(env, n, &mut v) };
+    v
+}
+
+/// A JavaScript array of `items`.
+pub(crate) fn array(env: sys::napi_env, items: impl IntoIterator<Item = sys::napi_value>) -> sys::napi_value {
+    let mut a = ptr::null_mut();
+    unsafe { sys::napi_create_array(env, &mut a) };
+    for (i, v) in items.into_iter().enumerate() {
+        unsafe { sys::napi_set_element(env, a, i as u32, v) };
+    }
+    a
+}
+
+/// A new promise and its resolver.
+pub(crate) fn new_promise(env: &Env) -> (sys::napi_deferred, Unknown<'_>) {
+    let mut d = ptr::null_mut();
+    let mut p = ptr::null_mut();
+    unsafe { sys::napi_create_promise(env.raw(), &mut d, &mut p) };
+    (d, unsafe { Unknown::from_raw_unchecked(env.raw(), p) })
+}
+
+/// A session id for JavaScript: a number up to 2^53 − 1, a BigInt above.
+pub(crate) fn id_value(env: &Env, id: u64) -> Unknown<'_> {
+    let mut v = ptr::null_mut();
+    unsafe {
+        if id < (1 << 53) {
+            sys::napi_create_double(env.raw(), id as f64, &mut v);
+        } else {
+            sys::napi_create_bigint_uint64(env.raw(), id, &mut v);
+        }
+        Unknown::from_raw_unchecked(env.raw(), v)
+    }
+}
+
 /// A new `Error` (or subclass) whose `code` property is `code`.
 pub(crate) unsafe fn make_error(env: sys::napi_env, kind: Kind, code: &str, message: &str) -> sys::napi_value {
-    let (c, m) = unsafe { (string(env, code), string(env, message)) };
+    let (c, m) = (string(env, code), string(env, message));
     let mut e = ptr::null_mut();
     unsafe {
         match kind {
@@ -90,9 +132,10 @@ pub(crate) fn throw_errno(env: sys::napi_env, errno: i32) -> Error {
     pending()
 }
 
-/// Throws the error for a send on a closed channel.
-pub(crate) fn closed_error(env: sys::napi_env) -> Error {
-    throw(env, Kind::Error, "ERR_CHANNEL_CLOSED", "the channel is closed")
+/// Throws a refused send: the one place every class's refusals are thrown,
+/// with the core's code and text (`EAGAIN`, `ERR_CHANNEL_CLOSED`, …).
+pub(crate) fn refused(env: sys::napi_env, e: StreamError) -> Error {
+    throw(env, Kind::Error, e.code(), e.explain())
 }
 
 pub(crate) fn type_of(env: sys::napi_env, v: sys::napi_value) -> sys::napi_valuetype {
@@ -224,4 +267,80 @@ pub(crate) fn undefined(env: sys::napi_env) -> sys::napi_value {
     let mut v = ptr::null_mut();
     unsafe { sys::napi_get_undefined(env, &mut v) };
     v
+}
+
+// ----------------------------------------------------------------------
+// Arguments of the classes' methods
+
+/// A session id argument.
+pub(crate) fn id_arg(env: sys::napi_env, v: Unknown<'_>) -> Result<u64> {
+    get_id(env, v.raw()).ok_or_else(|| type_error(env, "a session id must be a non-negative integer (number or bigint)"))
+}
+
+/// Data to send: a Buffer / Uint8Array, or a string's UTF-8.
+pub(crate) fn data_arg(env: sys::napi_env, v: Unknown<'_>) -> Result<bytes::Bytes> {
+    get_bytes_or_string(env, v.raw()).ok_or_else(|| type_error(env, "data must be a Buffer or a string"))
+}
+
+/// An optional string argument (undefined and null: none).
+pub(crate) fn opt_string(env: sys::napi_env, v: Option<Unknown<'_>>, name: &str) -> Result<Option<String>> {
+    match v.map(|v| v.raw()).filter(|v| !is_nullish(env, *v)) {
+        Some(v) => Ok(Some(get_string(env, v).ok_or_else(|| type_error(env, &format!("{name} must be a string")))?)),
+        None => Ok(None),
+    }
+}
+
+/// An optional integer argument (undefined and null: none).
+pub(crate) fn opt_int(env: sys::napi_env, v: Option<Unknown<'_>>, name: &str) -> Result<Option<i64>> {
+    match v.map(|v| v.raw()).filter(|v| !is_nullish(env, *v)) {
+        Some(v) => Ok(Some(get_int(env, v).ok_or_else(|| type_error(env, &format!("{name} must be an integer")))?)),
+        None => Ok(None),
+    }
+}
+
+/// An errno argument (a Linux number, default 104 `ECONNRESET`).
+pub(crate) fn errno_arg(env: sys::napi_env, v: Option<Unknown<'_>>) -> Result<i32> {
+    Ok(opt_int(env, v, "errno")?.map_or(104, |n| n as i32))
+}
+
+/// An option in milliseconds.
+pub(crate) fn millis(env: sys::napi_env, v: Option<f64>, name: &str) -> Result<Option<std::time::Duration>> {
+    match v {
+        None => Ok(None),
+        Some(ms) if ms.is_finite() && ms >= 0.0 => Ok(Some(std::time::Duration::from_secs_f64(ms / 1000.0))),
+        Some(ms) => Err(throw(
+            env,
+            Kind::RangeError,
+            "ERR_OUT_OF_RANGE",
+            &format!("options.{name} must be a number of milliseconds >= 0, got {ms}"),
+        )),
+    }
+}
+
+/// An option that counts (an integer >= 1).
+pub(crate) fn count(env: sys::napi_env, v: Option<f64>, name: &str) -> Result<Option<usize>> {
+    match v {
+        None => Ok(None),
+        Some(n) if n.is_finite() && n >= 1.0 && n.fract() == 0.0 => Ok(Some(n as usize)),
+        Some(n) => Err(throw(env, Kind::RangeError, "ERR_OUT_OF_RANGE", &format!("options.{name} must be an integer >= 1, got {n}"))),
+    }
+}
+
+/// A role's own options object (undefined → defaults).
+pub(crate) fn read_object<T: FromNapiValue + Default>(env: sys::napi_env, v: sys::napi_value) -> Result<T> {
+    if is_nullish(env, v) {
+        return Ok(T::default());
+    }
+    if type_of(env, v) != sys::ValueType::napi_object {
+        return Err(type_error(env, "options must be an object"));
+    }
+    unsafe { T::from_napi_value(env, v) }.map_err(|e| type_error(env, &format!("bad options: {}", e.reason)))
+}
+
+/// A dialect's name: `'v0'` or `'v1'`.
+pub(crate) fn dialect_name(d: Dialect) -> &'static str {
+    match d {
+        Dialect::V0 => "v0",
+        Dialect::V1 => "v1",
+    }
 }

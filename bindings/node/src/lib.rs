@@ -2,18 +2,18 @@
 //!
 //! * [`compat::CompatChannel`] (`Channel` in JavaScript) — the drop-in
 //!   replacement for the Cocaine Node.js framework's channel object.
-//! * [`modern`] — `connect()` → `Connection`, `listen()` → `Server`:
-//!   EventEmitters with promises and Node-stream backpressure.
-//! * [`roles`] — the protocol roles: `startWorker()` → `Worker`,
-//!   `listenEngine()` → `Engine`, `openSession()` → `Session`,
-//!   `listenResume()` → `ResumeServer`.
+//! * [`connection`] — `connect()` → `Connection`, `listen()` → `Server`:
+//!   EventEmitters with promises and Node-stream backpressure
+//!   ([`send_queue`]).
+//! * The protocol roles: [`worker`] (`startWorker()`), [`engine`]
+//!   (`listenEngine()`), [`session`] (`openSession()`), [`resume`]
+//!   (`listenResume()`); their sends are one family ([`sends`]).
 //! * [`services`] — Cocaine services: `Locator`, `Service`, `Call`,
 //!   `Logger`, `ServiceDef` with JavaScript handlers, `attach()`, `host()`,
 //!   `LocatorServer` and its `Registry` (`lib/services.js`: errors, calls).
-//! * [`hub`] — how events reach JavaScript: batches built on the I/O
-//!   threads, one threadsafe-function call per batch of ready channels, one
-//!   JavaScript call per channel batch (`lib/dispatch.js` runs the owner's
-//!   callbacks).
+//! * [`delivery`] — how events of every object reach JavaScript: one port
+//!   type, batches of [`records`] built on the I/O threads, one
+//!   threadsafe function (`lib/dispatch.js` runs the owner's callbacks).
 //!
 //! The package's `index.js` loads this addon, hands it the dispatcher
 //! (`_init`) and makes `Connection` and `Server` EventEmitters.
@@ -23,13 +23,18 @@
 #![cfg_attr(test, allow(dead_code))]
 
 mod compat;
-mod hub;
+mod connection;
+mod delivery;
+mod engine;
 mod js;
-mod modern;
 mod options;
-mod outbox;
-mod roles;
+mod records;
+mod resume;
+mod send_queue;
+mod sends;
 mod services;
+mod session;
+mod worker;
 
 use std::collections::HashMap;
 
@@ -43,7 +48,7 @@ pub fn init(env: Env, dispatch: Unknown<'_>) -> Result<()> {
     if js::type_of(env.raw(), dispatch.raw()) != sys::ValueType::napi_function {
         return Err(js::type_error(env.raw(), "_init takes the dispatcher function"));
     }
-    hub::init(env.raw(), dispatch.raw())
+    delivery::init(env.raw(), dispatch.raw())
 }
 
 /// The version of the sluice addon (the workspace version).

@@ -126,8 +126,8 @@ pub(crate) struct Read {
 
 impl Default for Read {
     fn default() -> Read {
-        // (Inline delivery: the hub batches events on the I/O threads
-        // itself, src/hub.rs.)
+        // (Inline delivery: ports batch events on the I/O threads
+        // itself, src/delivery.rs.)
         Read { opts: Options::new(Lang::Node), dialect: None }
     }
 }

@@ -326,9 +326,9 @@ pub(crate) fn to_js(env: sys::napi_env, v: &Value) -> sys::napi_value {
             Value::F64(f) => out = num_value(env, *f),
             Value::Str(b) => match std::str::from_utf8(b) {
                 Ok(s) => out = str_value(env, s),
-                Err(_) => out = crate::hub::buffer_copy(env, b),
+                Err(_) => out = crate::delivery::buffer_copy(env, b),
             },
-            Value::Bin(b) => out = crate::hub::buffer_copy(env, b),
+            Value::Bin(b) => out = crate::delivery::buffer_copy(env, b),
             Value::Array(items) => out = array(env, items.iter().map(|x| to_js(env, x))),
             Value::Map(pairs) => {
                 if pairs.iter().all(|(k, _)| matches!(k, Value::Str(b) if std::str::from_utf8(b).is_ok())) {
@@ -351,7 +351,7 @@ pub(crate) fn to_js(env: sys::napi_env, v: &Value) -> sys::napi_value {
             Value::Ext(t, b) => {
                 out = object(env);
                 set(env, out, "type", num_value(env, *t as f64));
-                set(env, out, "data", crate::hub::buffer_copy(env, b));
+                set(env, out, "data", crate::delivery::buffer_copy(env, b));
             }
         }
     }

@@ -42,13 +42,13 @@ struct State {
     close_after: bool,
 }
 
-/// The overflow list of one channel.
+/// The sends of one channel waiting for room.
 #[derive(Default)]
-pub(crate) struct Outbox {
+pub(crate) struct SendQueue {
     state: Mutex<State>,
 }
 
-impl Outbox {
+impl SendQueue {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -1,17 +1,22 @@
-//! The modern API: `connect()` → `Connection`, `listen()` → `Server`.
+//! Plain channels: `connect()` → [`Connection`], `listen()` → [`Server`]
+//! (EventEmitters with promises and Node-stream backpressure).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use sluice_core::host::IntoEvent;
 use sluice_core::net::{Channel as CoreChannel, Endpoint, Incoming, Server as CoreServer};
+use sluice_core::roles::StreamError;
 use sluice_core::wire::{Dialect, Message, Role};
 
-use crate::hub::{self, Owner, Port};
-use crate::js;
+use crate::delivery::Port;
+use crate::js::{self, id_arg};
 use crate::options::{self, endpoint_string};
-use crate::outbox::Pending;
+use crate::records::{K_CONNECTION, K_SERVER};
+use crate::send_queue::Pending;
+use crate::sends::error_message;
 
 /// A channel of the modern API, made by `connect()` or accepted by a
 /// `Server`. It is an `EventEmitter`; every event runs on the JavaScript
@@ -48,13 +53,6 @@ pub struct Connection {
     remote: String,
 }
 
-fn dialect_name(d: Dialect) -> &'static str {
-    match d {
-        Dialect::V0 => "v0",
-        Dialect::V1 => "v1",
-    }
-}
-
 fn control(d: Dialect) -> u64 {
     match d {
         Dialect::V0 => 0,
@@ -64,16 +62,12 @@ fn control(d: Dialect) -> u64 {
 
 #[napi]
 impl Connection {
-    fn live(&self, env: sys::napi_env) -> Result<()> {
-        if self.port.is_closed() {
-            return Err(js::closed_error(env));
-        }
-        Ok(())
-    }
-
     fn put(&self, env: sys::napi_env, p: Pending) -> Result<bool> {
-        self.live(env)?;
-        self.port.outbox.send(&self.ch, p).map_err(|_| js::closed_error(env))
+        let closed = || js::refused(env, StreamError::Closed);
+        if self.port.is_closed() {
+            return Err(closed());
+        }
+        self.port.sends.send(&self.ch, p).map_err(|_| closed())
     }
 
     /// A promise settled when the connection is up (resolved) or has failed
@@ -81,14 +75,13 @@ impl Connection {
     /// was closed before connecting).
     #[napi(getter, ts_return_type = "Promise<void>")]
     pub fn ready<'a>(&self, env: &'a Env) -> Unknown<'a> {
-        let p = self.port.ready_promise(env.raw());
-        unsafe { Unknown::from_raw_unchecked(env.raw(), p) }
+        self.port.ready_promise(env)
     }
 
     /// The dialect: `'v0'` or `'v1'`.
     #[napi(getter, ts_return_type = "'v0' | 'v1'")]
     pub fn dialect(&self) -> &'static str {
-        dialect_name(self.dialect)
+        js::dialect_name(self.dialect)
     }
 
     /// The role: `'worker'`, `'engine'` or `'none'`.
@@ -111,14 +104,14 @@ impl Connection {
     /// Bytes sent and not yet written to the socket.
     #[napi(getter)]
     pub fn queued(&self) -> f64 {
-        (self.ch.queued() + self.port.outbox.bytes()) as f64
+        (self.ch.queued() + self.port.sends.bytes()) as f64
     }
 
     /// The id for a new session this side opens (an engine's invoke, a
     /// client's call): one above the highest id seen in either direction.
     #[napi(ts_return_type = "number | bigint")]
-    pub fn next_session<'a>(&self, env: &'a Env) -> Result<Unknown<'a>> {
-        id_value(env, self.ch.next_session())
+    pub fn next_session<'a>(&self, env: &'a Env) -> Unknown<'a> {
+        js::id_value(env, self.ch.next_session())
     }
 
     /// Sends pre-encoded bytes (whole frames) as they are. Like every
@@ -139,8 +132,7 @@ impl Connection {
     pub fn send_chunk(&self, env: Env, sid: Unknown<'_>, data: Unknown<'_>) -> Result<bool> {
         let e = env.raw();
         let s = id_arg(e, sid)?;
-        let d = js::get_bytes_or_string(e, data.raw()).ok_or_else(|| js::type_error(e, "data must be a Buffer or a string"))?;
-        self.put(e, Pending::Chunk(s, d))
+        self.put(e, Pending::Chunk(s, js::data_arg(e, data)?))
     }
 
     /// Ends this side of a session (v0 `choke`, v1 `close`).
@@ -166,22 +158,12 @@ impl Connection {
         let e = env.raw();
         let s = id_arg(e, sid)?;
         let c = js::get_int(e, code.raw()).ok_or_else(|| js::type_error(e, "code must be an integer"))?;
-        let m = match message.map(|v| v.raw()).filter(|v| !js::is_nullish(e, *v)) {
-            Some(v) => Some(Bytes::from(js::get_string(e, v).ok_or_else(|| js::type_error(e, "message must be a string"))?)),
-            None => None,
-        };
-        let cat = match category.map(|v| v.raw()).filter(|v| !js::is_nullish(e, *v)) {
-            Some(v) => Some(js::get_int(e, v).ok_or_else(|| js::type_error(e, "category must be an integer"))?),
-            None => None,
-        };
+        let Message::Error { category, code, message } = error_message(e, c, message, category)? else { unreachable!() };
         match self.dialect {
-            Dialect::V1 => {
-                let category = Some(cat.unwrap_or(sluice_core::wire::message::FRAMEWORK_CATEGORY));
-                self.put(e, Pending::Message(s, Message::Error { category, code: c, message: m }))
-            }
+            Dialect::V1 => self.put(e, Pending::Message(s, Message::Error { category, code, message })),
             Dialect::V0 => {
-                let message = Some(m.unwrap_or_default());
-                self.put(e, Pending::Message(s, Message::Error { category: None, code: c, message }))?;
+                let message = Some(message.unwrap_or_default());
+                self.put(e, Pending::Message(s, Message::Error { category: None, code, message }))?;
                 self.put(e, Pending::Message(s, Message::Choke))
             }
         }
@@ -222,34 +204,16 @@ impl Connection {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close<'a>(&self, env: &'a Env) -> Unknown<'a> {
         self.port.close();
-        self.port.outbox.close(&self.ch);
-        let p = self.port.closed_promise(env.raw());
-        unsafe { Unknown::from_raw_unchecked(env.raw(), p) }
+        self.port.sends.close(&self.ch);
+        self.port.closed_promise(env)
     }
 
     /// Closes at once, dropping whatever is not yet written.
     #[napi]
     pub fn destroy(&self) {
         self.port.close();
-        self.port.outbox.clear();
+        self.port.sends.clear();
         self.ch.abort();
-    }
-}
-
-fn id_arg(env: sys::napi_env, v: Unknown<'_>) -> Result<u64> {
-    js::get_id(env, v.raw()).ok_or_else(|| js::type_error(env, "a session id must be a non-negative integer (number or bigint)"))
-}
-
-/// A session id for JavaScript: a number up to 2^53 − 1, a BigInt above.
-fn id_value<'a>(env: &'a Env, id: u64) -> Result<Unknown<'a>> {
-    let mut v = std::ptr::null_mut();
-    unsafe {
-        if id < (1 << 53) {
-            sys::napi_create_double(env.raw(), id as f64, &mut v);
-        } else {
-            sys::napi_create_bigint_uint64(env.raw(), id, &mut v);
-        }
-        Ok(Unknown::from_raw_unchecked(env.raw(), v))
     }
 }
 
@@ -264,12 +228,14 @@ pub fn connect<'a>(env: &'a Env, endpoint: Unknown<'_>, options: Option<Unknown<
     let ep = options::read_endpoint(e, endpoint.raw())?;
     let opts = options::read_options(e, options.map_or(std::ptr::null_mut(), |v| v.raw()), &[])?;
     let r = opts.resolve(Dialect::V1, Some(Role::Worker));
-    let hub = hub::hub(e)?;
-    let port = Port::new(e, &hub, Owner::Connection, None, r.zero_copy, r.config.max_pending);
+    let port = Port::new(e, K_CONNECTION, r.zero_copy, r.config.max_pending)?;
     let (dialect, role) = (r.config.dialect, r.config.role);
     let ch = match CoreChannel::connect(ep.clone(), r.config, port.feed()) {
         Ok(ch) => ch,
-        Err(err) => return Err(js::throw_errno(e, sluice_core::net::errno_of(&err))),
+        Err(err) => {
+            port.end();
+            return Err(js::throw_errno(e, sluice_core::net::errno_of(&err)));
+        }
     };
     let inst = Connection { ch, port: port.clone(), dialect, role, remote: endpoint_string(&ep) }.into_instance(env)?;
     port.attach(e, inst.value);
@@ -281,8 +247,6 @@ pub fn connect<'a>(env: &'a Env, endpoint: Unknown<'_>, options: Option<Unknown<
 pub(crate) unsafe fn accept_all(env: sys::napi_env, server: &Port, incoming: Vec<Incoming>) -> sys::napi_value {
     let mut arr = std::ptr::null_mut();
     unsafe { sys::napi_create_array_with_length(env, incoming.len(), &mut arr) };
-    let Ok(hub) = hub::hub(env) else { return arr };
-    let (zero_copy, max_pending) = server.limits();
     let e = Env::from_raw(env);
     for (i, mut inc) in incoming.into_iter().enumerate() {
         let remote = inc.peer().to_string();
@@ -290,7 +254,7 @@ pub(crate) unsafe fn accept_all(env: sys::napi_env, server: &Port, incoming: Vec
             let c = inc.config_mut();
             (c.dialect, c.role)
         };
-        let port = Port::new(env, &hub, Owner::Connection, None, zero_copy, max_pending);
+        let Ok(port) = Port::new(env, K_CONNECTION, server.zero_copy, server.max_pending) else { break };
         // A failed start drops the handler, which releases the port.
         let Ok(ch) = inc.start(port.feed()) else { continue };
         match (Connection { ch, port: port.clone(), dialect, role, remote }).into_instance(&e) {
@@ -338,7 +302,7 @@ impl Server {
     /// The dialect of accepted channels: `'v0'` or `'v1'`.
     #[napi(getter, ts_return_type = "'v0' | 'v1'")]
     pub fn dialect(&self) -> &'static str {
-        dialect_name(self.dialect)
+        js::dialect_name(self.dialect)
     }
 
     /// Stops listening (accepted connections stay open) and removes the Unix
@@ -347,8 +311,7 @@ impl Server {
     pub fn close(&self) {
         if !self.port.is_closed() {
             self.server.close();
-            self.port.close();
-            self.port.release_now();
+            self.port.end();
         }
     }
 }
@@ -364,15 +327,16 @@ pub fn listen<'a>(env: &'a Env, endpoint: Unknown<'_>, options: Option<Unknown<'
     let ep = options::read_endpoint(e, endpoint.raw())?;
     let opts = options::read_options(e, options.map_or(std::ptr::null_mut(), |v| v.raw()), &[])?;
     let r = opts.resolve(Dialect::V1, Some(Role::Engine));
-    let hub = hub::hub(e)?;
-    let port = Port::new(e, &hub, Owner::Server, None, r.zero_copy, r.config.max_pending);
+    let port = Port::new(e, K_SERVER, r.zero_copy, r.config.max_pending)?;
     let feed = port.clone();
     let dialect = r.config.dialect;
-    let server = match CoreServer::bind(&ep, r.config, move |_: &CoreServer, inc: Incoming| feed.push_incoming(inc)) {
+    let server = match CoreServer::bind(&ep, r.config, move |_: &CoreServer, inc: Incoming| {
+        let (source, event) = inc.into_event();
+        feed.push(source, event)
+    }) {
         Ok(s) => s,
         Err(err) => {
-            port.close();
-            port.release_now();
+            port.end();
             return Err(js::throw_errno(e, sluice_core::net::errno_of(&err)));
         }
     };

@@ -1,0 +1,137 @@
+//! The one send family of the classes that send on sessions (`Session`,
+//! `ResumePeer`, `Worker`, `EngineWorker`), over the core's
+//! `host::Streams`: arguments read once, refusals thrown in one place
+//! ([`js::refused`], the core's `StreamError` code and text).
+
+use bytes::Bytes;
+use napi::bindgen_prelude::*;
+use sluice_core::host::Streams;
+use sluice_core::wire::message::FRAMEWORK_CATEGORY;
+use sluice_core::wire::{Args, Message};
+
+use crate::js;
+
+/// Sends what `make` reads from the remaining arguments on session `sid`.
+pub(crate) fn send(env: sys::napi_env, to: &impl Streams, sid: Unknown<'_>, make: impl FnOnce() -> Result<Message>) -> Result<()> {
+    let sid = js::id_arg(env, sid)?;
+    let r = match make()? {
+        Message::Chunk { data } => to.send_chunk(sid, &data),
+        m => to.send_message(sid, &m, &[]),
+    };
+    r.map_err(|e| js::refused(env, e))
+}
+
+/// Sends a generic frame (`args`: the msgpack encoding of an array).
+pub(crate) fn send_frame(env: sys::napi_env, to: &impl Streams, sid: Unknown<'_>, ty: i64, args: Unknown<'_>) -> Result<()> {
+    let sid = js::id_arg(env, sid)?;
+    let a = frame_args(env, args)?;
+    to.send_frame(sid, ty.max(0) as u64, &a, &[]).map_err(|e| js::refused(env, e))
+}
+
+/// `error` with an optional message and v1 category (default 42, the
+/// frameworks' own).
+pub(crate) fn error_message(env: sys::napi_env, code: i64, message: Option<Unknown<'_>>, category: Option<Unknown<'_>>) -> Result<Message> {
+    let message = js::opt_string(env, message, "message")?.map(Bytes::from);
+    let category = js::opt_int(env, category, "category")?.unwrap_or(FRAMEWORK_CATEGORY);
+    Ok(Message::Error { category: Some(category), code, message })
+}
+
+fn frame_args(env: sys::napi_env, v: Unknown<'_>) -> Result<Args> {
+    let b = js::get_bytes(env, v.raw()).ok_or_else(|| js::type_error(env, "args must be a Buffer (a msgpack array)"))?;
+    Args::from_raw(Bytes::copy_from_slice(b))
+        .map_err(|_| js::throw(env, js::Kind::TypeError, "ERR_INVALID_ARG_VALUE", "args must be the msgpack encoding of one array"))
+}
+
+/// The send methods of a class whose `$field` implements `Streams`:
+/// `answers` — a worker's side of sessions (`write`, `end`, `fail`);
+/// `sessions` — any message (`sendChunk`, `sendChoke`, `sendInvoke`,
+/// `sendError`, `sendFrame`).
+macro_rules! send_methods {
+    (answers $class:ident . $field:ident, fail: $fail_args:literal) => {
+        #[napi]
+        impl $class {
+            /// Sends a chunk on session `sid` (v0 `chunk`, v1 `write`); a
+            /// string goes as its UTF-8 bytes. Like every send of the roles it
+            /// throws an Error with a `code` when refused: `'EAGAIN'` (the
+            /// send queue is full; nothing was sent; `'drain'` follows),
+            /// `'ERR_CHANNEL_CLOSED'`, `'ERR_STREAM_ENDED'` (this side already
+            /// ended the session), `'ERR_NO_SESSION'`.
+            #[napi(ts_args_type = "sid: number | bigint, data: Uint8Array | string")]
+            pub fn write(&self, env: Env, sid: Unknown<'_>, data: Unknown<'_>) -> Result<()> {
+                let e = env.raw();
+                $crate::sends::send(e, &self.$field, sid, || Ok(Message::Chunk { data: js::data_arg(e, data)? }))
+            }
+
+            /// Ends this side of session `sid` (v0 `choke`, v1 `close`).
+            #[napi(ts_args_type = "sid: number | bigint")]
+            pub fn end(&self, env: Env, sid: Unknown<'_>) -> Result<()> {
+                $crate::sends::send(env.raw(), &self.$field, sid, || Ok(Message::Choke))
+            }
+
+            /// Fails session `sid`: v1 `error([category, code], message)`
+            /// (category 42, the frameworks' own, unless given); v0
+            /// `error(code, message)` then the `choke` the v0 engine needs.
+            /// Nothing may follow on it.
+            #[napi(ts_args_type = $fail_args)]
+            pub fn fail(
+                &self,
+                env: Env,
+                sid: Unknown<'_>,
+                code: i64,
+                message: Option<Unknown<'_>>,
+                category: Option<Unknown<'_>>,
+            ) -> Result<()> {
+                let e = env.raw();
+                $crate::sends::send(e, &self.$field, sid, || $crate::sends::error_message(e, code, message, category))
+            }
+        }
+    };
+    (sessions $class:ident . $field:ident) => {
+        #[napi]
+        impl $class {
+            /// Sends a chunk on session `sid` (a string as its UTF-8 bytes).
+            /// Sends throw an Error with a `code` when refused: `'EAGAIN'`
+            /// (nothing was sent; retry after `'drain'`),
+            /// `'ERR_CHANNEL_CLOSED'`, `'ERR_STREAM_ENDED'`, `'ERR_NO_SESSION'`.
+            #[napi(ts_args_type = "sid: number | bigint, data: Uint8Array | string")]
+            pub fn send_chunk(&self, env: Env, sid: Unknown<'_>, data: Unknown<'_>) -> Result<()> {
+                let e = env.raw();
+                $crate::sends::send(e, &self.$field, sid, || Ok(Message::Chunk { data: js::data_arg(e, data)? }))
+            }
+
+            /// Ends this side of session `sid` (v0 `choke`, v1 `close`).
+            #[napi(ts_args_type = "sid: number | bigint")]
+            pub fn send_choke(&self, env: Env, sid: Unknown<'_>) -> Result<()> {
+                $crate::sends::send(env.raw(), &self.$field, sid, || Ok(Message::Choke))
+            }
+
+            /// Opens session `sid` with `invoke(event)`.
+            #[napi(ts_args_type = "sid: number | bigint, event: string")]
+            pub fn send_invoke(&self, env: Env, sid: Unknown<'_>, event: String) -> Result<()> {
+                $crate::sends::send(env.raw(), &self.$field, sid, || Ok(Message::Invoke { event: event.into() }))
+            }
+
+            /// Fails session `sid` (`category` for v1, default 42).
+            #[napi(ts_args_type = "sid: number | bigint, code: number, message?: string, category?: number")]
+            pub fn send_error(
+                &self,
+                env: Env,
+                sid: Unknown<'_>,
+                code: i64,
+                message: Option<Unknown<'_>>,
+                category: Option<Unknown<'_>>,
+            ) -> Result<()> {
+                let e = env.raw();
+                $crate::sends::send(e, &self.$field, sid, || $crate::sends::error_message(e, code, message, category))
+            }
+
+            /// Sends a generic frame: `args` is the msgpack encoding of the
+            /// arguments array (as `'frame'` events give it).
+            #[napi(ts_args_type = "sid: number | bigint, type: number, args: Uint8Array")]
+            pub fn send_frame(&self, env: Env, sid: Unknown<'_>, ty: i64, args: Unknown<'_>) -> Result<()> {
+                $crate::sends::send_frame(env.raw(), &self.$field, sid, ty, args)
+            }
+        }
+    };
+}
+pub(crate) use send_methods;
