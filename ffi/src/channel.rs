@@ -1,27 +1,20 @@
 //! `sluice_channel`: one connection carrying Cocaine frames, its callbacks
 //! and its sends.
 //!
-//! Ownership: the handle the user gets is `Arc::into_raw` of a
-//! [`sluice_channel`], which holds the core [`Channel`]. The core owns the
-//! handler ([`CHandler`]), which holds only a `Weak` to the handle, so there
-//! is no cycle: `sluice_channel_free` drops the user's reference, and the
-//! handler (with the user's callbacks and userdata) goes when the core is
-//! done with it, calling `on_release` exactly once.
+//! Ownership and life cycle: see `handle`; the channel's handler is a
+//! [`CHandler`] around its `Host`.
 
 use std::ffi::{c_char, c_int, c_void};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
-use bytes::Bytes;
-use sluice_core::net::{Channel, Chunk, DispatchError, Endpoint, Event, Handler, SendError};
-use sluice_core::wire::{Args, Message};
+use sluice_core::net::{Channel, Chunk, Event, Handler};
+use sluice_core::wire::Message;
 
-use crate::guard::{
-    arg, bytes_arg, contain, guard, guard_or, put, str_arg, Fail, Res, SLUICE_E_CLOSED, SLUICE_E_NOT_POLLED, SLUICE_E_REENTRANT,
-    SLUICE_E_STATE, SLUICE_E_WOULD_BLOCK,
-};
+use crate::guard::{contain, endpoint_arg, make, put, Fail};
+use crate::handle::{self, call, object, Host};
 use crate::options::sluice_options;
 use crate::payload::sluice_payload;
-use crate::release::{Release, Ud};
+use crate::send::{self, copied};
 
 /// A connection carrying Cocaine frames: a channel you connected
 /// (`sluice_channel_connect`) or one a server accepted
@@ -149,16 +142,14 @@ pub struct sluice_callbacks {
     pub on_release: Option<unsafe extern "C" fn(userdata: *mut c_void)>,
 }
 
+object!(sluice_channel, channel: Channel, "ch", c"the channel is still starting");
+
 /// Receives the core's events for one channel and calls the C callbacks.
 pub(crate) struct CHandler {
-    shared: Weak<sluice_channel>,
+    host: Host<sluice_channel, sluice_callbacks>,
     /// The handle, held through a run of chunks (see `on_chunk`) and let go
     /// at its end.
     held: Option<Arc<sluice_channel>>,
-    cbs: sluice_callbacks,
-    ud: Ud,
-    /// Calls `on_release` when the core drops the handler.
-    _release: Release,
 }
 
 impl Handler for CHandler {
@@ -167,19 +158,17 @@ impl Handler for CHandler {
     }
 
     fn on_chunk(&mut self, channel: &Channel, chunk: Chunk<'_>) {
-        let Some(f) = self.cbs.on_chunk else { return };
+        let Some(f) = self.host.cbs.on_chunk else { return };
         // The handle is taken once per run of chunks rather than per
         // chunk: a callback that frees it closes the channel, which ends
-        // the run, and the handle goes in `on_batch_end`.
+        // the run, and the handle goes in `on_batch_end`. Freed by its
+        // owner: nothing more is delivered.
         if self.held.is_none() {
-            // Freed by its owner: nothing more is delivered.
-            let Some(shared) = self.shared.upgrade() else { return };
-            shared.channel.get_or_init(|| channel.clone());
-            self.held = Some(shared);
+            self.held = self.host.enter(channel);
         }
         let Some(shared) = &self.held else { return };
         let ch = Arc::as_ptr(shared).cast_mut();
-        let ud = self.ud.0;
+        let ud = self.host.ud.0;
         contain(|| {
             // SAFETY: `p` does not outlive `chunk`, which this call owns.
             let p = unsafe { sluice_payload::lent(&chunk) };
@@ -199,84 +188,29 @@ impl Handler for CHandler {
 impl CHandler {
     fn deliver(&self, channel: &Channel, event: Event) {
         // Freed by its owner: nothing more is delivered (a close came first).
-        let Some(shared) = self.shared.upgrade() else { return };
-        shared.channel.get_or_init(|| channel.clone());
-        let ch = Arc::as_ptr(&shared).cast_mut();
-        let ud = self.ud.0;
-        let c = &self.cbs;
+        let Some(shared) = self.host.enter(channel) else { return };
+        let (ch, ud, c) = (Arc::as_ptr(&shared).cast_mut(), self.host.ud.0, &self.host.cbs);
         // SAFETY (every call below): the user's own callbacks with the
         // user's own data; each pointer passed is valid for the call (the
-        // bytes live in `event`, the handle in `shared`).
+        // bytes live in `event`, the handle in `shared`, which is dropped
+        // after the callback returned: a callback may free the channel).
         unsafe {
             match event {
-                Event::Connected => {
-                    if let Some(f) = c.on_connect {
-                        f(ud, ch)
-                    }
-                }
-                Event::SocketError(errno) => {
-                    if let Some(f) = c.on_socket_error {
-                        f(ud, ch, errno)
-                    }
-                }
-                Event::Drain => {
-                    if let Some(f) = c.on_drain {
-                        f(ud, ch)
-                    }
-                }
-                Event::Frame(frame) => {
-                    if let Some(f) = c.on_frame {
-                        let a = frame.args.raw();
-                        f(ud, ch, frame.session, frame.ty, a.as_ptr(), a.len())
-                    }
-                }
+                Event::Connected => call!(c.on_connect, ud, ch),
+                Event::SocketError(errno) => call!(c.on_socket_error, ud, ch, errno),
+                Event::Drain => call!(c.on_drain, ud, ch),
+                Event::Frame(frame) => call!(c.on_frame, ud, ch, frame.session, frame.ty; bytes frame.args.raw()),
                 Event::Message { session, message, .. } => match message {
-                    Message::Handshake { uuid } => {
-                        if let Some(f) = c.on_handshake {
-                            f(ud, ch, uuid.as_ptr(), uuid.len())
-                        }
-                    }
-                    Message::Heartbeat => {
-                        if let Some(f) = c.on_heartbeat {
-                            f(ud, ch)
-                        }
-                    }
-                    Message::Terminate { code, reason } => {
-                        if let Some(f) = c.on_terminate {
-                            f(ud, ch, session, code, reason.as_ptr(), reason.len())
-                        }
-                    }
-                    Message::Invoke { event } => {
-                        if let Some(f) = c.on_invoke {
-                            f(ud, ch, session, event.as_ptr(), event.len())
-                        }
-                    }
-                    Message::Chunk { data } => {
-                        if let Some(f) = c.on_chunk {
-                            let chunk = Chunk::new(session, &data, &[]);
-                            // SAFETY: `p` lives on this stack, as `chunk` does.
-                            let p = sluice_payload::lent(&chunk);
-                            let d = p.slice();
-                            f(ud, ch, session, d.as_ptr(), d.len(), &p)
-                        }
-                    }
-                    Message::Choke => {
-                        if let Some(f) = c.on_choke {
-                            f(ud, ch, session)
-                        }
-                    }
-                    Message::Error { category, code, message } => {
-                        if let Some(f) = c.on_error {
-                            let (m, n) = message.as_ref().map_or((std::ptr::null(), 0), |m| (m.as_ptr(), m.len()));
-                            f(ud, ch, session, c_int::from(category.is_some()), category.unwrap_or(0), code, m, n)
-                        }
-                    }
+                    Message::Handshake { uuid } => call!(c.on_handshake, ud, ch; bytes uuid),
+                    Message::Heartbeat => call!(c.on_heartbeat, ud, ch),
+                    Message::Terminate { code, reason } => call!(c.on_terminate, ud, ch, session, code; bytes reason),
+                    Message::Invoke { event } => call!(c.on_invoke, ud, ch, session; bytes event),
+                    Message::Chunk { data } => call!(c.on_chunk, ud, ch, session; chunk data),
+                    Message::Choke => call!(c.on_choke, ud, ch, session),
+                    Message::Error { category, code, message } => call!(c.on_error, ud, ch, session; error category, code, message),
                 },
             }
         }
-        // If the callback freed the channel, the handle goes here, after it
-        // returned.
-        drop(shared);
     }
 }
 
@@ -287,66 +221,12 @@ pub(crate) fn open(
     userdata: *mut c_void,
     start: impl FnOnce(CHandler) -> std::io::Result<Channel>,
 ) -> std::io::Result<*mut sluice_channel> {
-    let shared = Arc::new(sluice_channel { channel: OnceLock::new() });
-    let (release, arming) = Release::new(cbs.on_release, Ud(userdata));
-    let handler = CHandler { shared: Arc::downgrade(&shared), held: None, cbs, ud: Ud(userdata), _release: release };
-    // The user's reference exists before any callback can run: a callback
-    // that frees the channel before this call returns releases this one.
-    let user = Arc::into_raw(Arc::clone(&shared)).cast_mut();
-    match start(handler) {
-        Ok(channel) => {
-            shared.channel.get_or_init(|| channel);
-            drop(shared);
-            arming.arm();
-            Ok(user)
-        }
-        Err(e) => {
-            arming.fail();
-            // SAFETY: the reference made above, never handed out.
-            drop(unsafe { Arc::from_raw(user) });
-            Err(e)
-        }
-    }
-}
-
-/// The core channel behind a handle.
-///
-/// # Safety
-/// `ch` is NULL or a live handle.
-unsafe fn channel<'a>(ch: *const sluice_channel) -> Res<&'a Channel> {
-    // SAFETY: per the contract.
-    let s = unsafe { arg(ch, "ch") }?;
-    s.channel.get().ok_or_else(|| Fail::fixed(SLUICE_E_STATE, c"the channel is still starting"))
-}
-
-fn sent(r: Result<(), SendError>) -> Res {
-    match r {
-        Ok(()) => Ok(()),
-        Err(SendError::WouldBlock) => {
-            Err(Fail::fixed(SLUICE_E_WOULD_BLOCK, c"the send queue is at its high watermark (would block): wait for on_drain"))
-        }
-        Err(SendError::Closed) => Err(Fail::fixed(SLUICE_E_CLOSED, c"the channel is closed")),
-    }
+    let handle = sluice_channel { channel: OnceLock::new() };
+    handle::open(handle, cbs, cbs.on_release, userdata, |host| start(CHandler { host, held: None }))
 }
 
 fn control_session(ch: &Channel) -> u64 {
     ch.config().dialect.control_session()
-}
-
-/// Runs a send (or another call) on a channel handle. (The core may write
-/// to the socket from this thread; its writes never raise SIGPIPE.)
-fn send_on(ch: *const sluice_channel, f: impl FnOnce(&Channel) -> Res) -> c_int {
-    // SAFETY: NULL or a live handle, per the C contract.
-    guard(|| f(unsafe { channel(ch) }?))
-}
-
-/// Copies (pointer, length) bytes into an owned buffer.
-///
-/// # Safety
-/// As [`bytes_arg`].
-unsafe fn copied(p: *const u8, len: usize, what: &str) -> Res<Bytes> {
-    // SAFETY: per the contract.
-    Ok(Bytes::copy_from_slice(unsafe { bytes_arg(p, len, what) }?))
 }
 
 // ---------------------------------------------------------------------------
@@ -375,16 +255,13 @@ pub unsafe extern "C" fn sluice_channel_connect(
     userdata: *mut c_void,
     out: *mut *mut sluice_channel,
 ) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
-        let text = unsafe { str_arg(endpoint, "endpoint") }?;
-        let ep = Endpoint::parse(text)
-            .ok_or_else(|| Fail::invalid(format!("endpoint {text:?} is not host:port, [v6]:port, /path or unix:path")))?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make(out, || {
+        let ep = unsafe { endpoint_arg(endpoint, "endpoint") }?;
         let config = sluice_options::for_connect(opts);
         let cbs = unsafe { cbs.as_ref() }.copied().unwrap_or_default();
         let ch = open(cbs, userdata, |h| Channel::connect(ep, config, h)).map_err(|e| Fail::io("connect", &e))?;
-        unsafe { put(out, ch, "out") }
+        Ok(ch)
     })
 }
 
@@ -397,17 +274,14 @@ pub unsafe extern "C" fn sluice_channel_connect(
 /// `sluice_channel_abort` drops the queue at once.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_channel_close(ch: *mut sluice_channel) -> c_int {
-    send_on(ch, |c| {
-        c.close();
-        Ok(())
-    })
+    handle::close(ch)
 }
 
 /// Closes at once, dropping whatever is queued. Otherwise as
 /// `sluice_channel_close`.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_channel_abort(ch: *mut sluice_channel) -> c_int {
-    send_on(ch, |c| {
+    handle::with(ch, |c| {
         c.abort();
         Ok(())
     })
@@ -422,17 +296,7 @@ pub unsafe extern "C" fn sluice_channel_abort(ch: *mut sluice_channel) -> c_int 
 /// Do not use the handle after this call; freeing it twice is undefined.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_channel_free(ch: *mut sluice_channel) {
-    guard_or((), || {
-        if ch.is_null() {
-            return;
-        }
-        // SAFETY: a handle from connect/start, released once by its owner.
-        let shared = unsafe { Arc::from_raw(ch.cast_const()) };
-        if let Some(c) = shared.channel.get() {
-            c.close();
-        }
-        drop(shared);
-    })
+    handle::free(ch)
 }
 
 // ---------------------------------------------------------------------------
@@ -447,14 +311,14 @@ pub unsafe extern "C" fn sluice_channel_free(ch: *mut sluice_channel) {
 #[no_mangle]
 pub unsafe extern "C" fn sluice_channel_send(ch: *mut sluice_channel, data: *const u8, len: usize) -> c_int {
     // SAFETY: `data` is NULL or `len` readable bytes, per the C contract.
-    send_on(ch, |c| sent(c.send_raw(unsafe { copied(data, len, "data") }?)))
+    handle::with(ch, |c| crate::guard::sent(c.send_raw(unsafe { copied(data, len, "data") }?)))
 }
 
 /// Queues a chunk on `session` (v0 `chunk`, v1 `write`).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_channel_send_chunk(ch: *mut sluice_channel, session: u64, data: *const u8, len: usize) -> c_int {
     // SAFETY: `data` is NULL or `len` readable bytes, per the C contract.
-    send_on(ch, |c| sent(c.send_chunk(session, &unsafe { copied(data, len, "data") }?)))
+    handle::with(ch, |c| unsafe { send::chunk(c, session, data, len) })
 }
 
 /// Queues a chunk on `session` whose bytes are a payload (borrowed in
@@ -463,18 +327,15 @@ pub unsafe extern "C" fn sluice_channel_send_chunk(ch: *mut sluice_channel, sess
 /// still freed by the caller.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_channel_send_chunk_payload(ch: *mut sluice_channel, session: u64, payload: *const sluice_payload) -> c_int {
-    send_on(ch, |c| {
-        // SAFETY: NULL or a live payload, per the C contract.
-        let p = unsafe { arg(payload, "payload") }?;
-        sent(c.send_chunk(session, &p.to_bytes()))
-    })
+    // SAFETY: NULL or a live payload, per the C contract.
+    handle::with(ch, |c| unsafe { send::payload(c, session, payload) })
 }
 
 /// Queues the end of this side's direction of `session` (v0 `choke`, v1
 /// `close`).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_channel_send_choke(ch: *mut sluice_channel, session: u64) -> c_int {
-    send_on(ch, |c| sent(c.send(session, &Message::Choke)))
+    handle::with(ch, |c| send::message(c, session, Message::Choke))
 }
 
 /// Queues `error` on `session`. v1: `[[category, code], msg]` (the
@@ -492,11 +353,8 @@ pub unsafe extern "C" fn sluice_channel_send_error(
     msg: *const u8,
     len: usize,
 ) -> c_int {
-    send_on(ch, |c| {
-        // SAFETY: `msg` is NULL or `len` readable bytes, per the C contract.
-        let message = if msg.is_null() && len == 0 { None } else { Some(unsafe { copied(msg, len, "msg") }?) };
-        sent(c.send(session, &Message::Error { category: Some(category), code, message }))
-    })
+    // SAFETY: `msg` is NULL or `len` readable bytes, per the C contract.
+    handle::with(ch, |c| unsafe { send::error(c, session, Some(category), code, msg, len, false) })
 }
 
 /// Queues `terminate(code, reason)` on the control session, chosen by the
@@ -506,17 +364,17 @@ pub unsafe extern "C" fn sluice_channel_send_error(
 /// v0 codes: 1 normal, 2 abnormal.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_channel_send_terminate(ch: *mut sluice_channel, code: i64, reason: *const u8, len: usize) -> c_int {
-    send_on(ch, |c| {
+    handle::with(ch, |c| {
         // SAFETY: `reason` is NULL or `len` readable bytes, per the C contract.
         let reason = unsafe { copied(reason, len, "reason") }?;
-        sent(c.send(control_session(c), &Message::Terminate { code, reason }))
+        send::message(c, control_session(c), Message::Terminate { code, reason })
     })
 }
 
 /// Queues a heartbeat on the control session (v0 session 0, v1 channel 1).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_channel_send_heartbeat(ch: *mut sluice_channel) -> c_int {
-    send_on(ch, |c| sent(c.send(control_session(c), &Message::Heartbeat)))
+    handle::with(ch, |c| send::message(c, control_session(c), Message::Heartbeat))
 }
 
 /// Queues the worker's handshake with its uuid on the control session (v0
@@ -524,10 +382,10 @@ pub unsafe extern "C" fn sluice_channel_send_heartbeat(ch: *mut sluice_channel) 
 /// `on_connect`.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_channel_send_handshake(ch: *mut sluice_channel, uuid: *const u8, len: usize) -> c_int {
-    send_on(ch, |c| {
+    handle::with(ch, |c| {
         // SAFETY: `uuid` is NULL or `len` readable bytes, per the C contract.
         let uuid = unsafe { copied(uuid, len, "uuid") }?;
-        sent(c.send(control_session(c), &Message::Handshake { uuid }))
+        send::message(c, control_session(c), Message::Handshake { uuid })
     })
 }
 
@@ -536,10 +394,10 @@ pub unsafe extern "C" fn sluice_channel_send_handshake(ch: *mut sluice_channel, 
 /// delivered as messages.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_channel_send_invoke(ch: *mut sluice_channel, session: u64, event: *const u8, len: usize) -> c_int {
-    send_on(ch, |c| {
+    handle::with(ch, |c| {
         // SAFETY: `event` is NULL or `len` readable bytes, per the C contract.
         let event = unsafe { copied(event, len, "event") }?;
-        sent(c.send(session, &Message::Invoke { event }))
+        send::message(c, session, Message::Invoke { event })
     })
 }
 
@@ -555,16 +413,8 @@ pub unsafe extern "C" fn sluice_channel_send_frame(
     args_msgpack: *const u8,
     len: usize,
 ) -> c_int {
-    send_on(ch, |c| {
-        let args = if len == 0 {
-            Args::empty()
-        } else {
-            // SAFETY: `args_msgpack` is NULL or `len` readable bytes.
-            let raw = unsafe { copied(args_msgpack, len, "args_msgpack") }?;
-            Args::from_raw(raw).map_err(|e| Fail::invalid(format!("args_msgpack is not one msgpack array: {e}")))?
-        };
-        sent(c.send_frame(session, type_id, &args, &[]))
-    })
+    // SAFETY: `args_msgpack` is NULL or `len` readable bytes, per the C contract.
+    handle::with(ch, |c| unsafe { send::frame(c, session, type_id, args_msgpack, len) })
 }
 
 /// The id for a new session opened by this side (an engine's invoke, a
@@ -573,14 +423,14 @@ pub unsafe extern "C" fn sluice_channel_send_frame(
 #[no_mangle]
 pub unsafe extern "C" fn sluice_channel_next_session(ch: *const sluice_channel, out: *mut u64) -> c_int {
     // SAFETY: `out` is NULL or valid for a write, per the C contract.
-    send_on(ch, |c| unsafe { put(out, c.next_session(), "out") })
+    handle::with(ch, |c| unsafe { put(out, c.next_session(), "out") })
 }
 
 /// The number of bytes queued and not yet written, into `*out`.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_channel_queued(ch: *const sluice_channel, out: *mut usize) -> c_int {
     // SAFETY: `out` is NULL or valid for a write, per the C contract.
-    send_on(ch, |c| unsafe { put(out, c.queued(), "out") })
+    handle::with(ch, |c| unsafe { put(out, c.queued(), "out") })
 }
 
 // ---------------------------------------------------------------------------
@@ -591,8 +441,7 @@ pub unsafe extern "C" fn sluice_channel_queued(ch: *const sluice_channel, out: *
 /// delivers inline or `ch` is NULL. Owned by the channel: do not close it.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_channel_fd(ch: *const sluice_channel) -> c_int {
-    // SAFETY: NULL or a live handle, per the C contract.
-    guard_or(-1, || unsafe { channel(ch) }.ok().and_then(|c| c.fd()).unwrap_or(-1))
+    handle::fd(ch)
 }
 
 /// Poll delivery: runs the callbacks for up to `max` waiting events on
@@ -603,31 +452,5 @@ pub unsafe extern "C" fn sluice_channel_fd(ch: *const sluice_channel) -> c_int {
 /// handle stays valid until this call returns.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_channel_dispatch(ch: *mut sluice_channel, max: usize, ran: *mut usize) -> c_int {
-    guard(|| {
-        if !ran.is_null() {
-            // SAFETY: valid for a write, per the C contract.
-            unsafe { ran.write(0) };
-        }
-        // SAFETY: NULL or a live handle, per the C contract.
-        unsafe { arg(ch.cast_const(), "ch") }?;
-        // Hold a reference while callbacks run: one of them may free `ch`.
-        // SAFETY: a live handle made by Arc::into_raw.
-        let keep = unsafe {
-            Arc::increment_strong_count(ch.cast_const());
-            Arc::from_raw(ch.cast_const())
-        };
-        let c = keep.channel.get().cloned().ok_or_else(|| Fail::fixed(SLUICE_E_STATE, c"the channel is still starting"))?;
-        let n = c.dispatch(max).map_err(|e| match e {
-            DispatchError::NotPolled => Fail::fixed(SLUICE_E_NOT_POLLED, c"the channel delivers inline, not by dispatch"),
-            DispatchError::Reentrant => Fail::fixed(
-                SLUICE_E_REENTRANT,
-                c"dispatch called from inside the channel's own callback (or while another thread dispatches it)",
-            ),
-        })?;
-        if !ran.is_null() {
-            // SAFETY: as above.
-            unsafe { ran.write(n) };
-        }
-        Ok(())
-    })
+    handle::dispatch(ch, max, ran)
 }

@@ -8,21 +8,21 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{c_char, c_int, c_void};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use bytes::Bytes;
-use sluice_core::net::Endpoint;
+use sluice_core::host::{Event, IntoEvent, Source};
 use sluice_core::roles::{Engine, EngineEvent, EngineOptions, WorkerRef};
-use sluice_core::wire::Dialect;
+use sluice_core::wire::Message;
 
 use crate::guard::{
-    arg, arg_mut, bytes_arg, contain, copy_out, guard, guard_or, put, str_arg, Fail, Res, SLUICE_E_NO_SESSION, SLUICE_E_STATE,
+    arg, assign, bytes_arg, contain, copy_out, edit, endpoint_arg, free_box, guard, make, make_box, put, put_opt, refused, str_arg, Fail,
+    Res, SLUICE_E_NO_SESSION,
 };
-use crate::options::{sluice_options, SLUICE_DIALECT_V0, SLUICE_DIALECT_V1};
+use crate::handle::{self, call, object, Host};
+use crate::options::sluice_options;
 use crate::payload::sluice_payload;
-use crate::release::{Release, Ud};
-use crate::roles::{ms, opt_bytes, put_opt, sized_callbacks, streamed, text};
-use crate::worker::dispatch_error;
+use crate::roles::{dialect_of, ms, sized_callbacks, text};
+use crate::send;
 
 /// How an engine listens and how patient it is. Made by
 /// `sluice_engine_options_new`, released by `sluice_engine_options_free`;
@@ -39,66 +39,38 @@ pub struct sluice_engine_options {
 /// Errors: `SLUICE_E_NULL`, `SLUICE_E_INVALID` (endpoint, dialect).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_engine_options_new(endpoint: *const c_char, dialect: c_int, out: *mut *mut sluice_engine_options) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
-        let text = unsafe { str_arg(endpoint, "endpoint") }?;
-        let ep = Endpoint::parse(text)
-            .ok_or_else(|| Fail::invalid(format!("endpoint {text:?} is not host:port, [v6]:port, /path or unix:path")))?;
-        let d = match dialect {
-            SLUICE_DIALECT_V0 => Dialect::V0,
-            SLUICE_DIALECT_V1 => Dialect::V1,
-            _ => return Err(Fail::invalid(format!("unknown dialect {dialect}"))),
-        };
-        let opts = EngineOptions::new(ep, d);
-        unsafe { put(out, Box::into_raw(Box::new(sluice_engine_options { opts })), "out") }
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make_box(out, || {
+        let ep = unsafe { endpoint_arg(endpoint, "endpoint") }?;
+        Ok(sluice_engine_options { opts: EngineOptions::new(ep, dialect_of(dialect)?) })
     })
 }
 
 /// Releases engine options. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_engine_options_free(opts: *mut sluice_engine_options) {
-    guard_or((), || {
-        if !opts.is_null() {
-            // SAFETY: a pointer from sluice_engine_options_new, freed once.
-            drop(unsafe { Box::from_raw(opts) });
-        }
-    })
-}
-
-fn set_e(opts: *mut sluice_engine_options, f: impl FnOnce(&mut EngineOptions) -> Res) -> c_int {
-    // SAFETY: NULL or a live pointer, per the C contract.
-    guard(|| f(&mut unsafe { arg_mut(opts, "opts") }?.opts))
+    free_box(opts)
 }
 
 /// Cut (`ETIMEDOUT`) a worker whose handshake has not come this many
 /// milliseconds after it connected (> 0).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_engine_options_set_handshake_timeout_ms(opts: *mut sluice_engine_options, v: u64) -> c_int {
-    set_e(opts, |o| {
-        o.handshake_timeout = ms(v, "handshake timeout")?;
-        Ok(())
-    })
+    edit(opts, "opts", |o| assign(&mut o.opts.handshake_timeout, ms(v, "handshake timeout")))
 }
 
 /// Cut (`ETIMEDOUT`) a worker that has sent nothing for this many
 /// milliseconds (> 0).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_engine_options_set_heartbeat_timeout_ms(opts: *mut sluice_engine_options, v: u64) -> c_int {
-    set_e(opts, |o| {
-        o.heartbeat_timeout = ms(v, "heartbeat timeout")?;
-        Ok(())
-    })
+    edit(opts, "opts", |o| assign(&mut o.opts.heartbeat_timeout, ms(v, "heartbeat timeout")))
 }
 
 /// After `sluice_engine_worker_terminate`, cut (`ETIMEDOUT`) a worker that
 /// has not closed its connection within this many milliseconds (> 0).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_engine_options_set_terminate_timeout_ms(opts: *mut sluice_engine_options, v: u64) -> c_int {
-    set_e(opts, |o| {
-        o.terminate_timeout = ms(v, "terminate timeout")?;
-        Ok(())
-    })
+    edit(opts, "opts", |o| assign(&mut o.opts.terminate_timeout, ms(v, "terminate timeout")))
 }
 
 /// Accepts workers whose handshake names `uuid` (NUL-terminated UTF-8).
@@ -106,10 +78,10 @@ pub unsafe extern "C" fn sluice_engine_options_set_terminate_timeout_ms(opts: *m
 /// `on_rejected` and are disconnected.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_engine_options_add_uuid(opts: *mut sluice_engine_options, uuid: *const c_char) -> c_int {
-    set_e(opts, |o| {
+    edit(opts, "opts", |o| {
         // SAFETY: NULL or a valid string, per the C contract.
         let u = unsafe { str_arg(uuid, "uuid") }?;
-        o.uuids.get_or_insert_with(HashSet::new).insert(u.to_string());
+        o.opts.uuids.get_or_insert_with(HashSet::new).insert(u.to_string());
         Ok(())
     })
 }
@@ -120,10 +92,7 @@ pub unsafe extern "C" fn sluice_engine_options_add_uuid(opts: *mut sluice_engine
 /// `sluice_engine_dispatch` (`SLUICE_DELIVERY_POLL`).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_engine_options_set_channel(opts: *mut sluice_engine_options, channel: *const sluice_options) -> c_int {
-    set_e(opts, |o| {
-        o.channel = sluice_options::for_accept(channel);
-        Ok(())
-    })
+    edit(opts, "opts", |o| assign(&mut o.opts.channel, Ok(sluice_options::for_accept(channel))))
 }
 
 // ---------------------------------------------------------------------------
@@ -226,111 +195,57 @@ pub struct sluice_engine_callbacks {
     pub on_release: Option<unsafe extern "C" fn(userdata: *mut c_void)>,
 }
 
-struct EHandler {
-    shared: Weak<sluice_engine>,
-    cbs: sluice_engine_callbacks,
-    ud: Ud,
-    _release: Release,
-}
+object!(sluice_engine, engine: Engine, "e", c"the engine is still starting");
 
-impl EHandler {
-    fn deliver(&self, engine: &Engine, event: EngineEvent) {
-        let Some(shared) = self.shared.upgrade() else { return };
-        shared.engine.get_or_init(|| engine.clone());
-        let e = Arc::as_ptr(&shared).cast_mut();
-        let (ud, c) = (self.ud.0, &self.cbs);
-        {
-            let mut map = shared.workers.lock().unwrap_or_else(|p| p.into_inner());
-            match &event {
-                EngineEvent::Gone { worker, .. } => {
-                    map.remove(&worker.id());
-                }
-                EngineEvent::Handshake { worker } => {
-                    map.insert(worker.id(), worker.clone());
-                }
-                _ => {}
-            }
+fn deliver(host: &Host<sluice_engine, sluice_engine_callbacks>, engine: &Engine, event: EngineEvent) {
+    let Some(shared) = host.enter(engine) else { return };
+    let (e, ud, c) = (Arc::as_ptr(&shared).cast_mut(), host.ud.0, &host.cbs);
+    let (source, event) = event.into_event();
+    let Source::Worker(worker) = source else {
+        if let Event::Rejected { uuid } = event {
+            // SAFETY: the user's callback and data; `uuid` lives for the call.
+            unsafe { call!(c.on_rejected, ud, e; bytes uuid.as_bytes()) }
         }
-        // SAFETY (every call): the user's callbacks and data; each pointer
-        // lives in `event` or `shared` for the call.
-        unsafe {
-            match event {
-                EngineEvent::Handshake { worker } => {
-                    if let Some(f) = c.on_handshake {
-                        let u = worker.uuid().unwrap_or_default();
-                        f(ud, e, worker.id(), u.as_ptr(), u.len())
-                    }
-                }
-                EngineEvent::Rejected { uuid } => {
-                    if let Some(f) = c.on_rejected {
-                        f(ud, e, uuid.as_ptr(), uuid.len())
-                    }
-                }
-                EngineEvent::Heartbeat { worker } => {
-                    if let Some(f) = c.on_heartbeat {
-                        f(ud, e, worker.id())
-                    }
-                }
-                EngineEvent::Chunk { worker, session, data } => {
-                    if let Some(f) = c.on_chunk {
-                        let p = sluice_payload::borrowed(data);
-                        f(ud, e, worker.id(), session, p.slice().as_ptr(), p.slice().len(), &p)
-                    }
-                }
-                EngineEvent::Error { worker, session, category, code, message } => {
-                    if let Some(f) = c.on_error {
-                        let (m, n) = opt_bytes(&message);
-                        f(ud, e, worker.id(), session, c_int::from(category.is_some()), category.unwrap_or(0), code, m, n)
-                    }
-                }
-                EngineEvent::Close { worker, session } => {
-                    if let Some(f) = c.on_close {
-                        f(ud, e, worker.id(), session)
-                    }
-                }
-                EngineEvent::Terminate { worker, code, reason } => {
-                    if let Some(f) = c.on_terminate {
-                        f(ud, e, worker.id(), code, reason.as_ptr(), reason.len())
-                    }
-                }
-                EngineEvent::Drain { worker } => {
-                    if let Some(f) = c.on_drain {
-                        f(ud, e, worker.id())
-                    }
-                }
-                EngineEvent::Gone { worker, errno } => {
-                    if let Some(f) = c.on_gone {
-                        f(ud, e, worker.id(), errno)
-                    }
-                }
-            }
-        }
-        drop(shared);
+        return;
+    };
+    let id = worker.id();
+    {
+        let mut map = shared.workers.lock().unwrap_or_else(|p| p.into_inner());
+        match &event {
+            Event::Disconnected { .. } => map.remove(&id),
+            Event::Connected { .. } => map.insert(id, worker.clone()),
+            _ => None,
+        };
     }
-}
-
-/// # Safety
-/// `e` is NULL or a live handle.
-unsafe fn handle<'a>(e: *const sluice_engine) -> Res<&'a sluice_engine> {
-    // SAFETY: per the contract.
-    unsafe { arg(e, "e") }
-}
-
-fn on_engine(e: *const sluice_engine, f: impl FnOnce(&Engine) -> Res) -> c_int {
-    guard(|| {
-        // SAFETY: NULL or a live handle, per the C contract.
-        let h = unsafe { handle(e) }?;
-        f(h.engine.get().ok_or_else(|| Fail::fixed(SLUICE_E_STATE, c"the engine is still starting"))?)
-    })
+    // SAFETY (every call): the user's callbacks and data; each pointer
+    // lives in `event`, `worker` or `shared` for the call.
+    unsafe {
+        match event {
+            Event::Connected { .. } => {
+                let uuid = worker.uuid().unwrap_or_default();
+                call!(c.on_handshake, ud, e, id; bytes uuid.as_bytes())
+            }
+            Event::Drain => call!(c.on_drain, ud, e, id),
+            Event::Disconnected { errno, .. } => call!(c.on_gone, ud, e, id, errno),
+            Event::Message { session, message, .. } => match message {
+                Message::Heartbeat => call!(c.on_heartbeat, ud, e, id),
+                Message::Chunk { data } => call!(c.on_chunk, ud, e, id, session; chunk data),
+                Message::Error { category, code, message } => call!(c.on_error, ud, e, id, session; error category, code, message),
+                Message::Choke => call!(c.on_close, ud, e, id, session),
+                Message::Terminate { code, reason } => call!(c.on_terminate, ud, e, id, code; bytes reason),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
 }
 
 fn on_worker(e: *const sluice_engine, worker: u64, f: impl FnOnce(&WorkerRef) -> Res) -> c_int {
     guard(|| {
         // SAFETY: NULL or a live handle, per the C contract.
-        let h = unsafe { handle(e) }?;
+        let h = unsafe { arg(e, "e") }?;
         let w = h.workers.lock().unwrap_or_else(|p| p.into_inner()).get(&worker).cloned();
-        let w = w.ok_or_else(|| Fail::new(SLUICE_E_NO_SESSION, format!("no worker {worker} (not handshaken, or gone)")))?;
-        f(&w)
+        f(&w.ok_or_else(|| Fail::new(SLUICE_E_NO_SESSION, format!("no worker {worker} (not handshaken, or gone)")))?)
     })
 }
 
@@ -346,30 +261,17 @@ pub unsafe extern "C" fn sluice_engine_bind(
     userdata: *mut c_void,
     out: *mut *mut sluice_engine,
 ) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make(out, || {
         let o = unsafe { arg(opts, "opts") }?.opts.clone();
         let cbs = unsafe { sized_callbacks(cbs, "cbs") }?;
-        let shared = Arc::new(sluice_engine { engine: OnceLock::new(), workers: Mutex::new(HashMap::new()) });
-        let (release, arming) = Release::new(cbs.on_release, Ud(userdata));
-        let h = EHandler { shared: Arc::downgrade(&shared), cbs, ud: Ud(userdata), _release: release };
-        let user = Arc::into_raw(Arc::clone(&shared)).cast_mut();
         let ep = o.endpoint.clone();
-        match Engine::bind(o, move |en: &Engine, ev: EngineEvent| contain(|| h.deliver(en, ev))) {
-            Ok(en) => {
-                shared.engine.get_or_init(|| en);
-                drop(shared);
-                arming.arm();
-                unsafe { put(out, user, "out") }
-            }
-            Err(err) => {
-                arming.fail();
-                // SAFETY: the reference made above, never handed out.
-                drop(unsafe { Arc::from_raw(user) });
-                Err(Fail::io(&format!("bind {ep}"), &err))
-            }
-        }
+        let handle = sluice_engine { engine: OnceLock::new(), workers: Mutex::new(HashMap::new()) };
+        let e = handle::open(handle, cbs, cbs.on_release, userdata, |h| {
+            Engine::bind(o, move |en: &Engine, ev: EngineEvent| contain(|| deliver(&h, en, ev)))
+        })
+        .map_err(|err| Fail::io(&format!("bind {ep}"), &err))?;
+        Ok(e)
     })
 }
 
@@ -379,7 +281,7 @@ pub unsafe extern "C" fn sluice_engine_bind(
 #[no_mangle]
 pub unsafe extern "C" fn sluice_engine_endpoint(e: *const sluice_engine, buf: *mut c_char, cap: usize, len: *mut usize) -> c_int {
     // SAFETY: NULL or valid pointers, per the C contract.
-    on_engine(e, |en| unsafe { copy_out(&en.local().to_string(), buf, cap, len) })
+    handle::with(e, |en| unsafe { copy_out(&en.local().to_string(), buf, cap, len) })
 }
 
 /// Stops listening and closes every worker connection; no callback starts
@@ -387,37 +289,21 @@ pub unsafe extern "C" fn sluice_engine_endpoint(e: *const sluice_engine, buf: *m
 /// Idempotent.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_engine_close(e: *mut sluice_engine) -> c_int {
-    on_engine(e, |en| {
-        en.close();
-        Ok(())
-    })
+    handle::close(e)
 }
 
 /// Closes the engine (as `sluice_engine_close`) and releases the handle.
 /// NULL is a no-op. May be called from inside its own callbacks.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_engine_free(e: *mut sluice_engine) {
-    guard_or((), || {
-        if e.is_null() {
-            return;
-        }
-        // SAFETY: a handle from sluice_engine_bind, released once.
-        let shared = unsafe { Arc::from_raw(e.cast_const()) };
-        if let Some(en) = shared.engine.get() {
-            en.close();
-        }
-        drop(shared);
-    })
+    handle::free(e)
 }
 
 /// Poll delivery: the descriptor that is readable while events wait
 /// (level-triggered). -1 for inline delivery or NULL. Do not close it.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_engine_fd(e: *const sluice_engine) -> c_int {
-    guard_or(-1, || {
-        // SAFETY: NULL or a live handle, per the C contract.
-        unsafe { e.as_ref() }.and_then(|h| h.engine.get()).and_then(Engine::fd).unwrap_or(-1)
-    })
+    handle::fd(e)
 }
 
 /// Poll delivery: runs the callbacks for up to `max` waiting events on
@@ -426,19 +312,7 @@ pub unsafe extern "C" fn sluice_engine_fd(e: *const sluice_engine) -> c_int {
 /// inside its own callback.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_engine_dispatch(e: *mut sluice_engine, max: usize, ran: *mut usize) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put_opt(ran, 0) };
-        unsafe { arg(e.cast_const(), "e") }?;
-        let keep = unsafe {
-            Arc::increment_strong_count(e.cast_const());
-            Arc::from_raw(e.cast_const())
-        };
-        let en = keep.engine.get().cloned().ok_or_else(|| Fail::fixed(SLUICE_E_STATE, c"the engine is still starting"))?;
-        let n = en.dispatch(max).map_err(dispatch_error)?;
-        unsafe { put_opt(ran, n) };
-        Ok(())
-    })
+    handle::dispatch(e, max, ran)
 }
 
 /// Opens a session on `worker` for `event`: sends `invoke` and writes the
@@ -456,8 +330,7 @@ pub unsafe extern "C" fn sluice_engine_worker_invoke(
     on_worker(e, worker, |w| {
         // SAFETY: NULL or valid pointers, per the C contract.
         unsafe { put_opt(session, 0) };
-        let ev = text(unsafe { bytes_arg(event, len, "event") }?, "event")?;
-        let s = w.invoke(ev).map_err(|x| streamed(Err(x)).unwrap_err())?;
+        let s = w.invoke(text(unsafe { bytes_arg(event, len, "event") }?, "event")?).map_err(refused)?;
         unsafe { put(session, s.session(), "session") }
     })
 }
@@ -475,8 +348,7 @@ pub unsafe extern "C" fn sluice_engine_worker_terminate(
 ) -> c_int {
     on_worker(e, worker, |w| {
         // SAFETY: NULL or `len` readable bytes, per the C contract.
-        let r = text(unsafe { bytes_arg(reason, len, "reason") }?, "reason")?;
-        streamed(w.terminate(code, r))
+        w.terminate(code, text(unsafe { bytes_arg(reason, len, "reason") }?, "reason")?).map_err(refused)
     })
 }
 
@@ -509,11 +381,8 @@ pub unsafe extern "C" fn sluice_engine_stream_write(
     data: *const u8,
     len: usize,
 ) -> c_int {
-    on_worker(e, worker, |w| {
-        // SAFETY: NULL or `len` readable bytes, per the C contract.
-        let b = Bytes::copy_from_slice(unsafe { bytes_arg(data, len, "data") }?);
-        streamed(w.stream(session).write(&b))
-    })
+    // SAFETY: NULL or `len` readable bytes, per the C contract.
+    on_worker(e, worker, |w| unsafe { send::chunk(w, session, data, len) })
 }
 
 /// Sends a request chunk whose bytes are a payload, without a copy.
@@ -525,18 +394,15 @@ pub unsafe extern "C" fn sluice_engine_stream_write_payload(
     session: u64,
     payload: *const sluice_payload,
 ) -> c_int {
-    on_worker(e, worker, |w| {
-        // SAFETY: NULL or a live payload, per the C contract.
-        let p = unsafe { arg(payload, "payload") }?;
-        streamed(w.stream(session).write(&p.to_bytes()))
-    })
+    // SAFETY: NULL or a live payload, per the C contract.
+    on_worker(e, worker, |w| unsafe { send::payload(w, session, payload) })
 }
 
 /// Ends the request side of `session` (v0 `choke`, v1 `close`). Result
 /// codes as `sluice_engine_stream_write`.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_engine_stream_close(e: *mut sluice_engine, worker: u64, session: u64) -> c_int {
-    on_worker(e, worker, |w| streamed(w.stream(session).close()))
+    on_worker(e, worker, |w| send::message(w, session, Message::Choke))
 }
 
 /// Fails `session` (v1 category 42; v0 error then choke); `msg` UTF-8.
@@ -550,9 +416,6 @@ pub unsafe extern "C" fn sluice_engine_stream_error(
     msg: *const u8,
     len: usize,
 ) -> c_int {
-    on_worker(e, worker, |w| {
-        // SAFETY: NULL or `len` readable bytes, per the C contract.
-        let m = text(unsafe { bytes_arg(msg, len, "msg") }?, "msg")?;
-        streamed(w.stream(session).error(code, m))
-    })
+    // SAFETY: NULL or `len` readable bytes, per the C contract.
+    on_worker(e, worker, |w| unsafe { send::error(w, session, None, code, msg, len, true) })
 }

@@ -11,6 +11,9 @@ use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use sluice_core::net::{DispatchError, Endpoint};
+use sluice_core::roles::StreamError;
+
 // ---------------------------------------------------------------------------
 // Result codes. Numbered once and never reused: a code that is retired keeps
 // its number forever, new codes take the next free number.
@@ -184,7 +187,7 @@ impl Fail {
 
     /// A failure with a formatted message.
     pub(crate) fn new(code: c_int, message: impl Into<String>) -> Fail {
-        set_last(Cow::Owned(to_cstring(message.into())), 0);
+        set_last(Cow::Owned(c_string(message.into())), 0);
         Fail(code)
     }
 
@@ -201,19 +204,20 @@ impl Fail {
     /// A failure with a formatted message and an errno for
     /// `sluice_last_errno`.
     pub(crate) fn with_errno(code: c_int, message: impl Into<String>, errno: c_int) -> Fail {
-        set_last(Cow::Owned(to_cstring(message.into())), errno);
+        set_last(Cow::Owned(c_string(message.into())), errno);
         Fail(code)
     }
 
     /// An operating-system error, with its errno.
     pub(crate) fn io(context: &str, e: &std::io::Error) -> Fail {
         let errno = sluice_core::net::errno_of(e);
-        set_last(Cow::Owned(to_cstring(format!("{context}: {e} (errno {errno})"))), errno);
+        set_last(Cow::Owned(c_string(format!("{context}: {e} (errno {errno})"))), errno);
         Fail(SLUICE_E_IO)
     }
 }
 
-fn to_cstring(s: String) -> CString {
+/// A NUL-terminated copy of a string (NULs dropped).
+pub(crate) fn c_string(s: String) -> CString {
     CString::new(s).unwrap_or_else(|e| {
         let mut v = e.into_vec();
         v.retain(|&b| b != 0);
@@ -265,6 +269,38 @@ pub(crate) fn guard_or<T>(fallback: T, f: impl FnOnce() -> T) -> T {
 pub(crate) fn contain(f: impl FnOnce()) {
     if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
         std::mem::forget(p);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Refusals: the one mapping of the core's send and dispatch errors to codes.
+
+/// A refused send (any object's: channels and sessions refuse with
+/// `SendError`, streams with `StreamError`) as its result code.
+pub(crate) fn refused(e: impl Into<StreamError>) -> Fail {
+    match e.into() {
+        StreamError::WouldBlock => {
+            Fail::fixed(SLUICE_E_WOULD_BLOCK, c"the send queue is full (would block): nothing was sent; wait for on_drain")
+        }
+        StreamError::Closed => Fail::fixed(SLUICE_E_CLOSED, c"the channel is closed"),
+        StreamError::Ended => Fail::fixed(SLUICE_E_ENDED, c"this side already ended the session (close or error sent)"),
+        StreamError::NoSession => Fail::fixed(SLUICE_E_NO_SESSION, c"no such open session"),
+    }
+}
+
+/// A send's outcome as a result.
+pub(crate) fn sent<E: Into<StreamError>>(r: Result<(), E>) -> Res {
+    r.map_err(refused)
+}
+
+/// A refused dispatch as its result code.
+pub(crate) fn dispatch_fail(e: DispatchError) -> Fail {
+    match e {
+        DispatchError::NotPolled => Fail::fixed(SLUICE_E_NOT_POLLED, c"delivery is inline, not by dispatch"),
+        DispatchError::Reentrant => Fail::fixed(
+            SLUICE_E_REENTRANT,
+            c"dispatch called from inside the object's own callback (or while another thread dispatches it)",
+        ),
     }
 }
 
@@ -357,6 +393,71 @@ pub(crate) unsafe fn copy_out(s: &str, buf: *mut c_char, cap: usize, out_len: *m
     if n < s.len() {
         return Err(Fail::new(SLUICE_E_BUFFER, format!("a buffer of {} bytes is needed", s.len() + 1)));
     }
+    Ok(())
+}
+
+/// Writes `v` through `out` when it is not NULL.
+///
+/// # Safety
+/// `out` is NULL or valid for a write.
+pub(crate) unsafe fn put_opt<T>(out: *mut T, v: T) {
+    if !out.is_null() {
+        // SAFETY: per the contract.
+        unsafe { out.write(v) };
+    }
+}
+
+/// A required endpoint string, parsed.
+///
+/// # Safety
+/// As [`str_arg`].
+pub(crate) unsafe fn endpoint_arg(p: *const c_char, what: &str) -> Res<Endpoint> {
+    // SAFETY: per the contract.
+    endpoint_of(unsafe { str_arg(p, what) }?)
+}
+
+/// Parses an endpoint as `sluice_channel_connect` does.
+pub(crate) fn endpoint_of(text: &str) -> Res<Endpoint> {
+    Endpoint::parse(text).ok_or_else(|| Fail::invalid(format!("endpoint {text:?} is not host:port, [v6]:port, /path or unix:path")))
+}
+
+/// Runs a constructor's body: `*out` is NULL until it succeeds, then the
+/// new pointer.
+pub(crate) fn make<T>(out: *mut *mut T, f: impl FnOnce() -> Res<*mut T>) -> c_int {
+    guard(|| {
+        // SAFETY: NULL or valid for a write, per the C contract.
+        unsafe { put(out, std::ptr::null_mut(), "out") }?;
+        let p = f()?;
+        // SAFETY: as above.
+        unsafe { out.write(p) };
+        Ok(())
+    })
+}
+
+/// [`make`] for a boxed value.
+pub(crate) fn make_box<T>(out: *mut *mut T, f: impl FnOnce() -> Res<T>) -> c_int {
+    make(out, || f().map(|v| Box::into_raw(Box::new(v))))
+}
+
+/// `_free` of a boxed handle: NULL is a no-op.
+pub(crate) fn free_box<T>(p: *mut T) {
+    guard_or((), || {
+        if !p.is_null() {
+            // SAFETY: a pointer from Box::into_raw, freed once by its owner (the C contract).
+            drop(unsafe { Box::from_raw(p) });
+        }
+    })
+}
+
+/// Changes a boxed value in place (an options setter).
+pub(crate) fn edit<T>(p: *mut T, what: &str, f: impl FnOnce(&mut T) -> Res) -> c_int {
+    // SAFETY: NULL or a live pointer, per the C contract.
+    guard(|| f(unsafe { arg_mut(p, what) }?))
+}
+
+/// Sets `slot` to a checked value.
+pub(crate) fn assign<T>(slot: &mut T, value: Res<T>) -> Res {
+    *slot = value?;
     Ok(())
 }
 

@@ -15,10 +15,13 @@ use sluice_core::services::{
     demo, Attached, Entry, Hosted, LocatorServer, Publication, Registry, Request, Responder, ServiceDef, ServiceError,
 };
 
-use crate::guard::{arg, bytes_arg, contain, copy_out, guard, guard_or, put, str_arg, Fail, Res, SLUICE_E_NOT_FOUND, SLUICE_E_STATE};
-use crate::release::Ud;
-use crate::roles::{c_string, sized_callbacks};
-use crate::services::{args_of, encode, endpoint_of, fail, joined, level_of, lock, sluice_call, sluice_locator, wait};
+use crate::guard::{
+    arg, bytes_arg, c_string, contain, copy_out, endpoint_of, free_box, guard, guard_or, make, make_box, put, str_arg, Fail, Res,
+    SLUICE_E_NOT_FOUND, SLUICE_E_STATE,
+};
+use crate::release::{OnDrop, Ud};
+use crate::roles::sized_callbacks;
+use crate::services::{args_of, encode, fail, joined, level_of, lock, sluice_call, sluice_locator, wait};
 use sluice_core::wire::Value;
 
 // ---------------------------------------------------------------------------
@@ -75,6 +78,7 @@ pub struct sluice_handler {
 struct CHandler {
     cbs: sluice_handler,
     ud: Ud,
+    _release: OnDrop,
 }
 
 impl CHandler {
@@ -85,16 +89,6 @@ impl CHandler {
         let r = Box::into_raw(Box::new(sluice_responder { r: Mutex::new(out) }));
         // SAFETY: the user's callback and data; the strings live for the call.
         contain(|| unsafe { f(self.ud.0, r, method.as_ptr(), args.as_ptr(), args.len()) });
-    }
-}
-
-impl Drop for CHandler {
-    fn drop(&mut self) {
-        if let Some(f) = self.cbs.on_release {
-            let ud = self.ud;
-            // SAFETY: the user's release callback with its own data.
-            contain(|| unsafe { f(ud.0) });
-        }
     }
 }
 
@@ -113,15 +107,14 @@ pub struct sluice_service_def {
 /// on failure).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_service_def_new(name: *const c_char, version: u64, out: *mut *mut sluice_service_def) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make_box(out, || {
         let name = unsafe { str_arg(name, "name") }?;
         if name.is_empty() {
             return Err(Fail::invalid("the service name is empty"));
         }
         let def = ServiceDef::new(name, version);
-        unsafe { put(out, Box::into_raw(Box::new(sluice_service_def { def: Some(def) })), "out") }
+        Ok(sluice_service_def { def: Some(def) })
     })
 }
 
@@ -156,7 +149,7 @@ pub unsafe extern "C" fn sluice_service_def_add(
             d.def = Some(current);
             return Err(Fail::invalid(format!("method name {name:?} is empty or already defined")));
         }
-        let h = Arc::new(CHandler { cbs, ud: Ud(userdata) });
+        let h = Arc::new(CHandler { cbs, ud: Ud(userdata), _release: OnDrop(cbs.on_release, Ud(userdata)) });
         d.def = Some(current.method(name, Node::Terminal, rx, move |req, out| {
             h.call(req, out);
             None
@@ -169,12 +162,7 @@ pub unsafe extern "C" fn sluice_service_def_add(
 /// hosted from it keep their copies.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_service_def_free(def: *mut sluice_service_def) {
-    guard_or((), || {
-        if !def.is_null() {
-            // SAFETY: a pointer from sluice_service_def_new, freed once.
-            drop(unsafe { Box::from_raw(def) });
-        }
-    })
+    free_box(def)
 }
 
 unsafe fn def_of<'a>(def: *const sluice_service_def) -> Res<&'a ServiceDef> {
@@ -245,12 +233,7 @@ pub unsafe extern "C" fn sluice_responder_is_done(r: *const sluice_responder) ->
 /// `error([7, 7], ...)` (uncaught error). NULL is a no-op. Any thread.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_responder_free(r: *mut sluice_responder) {
-    guard_or((), || {
-        if !r.is_null() {
-            // SAFETY: a responder handed to on_call, freed once.
-            drop(unsafe { Box::from_raw(r) });
-        }
-    })
+    free_box(r)
 }
 
 // ---------------------------------------------------------------------------
@@ -281,14 +264,13 @@ pub unsafe extern "C" fn sluice_locator_attach(
     timeout_ms: u64,
     out: *mut *mut sluice_attached,
 ) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make_box(out, || {
         let l = unsafe { arg(loc, "loc") }?;
         let d = unsafe { def_of(def) }?.clone();
         let a = wait(timeout_ms, Attached::attach(&l.loc, d))?;
         let endpoints = c_string(joined(a.endpoints()));
-        unsafe { put(out, Box::into_raw(Box::new(sluice_attached { a: Mutex::new(Some(a)), endpoints })), "out") }
+        Ok(sluice_attached { a: Mutex::new(Some(a)), endpoints })
     })
 }
 
@@ -327,12 +309,7 @@ pub unsafe extern "C" fn sluice_attached_detach(a: *const sluice_attached) -> c_
 /// connection and releases the handle. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_attached_free(a: *mut sluice_attached) {
-    guard_or((), || {
-        if !a.is_null() {
-            // SAFETY: a pointer from sluice_locator_attach, freed once.
-            drop(unsafe { Box::from_raw(a) });
-        }
-    })
+    free_box(a)
 }
 
 // ---------------------------------------------------------------------------
@@ -356,14 +333,13 @@ pub unsafe extern "C" fn sluice_hosted_bind(
     endpoint: *const c_char,
     out: *mut *mut sluice_hosted,
 ) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make_box(out, || {
         let d = unsafe { def_of(def) }?.clone();
-        let ep = endpoint_of(unsafe { str_arg(endpoint, "endpoint") }?)?;
+        let ep = endpoint_of(unsafe { str_arg(endpoint, "endpoint") }?.trim())?;
         let h = Hosted::bind(d, &ep).map_err(fail)?;
         let endpoint = c_string(joined(&h.endpoints()));
-        unsafe { put(out, Box::into_raw(Box::new(sluice_hosted { h, endpoint })), "out") }
+        Ok(sluice_hosted { h, endpoint })
     })
 }
 
@@ -379,12 +355,7 @@ pub unsafe extern "C" fn sluice_hosted_endpoint(h: *const sluice_hosted) -> *con
 /// handle. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_hosted_free(h: *mut sluice_hosted) {
-    guard_or((), || {
-        if !h.is_null() {
-            // SAFETY: a pointer from sluice_hosted_bind, freed once.
-            drop(unsafe { Box::from_raw(h) });
-        }
-    })
+    free_box(h)
 }
 
 /// A hosted service announced to a Locator with `publish`. Opaque; online
@@ -404,13 +375,12 @@ pub unsafe extern "C" fn sluice_hosted_publish(
     timeout_ms: u64,
     out: *mut *mut sluice_publication,
 ) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make_box(out, || {
         let h = unsafe { arg(h, "h") }?;
         let l = unsafe { arg(loc, "loc") }?;
         let p = wait(timeout_ms, h.h.publish(&l.loc))?;
-        unsafe { put(out, Box::into_raw(Box::new(sluice_publication { _p: p })), "out") }
+        Ok(sluice_publication { _p: p })
     })
 }
 
@@ -418,12 +388,7 @@ pub unsafe extern "C" fn sluice_hosted_publish(
 /// handle. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_publication_free(p: *mut sluice_publication) {
-    guard_or((), || {
-        if !p.is_null() {
-            // SAFETY: a pointer from sluice_hosted_publish, freed once.
-            drop(unsafe { Box::from_raw(p) });
-        }
-    })
+    free_box(p)
 }
 
 // ---------------------------------------------------------------------------
@@ -481,20 +446,14 @@ fn entries_out(list: Vec<Entry>) -> (*mut sluice_entry, usize) {
 /// A new, empty registry into `*out`, for `sluice_locator_server_bind`.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_registry_new(out: *mut *mut sluice_registry) -> c_int {
-    // SAFETY: NULL or valid for a write, per the C contract.
-    guard(|| unsafe { put(out, Box::into_raw(Box::new(sluice_registry { reg: Registry::new() })), "out") })
+    make_box(out, || Ok(sluice_registry { reg: Registry::new() }))
 }
 
 /// Releases a registry handle (the table lives on in its Locator server
 /// and other handles). NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_registry_free(reg: *mut sluice_registry) {
-    guard_or((), || {
-        if !reg.is_null() {
-            // SAFETY: a pointer from sluice_registry_new/sluice_locator_server_registry, freed once.
-            drop(unsafe { Box::from_raw(reg) });
-        }
-    })
+    free_box(reg)
 }
 
 /// Every service known, online or not, by name: an array of `*n` entries
@@ -576,6 +535,7 @@ pub struct sluice_registry_callbacks {
 struct CListener {
     cbs: sluice_registry_callbacks,
     ud: Ud,
+    _release: OnDrop,
 }
 
 impl CListener {
@@ -591,16 +551,6 @@ impl CListener {
         };
         // SAFETY: the user's callback and data; the entry lives for the call.
         contain(|| unsafe { f(self.ud.0, &entry) });
-    }
-}
-
-impl Drop for CListener {
-    fn drop(&mut self) {
-        if let Some(f) = self.cbs.on_release {
-            let ud = self.ud;
-            // SAFETY: the user's release callback with its own data.
-            contain(|| unsafe { f(ud.0) });
-        }
     }
 }
 
@@ -621,7 +571,7 @@ pub unsafe extern "C" fn sluice_registry_on_change(
             return Err(Fail::null("cbs"));
         }
         let cbs = unsafe { sized_callbacks(cbs, "cbs") }?;
-        let l = CListener { cbs, ud: Ud(userdata) };
+        let l = CListener { cbs, ud: Ud(userdata), _release: OnDrop(cbs.on_release, Ud(userdata)) };
         r.reg.on_change(move |e| l.changed(e));
         Ok(())
     })
@@ -642,15 +592,13 @@ pub unsafe extern "C" fn sluice_registry_invoke(
     args_len: usize,
     out: *mut *mut sluice_call,
 ) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make(out, || {
         let r = unsafe { arg(reg, "reg") }?;
         let name = unsafe { str_arg(name, "name") }?;
         let method = unsafe { str_arg(method, "method") }?;
         let args = args_of(unsafe { bytes_arg(args, args_len, "args") }?, "args")?;
-        let call = r.reg.invoke(name, method, args).map_err(fail)?;
-        unsafe { put(out, sluice_call::into_raw(call), "out") }
+        Ok(sluice_call::into_raw(r.reg.invoke(name, method, args).map_err(fail)?))
     })
 }
 
@@ -697,10 +645,9 @@ pub unsafe extern "C" fn sluice_locator_server_bind(
     reg: *const sluice_registry,
     out: *mut *mut sluice_locator_server,
 ) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
-        let ep = endpoint_of(unsafe { str_arg(endpoint, "endpoint") }?)?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make_box(out, || {
+        let ep = endpoint_of(unsafe { str_arg(endpoint, "endpoint") }?.trim())?;
         let registry = match unsafe { reg.as_ref() } {
             Some(r) => r.reg.clone(),
             None => Registry::new(),
@@ -712,7 +659,7 @@ pub unsafe extern "C" fn sluice_locator_server_bind(
             e => e.clone(),
         };
         let s = sluice_locator_server { srv, endpoint: c_string(local.to_string()), demos: Mutex::new(Vec::new()), log: Arc::default() };
-        unsafe { put(out, Box::into_raw(Box::new(s)), "out") }
+        Ok(s)
     })
 }
 
@@ -729,11 +676,10 @@ pub unsafe extern "C" fn sluice_locator_server_endpoint(srv: *const sluice_locat
 /// `sluice_registry_free`).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_locator_server_registry(srv: *const sluice_locator_server, out: *mut *mut sluice_registry) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make_box(out, || {
         let s = unsafe { arg(srv, "srv") }?;
-        unsafe { put(out, Box::into_raw(Box::new(sluice_registry { reg: s.srv.registry().clone() })), "out") }
+        Ok(sluice_registry { reg: s.srv.registry().clone() })
     })
 }
 
@@ -816,10 +762,5 @@ pub unsafe extern "C" fn sluice_locator_server_connections(srv: *const sluice_lo
 /// and releases the handle. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_locator_server_free(srv: *mut sluice_locator_server) {
-    guard_or((), || {
-        if !srv.is_null() {
-            // SAFETY: a pointer from sluice_locator_server_bind, freed once.
-            drop(unsafe { Box::from_raw(srv) });
-        }
-    })
+    free_box(srv)
 }

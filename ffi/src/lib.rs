@@ -6,8 +6,10 @@
 //! [`payload`], and the protocol roles [`worker`], [`engine`], [`session`],
 //! [`resume`] (their shared boundary helpers in `roles`), the Cocaine
 //! services [`services`] (clients) and [`hosting`] (serving) — plus the boundary machinery: [`guard`] (result codes, the
-//! panic guard, the last error, argument helpers) and `release` (the
-//! `on_release` promise).
+//! panic guard, the last error, the one mapping of refusals to codes,
+//! argument helpers), `handle` (the one handle implementation: life cycle,
+//! descriptor, dispatch, close, free), `send` (the one send implementation)
+//! and `release` (the `on_release` promise).
 //!
 //! Every exported function is `unsafe extern "C"`: its safety contract is
 //! the C documentation (pointers are NULL or valid as it says). NULL where a
@@ -22,12 +24,14 @@ use std::ffi::{c_char, c_int};
 pub mod channel;
 pub mod engine;
 pub mod guard;
+mod handle;
 pub mod hosting;
 pub mod options;
 pub mod payload;
 mod release;
 pub mod resume;
 mod roles;
+mod send;
 pub mod server;
 pub mod services;
 pub mod session;

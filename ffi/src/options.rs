@@ -102,12 +102,7 @@ pub extern "C" fn sluice_options_new() -> *mut sluice_options {
 /// Releases options made by `sluice_options_new`. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_options_free(opts: *mut sluice_options) {
-    guard_or((), || {
-        if !opts.is_null() {
-            // SAFETY: a pointer from sluice_options_new, freed once.
-            drop(unsafe { Box::from_raw(opts) });
-        }
-    })
+    crate::guard::free_box(opts)
 }
 
 fn set(opts: *mut sluice_options, f: impl FnOnce(&mut sluice_options) -> Res) -> c_int {

@@ -41,12 +41,23 @@ const fn n(s: State) -> u8 {
     s as u8
 }
 
-type ReleaseFn = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
+pub(crate) type ReleaseFn = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
 
 fn call(f: ReleaseFn, ud: Ud) {
     if let Some(f) = f {
         // SAFETY: the user's own release callback with its own data.
         contain(|| unsafe { f(ud.0) });
+    }
+}
+
+/// Calls `on_release` when dropped: for callbacks sets made only once the
+/// call that takes them can no longer fail (service handlers, registry
+/// listeners).
+pub(crate) struct OnDrop(pub(crate) ReleaseFn, pub(crate) Ud);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        call(self.0, self.1);
     }
 }
 

@@ -5,22 +5,22 @@
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
-use sluice_core::net::Endpoint;
+use sluice_core::host::{Event, IntoEvent, Source};
 use sluice_core::roles::{Peer, ResumeEvent, ResumeServer, ResumeServerOptions};
 use sluice_core::wire::Message;
 
 use crate::guard::{
-    arg, arg_mut, bytes_arg, contain, copy_out, guard, guard_or, put, str_arg, Fail, Res, SLUICE_E_NO_SESSION, SLUICE_E_STATE,
+    arg, assign, contain, copy_out, edit, endpoint_arg, free_box, guard, make, make_box, put, Fail, Res, SLUICE_E_NO_SESSION,
 };
+use crate::handle::{self, call, object, Host};
 use crate::options::sluice_options;
 use crate::payload::sluice_payload;
-use crate::release::{Release, Ud};
-use crate::roles::{ms, opt_bytes, put_opt, sent, sized_callbacks};
-use crate::session::{args_arg, resume_options};
-use crate::worker::dispatch_error;
+use crate::roles::{ms, sized_callbacks};
+use crate::send;
+use crate::session::resume_options;
 
 /// How a resume server listens and keeps its peers. Made by
 /// `sluice_resume_server_options_new`, released by
@@ -37,31 +37,18 @@ pub struct sluice_resume_server_options {
 /// on failure). Errors: `SLUICE_E_NULL`, `SLUICE_E_INVALID` (endpoint).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_resume_server_options_new(endpoint: *const c_char, out: *mut *mut sluice_resume_server_options) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
-        let text = unsafe { str_arg(endpoint, "endpoint") }?;
-        let ep = Endpoint::parse(text)
-            .ok_or_else(|| Fail::invalid(format!("endpoint {text:?} is not host:port, [v6]:port, /path or unix:path")))?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make_box(out, || {
+        let ep = unsafe { endpoint_arg(endpoint, "endpoint") }?;
         let opts = ResumeServerOptions::new(ep, sluice_options::with_default_role(std::ptr::null(), None));
-        unsafe { put(out, Box::into_raw(Box::new(sluice_resume_server_options { opts })), "out") }
+        Ok(sluice_resume_server_options { opts })
     })
 }
 
 /// Releases resume server options. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_resume_server_options_free(opts: *mut sluice_resume_server_options) {
-    guard_or((), || {
-        if !opts.is_null() {
-            // SAFETY: a pointer from sluice_resume_server_options_new, freed once.
-            drop(unsafe { Box::from_raw(opts) });
-        }
-    })
-}
-
-fn set_r(opts: *mut sluice_resume_server_options, f: impl FnOnce(&mut ResumeServerOptions) -> Res) -> c_int {
-    // SAFETY: NULL or a live pointer, per the C contract.
-    guard(|| f(&mut unsafe { arg_mut(opts, "opts") }?.opts))
+    free_box(opts)
 }
 
 /// Sets the accepted channels' settings from `channel` (copied; NULL: the
@@ -72,10 +59,7 @@ pub unsafe extern "C" fn sluice_resume_server_options_set_channel(
     opts: *mut sluice_resume_server_options,
     channel: *const sluice_options,
 ) -> c_int {
-    set_r(opts, |o| {
-        o.channel = sluice_options::with_default_role(channel, None);
-        Ok(())
-    })
+    edit(opts, "opts", |o| assign(&mut o.opts.channel, Ok(sluice_options::with_default_role(channel, None))))
 }
 
 /// Sets the replay buffer bound and the acknowledgement rate, as
@@ -87,30 +71,21 @@ pub unsafe extern "C" fn sluice_resume_server_options_set_resume(
     ack_every: u64,
     ack_bytes: usize,
 ) -> c_int {
-    set_r(opts, |o| {
-        o.resume = resume_options(max_unacked, ack_every, ack_bytes);
-        Ok(())
-    })
+    edit(opts, "opts", |o| assign(&mut o.opts.resume, Ok(resume_options(max_unacked, ack_every, ack_bytes))))
 }
 
 /// Forget a peer (`on_peer_gone`) whose connection has been gone this many
 /// milliseconds (> 0).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_resume_server_options_set_peer_timeout_ms(opts: *mut sluice_resume_server_options, v: u64) -> c_int {
-    set_r(opts, |o| {
-        o.peer_timeout = ms(v, "peer timeout")?;
-        Ok(())
-    })
+    edit(opts, "opts", |o| assign(&mut o.opts.peer_timeout, ms(v, "peer timeout")))
 }
 
 /// Cut (`ETIMEDOUT`) a connection whose first frame is not a hello within
 /// this many milliseconds (> 0).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_resume_server_options_set_hello_timeout_ms(opts: *mut sluice_resume_server_options, v: u64) -> c_int {
-    set_r(opts, |o| {
-        o.hello_timeout = ms(v, "hello timeout")?;
-        Ok(())
-    })
+    edit(opts, "opts", |o| assign(&mut o.opts.hello_timeout, ms(v, "hello timeout")))
 }
 
 // ---------------------------------------------------------------------------
@@ -229,126 +204,54 @@ pub struct sluice_resume_server_callbacks {
     pub on_release: Option<unsafe extern "C" fn(userdata: *mut c_void)>,
 }
 
-struct RHandler {
-    shared: Weak<sluice_resume_server>,
-    cbs: sluice_resume_server_callbacks,
-    ud: Ud,
-    _release: Release,
-}
+object!(sluice_resume_server, server: ResumeServer, "srv", c"the server is still starting");
 
-impl RHandler {
-    fn deliver(&self, server: &ResumeServer, event: ResumeEvent) {
-        let Some(shared) = self.shared.upgrade() else { return };
-        shared.server.get_or_init(|| server.clone());
-        let srv = Arc::as_ptr(&shared).cast_mut();
-        let (ud, c) = (self.ud.0, &self.cbs);
-        let peer = match &event {
-            ResumeEvent::PeerConnected { peer, .. }
-            | ResumeEvent::PeerDisconnected { peer, .. }
-            | ResumeEvent::PeerGone { peer }
-            | ResumeEvent::Message { peer, .. }
-            | ResumeEvent::Frame { peer, .. }
-            | ResumeEvent::Drain { peer } => peer.clone(),
-        };
-        let id = {
-            let mut p = shared.peers.lock().unwrap_or_else(|e| e.into_inner());
-            let id = match p.ids.get(peer.token()) {
-                Some(&id) => id,
-                None => {
-                    p.next += 1;
-                    let id = p.next;
-                    p.ids.insert(peer.token().clone(), id);
-                    p.by_id.insert(id, peer.clone());
-                    id
-                }
-            };
-            if matches!(event, ResumeEvent::PeerGone { .. }) {
-                p.ids.remove(peer.token());
-                p.by_id.remove(&id);
+impl Peers {
+    /// The id of `peer`, given at its first event; forgotten when it is gone.
+    fn id(&mut self, peer: &Peer, gone: bool) -> u64 {
+        let id = match self.ids.get(peer.token()) {
+            Some(&id) => id,
+            None => {
+                self.next += 1;
+                self.ids.insert(peer.token().clone(), self.next);
+                self.by_id.insert(self.next, peer.clone());
+                self.next
             }
-            id
         };
-        // SAFETY (every call): the user's callbacks and data; each pointer
-        // lives in `event` or `shared` for the call.
-        unsafe {
-            match event {
-                ResumeEvent::PeerConnected { resumed, .. } => {
-                    if let Some(f) = c.on_peer_connected {
-                        f(ud, srv, id, c_int::from(resumed))
-                    }
-                }
-                ResumeEvent::PeerDisconnected { errno, .. } => {
-                    if let Some(f) = c.on_peer_disconnected {
-                        f(ud, srv, id, errno)
-                    }
-                }
-                ResumeEvent::PeerGone { .. } => {
-                    if let Some(f) = c.on_peer_gone {
-                        f(ud, srv, id)
-                    }
-                }
-                ResumeEvent::Frame { frame, .. } => {
-                    if let Some(f) = c.on_frame {
-                        let a = frame.args.raw();
-                        f(ud, srv, id, frame.session, frame.ty, a.as_ptr(), a.len())
-                    }
-                }
-                ResumeEvent::Drain { .. } => {
-                    if let Some(f) = c.on_drain {
-                        f(ud, srv, id)
-                    }
-                }
-                ResumeEvent::Message { session, message, .. } => match message {
-                    Message::Chunk { data } => {
-                        if let Some(f) = c.on_chunk {
-                            let p = sluice_payload::borrowed(data);
-                            f(ud, srv, id, session, p.slice().as_ptr(), p.slice().len(), &p)
-                        }
-                    }
-                    Message::Choke => {
-                        if let Some(f) = c.on_choke {
-                            f(ud, srv, id, session)
-                        }
-                    }
-                    Message::Error { category, code, message } => {
-                        if let Some(f) = c.on_error {
-                            let (m, n) = opt_bytes(&message);
-                            f(ud, srv, id, session, c_int::from(category.is_some()), category.unwrap_or(0), code, m, n)
-                        }
-                    }
-                    Message::Invoke { event } => {
-                        if let Some(f) = c.on_invoke {
-                            f(ud, srv, id, session, event.as_ptr(), event.len())
-                        }
-                    }
-                    Message::Handshake { uuid } => {
-                        if let Some(f) = c.on_handshake {
-                            f(ud, srv, id, uuid.as_ptr(), uuid.len())
-                        }
-                    }
-                    Message::Heartbeat => {
-                        if let Some(f) = c.on_heartbeat {
-                            f(ud, srv, id)
-                        }
-                    }
-                    Message::Terminate { code, reason } => {
-                        if let Some(f) = c.on_terminate {
-                            f(ud, srv, id, code, reason.as_ptr(), reason.len())
-                        }
-                    }
-                },
-            }
+        if gone {
+            self.ids.remove(peer.token());
+            self.by_id.remove(&id);
         }
-        drop(shared);
+        id
     }
 }
 
-fn on_server(srv: *const sluice_resume_server, f: impl FnOnce(&ResumeServer) -> Res) -> c_int {
-    guard(|| {
-        // SAFETY: NULL or a live handle, per the C contract.
-        let h = unsafe { arg(srv, "srv") }?;
-        f(h.server.get().ok_or_else(|| Fail::fixed(SLUICE_E_STATE, c"the server is still starting"))?)
-    })
+fn deliver(host: &Host<sluice_resume_server, sluice_resume_server_callbacks>, server: &ResumeServer, event: ResumeEvent) {
+    let Some(shared) = host.enter(server) else { return };
+    let (srv, ud, c) = (Arc::as_ptr(&shared).cast_mut(), host.ud.0, &host.cbs);
+    let (Source::Peer(peer), event) = event.into_event() else { return };
+    let id = shared.peers.lock().unwrap_or_else(|e| e.into_inner()).id(&peer, matches!(event, Event::Gone));
+    // SAFETY (every call): the user's callbacks and data; each pointer
+    // lives in `event` or `shared` for the call.
+    unsafe {
+        match event {
+            Event::Connected { resumed, .. } => call!(c.on_peer_connected, ud, srv, id, c_int::from(resumed)),
+            Event::Disconnected { errno, .. } => call!(c.on_peer_disconnected, ud, srv, id, errno),
+            Event::Gone => call!(c.on_peer_gone, ud, srv, id),
+            Event::Frame(frame) => call!(c.on_frame, ud, srv, id, frame.session, frame.ty; bytes frame.args.raw()),
+            Event::Drain => call!(c.on_drain, ud, srv, id),
+            Event::Message { session, message, .. } => match message {
+                Message::Chunk { data } => call!(c.on_chunk, ud, srv, id, session; chunk data),
+                Message::Choke => call!(c.on_choke, ud, srv, id, session),
+                Message::Error { category, code, message } => call!(c.on_error, ud, srv, id, session; error category, code, message),
+                Message::Invoke { event } => call!(c.on_invoke, ud, srv, id, session; bytes event),
+                Message::Handshake { uuid } => call!(c.on_handshake, ud, srv, id; bytes uuid),
+                Message::Heartbeat => call!(c.on_heartbeat, ud, srv, id),
+                Message::Terminate { code, reason } => call!(c.on_terminate, ud, srv, id, code; bytes reason),
+            },
+            _ => {}
+        }
+    }
 }
 
 fn on_peer(srv: *const sluice_resume_server, peer: u64, f: impl FnOnce(&Peer) -> Res) -> c_int {
@@ -356,8 +259,7 @@ fn on_peer(srv: *const sluice_resume_server, peer: u64, f: impl FnOnce(&Peer) ->
         // SAFETY: NULL or a live handle, per the C contract.
         let h = unsafe { arg(srv, "srv") }?;
         let p = h.peers.lock().unwrap_or_else(|e| e.into_inner()).by_id.get(&peer).cloned();
-        let p = p.ok_or_else(|| Fail::new(SLUICE_E_NO_SESSION, format!("no peer {peer} (never connected, or gone)")))?;
-        f(&p)
+        f(&p.ok_or_else(|| Fail::new(SLUICE_E_NO_SESSION, format!("no peer {peer} (never connected, or gone)")))?)
     })
 }
 
@@ -373,30 +275,17 @@ pub unsafe extern "C" fn sluice_resume_server_bind(
     userdata: *mut c_void,
     out: *mut *mut sluice_resume_server,
 ) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make(out, || {
         let o = unsafe { arg(opts, "opts") }?.opts.clone();
         let cbs = unsafe { sized_callbacks(cbs, "cbs") }?;
-        let shared = Arc::new(sluice_resume_server { server: OnceLock::new(), peers: Mutex::new(Peers::default()) });
-        let (release, arming) = Release::new(cbs.on_release, Ud(userdata));
-        let h = RHandler { shared: Arc::downgrade(&shared), cbs, ud: Ud(userdata), _release: release };
-        let user = Arc::into_raw(Arc::clone(&shared)).cast_mut();
         let ep = o.endpoint.clone();
-        match ResumeServer::bind(o, move |s: &ResumeServer, ev: ResumeEvent| contain(|| h.deliver(s, ev))) {
-            Ok(s) => {
-                shared.server.get_or_init(|| s);
-                drop(shared);
-                arming.arm();
-                unsafe { put(out, user, "out") }
-            }
-            Err(e) => {
-                arming.fail();
-                // SAFETY: the reference made above, never handed out.
-                drop(unsafe { Arc::from_raw(user) });
-                Err(Fail::io(&format!("bind {ep}"), &e))
-            }
-        }
+        let handle = sluice_resume_server { server: OnceLock::new(), peers: Mutex::new(Peers::default()) };
+        let s = handle::open(handle, cbs, cbs.on_release, userdata, |h| {
+            ResumeServer::bind(o, move |s: &ResumeServer, ev: ResumeEvent| contain(|| deliver(&h, s, ev)))
+        })
+        .map_err(|e| Fail::io(&format!("bind {ep}"), &e))?;
+        Ok(s)
     })
 }
 
@@ -411,44 +300,28 @@ pub unsafe extern "C" fn sluice_resume_server_endpoint(
     len: *mut usize,
 ) -> c_int {
     // SAFETY: NULL or valid pointers, per the C contract.
-    on_server(srv, |s| unsafe { copy_out(&s.local().to_string(), buf, cap, len) })
+    handle::with(srv, |s| unsafe { copy_out(&s.local().to_string(), buf, cap, len) })
 }
 
 /// Stops listening, closes every connection and forgets every peer; no
 /// callback starts after this returns. Idempotent.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_resume_server_close(srv: *mut sluice_resume_server) -> c_int {
-    on_server(srv, |s| {
-        s.close();
-        Ok(())
-    })
+    handle::close(srv)
 }
 
 /// Closes the server (as `sluice_resume_server_close`) and releases the
 /// handle. NULL is a no-op. May be called from inside its own callbacks.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_resume_server_free(srv: *mut sluice_resume_server) {
-    guard_or((), || {
-        if srv.is_null() {
-            return;
-        }
-        // SAFETY: a handle from sluice_resume_server_bind, released once.
-        let shared = unsafe { Arc::from_raw(srv.cast_const()) };
-        if let Some(s) = shared.server.get() {
-            s.close();
-        }
-        drop(shared);
-    })
+    handle::free(srv)
 }
 
 /// Poll delivery: the descriptor that is readable while events wait
 /// (level-triggered). -1 for inline delivery or NULL. Do not close it.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_resume_server_fd(srv: *const sluice_resume_server) -> c_int {
-    guard_or(-1, || {
-        // SAFETY: NULL or a live handle, per the C contract.
-        unsafe { srv.as_ref() }.and_then(|h| h.server.get()).and_then(ResumeServer::fd).unwrap_or(-1)
-    })
+    handle::fd(srv)
 }
 
 /// Poll delivery: runs the callbacks for up to `max` waiting events on this
@@ -457,19 +330,7 @@ pub unsafe extern "C" fn sluice_resume_server_fd(srv: *const sluice_resume_serve
 /// inside its own callback.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_resume_server_dispatch(srv: *mut sluice_resume_server, max: usize, ran: *mut usize) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put_opt(ran, 0) };
-        unsafe { arg(srv.cast_const(), "srv") }?;
-        let keep = unsafe {
-            Arc::increment_strong_count(srv.cast_const());
-            Arc::from_raw(srv.cast_const())
-        };
-        let s = keep.server.get().cloned().ok_or_else(|| Fail::fixed(SLUICE_E_STATE, c"the server is still starting"))?;
-        let n = s.dispatch(max).map_err(dispatch_error)?;
-        unsafe { put_opt(ran, n) };
-        Ok(())
-    })
+    handle::dispatch(srv, max, ran)
 }
 
 // Peer sends: kept in the peer's replay buffer until it acknowledges them and
@@ -490,11 +351,8 @@ pub unsafe extern "C" fn sluice_peer_send_chunk(
     data: *const u8,
     len: usize,
 ) -> c_int {
-    on_peer(srv, peer, |p| {
-        // SAFETY: NULL or `len` readable bytes, per the C contract.
-        let b = Bytes::copy_from_slice(unsafe { bytes_arg(data, len, "data") }?);
-        sent(p.send_chunk(session, &b))
-    })
+    // SAFETY: NULL or `len` readable bytes, per the C contract.
+    on_peer(srv, peer, |p| unsafe { send::chunk(p, session, data, len) })
 }
 
 /// Sends a chunk whose bytes are a payload, without a copy. Result codes
@@ -506,18 +364,15 @@ pub unsafe extern "C" fn sluice_peer_send_chunk_payload(
     session: u64,
     payload: *const sluice_payload,
 ) -> c_int {
-    on_peer(srv, peer, |p| {
-        // SAFETY: NULL or a live payload, per the C contract.
-        let pl = unsafe { arg(payload, "payload") }?;
-        sent(p.send_chunk(session, &pl.to_bytes()))
-    })
+    // SAFETY: NULL or a live payload, per the C contract.
+    on_peer(srv, peer, |p| unsafe { send::payload(p, session, payload) })
 }
 
 /// Sends the end of this side's direction of `session` (v0 `choke`, v1
 /// `close`). Result codes as `sluice_peer_send_chunk`.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_peer_send_choke(srv: *mut sluice_resume_server, peer: u64, session: u64) -> c_int {
-    on_peer(srv, peer, |p| sent(p.send_message(session, &Message::Choke, &[])))
+    on_peer(srv, peer, |p| send::message(p, session, Message::Choke))
 }
 
 /// Sends a generic frame (as `sluice_channel_send_frame`). Result codes
@@ -532,11 +387,8 @@ pub unsafe extern "C" fn sluice_peer_send_frame(
     args_msgpack: *const u8,
     len: usize,
 ) -> c_int {
-    on_peer(srv, peer, |p| {
-        // SAFETY: NULL or `len` readable bytes, per the C contract.
-        let args = unsafe { args_arg(args_msgpack, len) }?;
-        sent(p.send_frame(session, type_id, &args, &[]))
-    })
+    // SAFETY: NULL or `len` readable bytes, per the C contract.
+    on_peer(srv, peer, |p| unsafe { send::frame(p, session, type_id, args_msgpack, len) })
 }
 
 /// Cuts `peer`'s current connection (it reconnects and resumes);

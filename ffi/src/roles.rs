@@ -1,6 +1,6 @@
 //! What the protocol roles (`sluice_worker`, `sluice_engine`,
 //! `sluice_session`, `sluice_resume_server`) share at the boundary: sized
-//! callbacks structs, stream errors as result codes, durations and strings.
+//! callbacks structs, dialects, durations and strings.
 //!
 //! **Why the roles' callbacks structs start with `size`.** `sluice_callbacks`
 //! and `sluice_server_callbacks` were published without a size field; adding
@@ -12,13 +12,13 @@
 //! against this header, and a program built against a later header still
 //! works with this library (the members it does not know are never called).
 
-use std::ffi::CString;
+use std::ffi::c_int;
 use std::time::Duration;
 
-use sluice_core::net::SendError;
-use sluice_core::roles::StreamError;
+use sluice_core::wire::Dialect;
 
-use crate::guard::{Fail, Res, SLUICE_E_CLOSED, SLUICE_E_ENDED, SLUICE_E_INVALID, SLUICE_E_NO_SESSION, SLUICE_E_WOULD_BLOCK};
+use crate::guard::{Fail, Res, SLUICE_E_INVALID};
+use crate::options::{SLUICE_DIALECT_V0, SLUICE_DIALECT_V1};
 
 /// Copies a callbacks struct whose first member is `size_t size`: only
 /// `size` bytes are read; members past them stay NULL. NULL gives the
@@ -45,30 +45,6 @@ pub(crate) unsafe fn sized_callbacks<T: Default + Copy>(p: *const T, what: &str)
     Ok(out)
 }
 
-/// A stream send's outcome as a result code.
-pub(crate) fn streamed(r: Result<(), StreamError>) -> Res {
-    match r {
-        Ok(()) => Ok(()),
-        Err(StreamError::WouldBlock) => {
-            Err(Fail::fixed(SLUICE_E_WOULD_BLOCK, c"the send queue is at its high watermark (would block): wait for on_drain"))
-        }
-        Err(StreamError::Closed) => Err(Fail::fixed(SLUICE_E_CLOSED, c"the connection is closed")),
-        Err(StreamError::Ended) => Err(Fail::fixed(SLUICE_E_ENDED, c"this side already ended the session (close or error sent)")),
-        Err(StreamError::NoSession) => Err(Fail::fixed(SLUICE_E_NO_SESSION, c"no such session")),
-    }
-}
-
-/// A send's outcome as a result code (sessions and resume peers).
-pub(crate) fn sent(r: Result<(), SendError>) -> Res {
-    match r {
-        Ok(()) => Ok(()),
-        Err(SendError::WouldBlock) => {
-            Err(Fail::fixed(SLUICE_E_WOULD_BLOCK, c"the send queue (or replay buffer) is full (would block): wait for on_drain"))
-        }
-        Err(SendError::Closed) => Err(Fail::fixed(SLUICE_E_CLOSED, c"not connected, or stopped")),
-    }
-}
-
 /// Milliseconds as a duration; 0 is refused.
 pub(crate) fn ms(v: u64, what: &str) -> Res<Duration> {
     if v == 0 {
@@ -82,27 +58,11 @@ pub(crate) fn text<'a>(b: &'a [u8], what: &str) -> Res<&'a str> {
     std::str::from_utf8(b).map_err(|_| Fail::invalid(format!("{what} is not UTF-8")))
 }
 
-/// A NUL-terminated copy of a string for a callback (NULs dropped).
-pub(crate) fn c_string(s: String) -> CString {
-    CString::new(s).unwrap_or_else(|e| {
-        let mut v = e.into_vec();
-        v.retain(|&b| b != 0);
-        CString::new(v).unwrap_or_default()
-    })
-}
-
-/// `(pointer, length)` of an optional message: NULL and 0 when absent.
-pub(crate) fn opt_bytes(b: &Option<bytes::Bytes>) -> (*const u8, usize) {
-    b.as_ref().map_or((std::ptr::null(), 0), |m| (m.as_ptr(), m.len()))
-}
-
-/// Writes `v` through `out` when it is not NULL.
-///
-/// # Safety
-/// `out` is NULL or valid for a write.
-pub(crate) unsafe fn put_opt<T>(out: *mut T, v: T) {
-    if !out.is_null() {
-        // SAFETY: per the contract.
-        unsafe { out.write(v) };
+/// A `SLUICE_DIALECT_*` constant as a dialect.
+pub(crate) fn dialect_of(d: c_int) -> Res<Dialect> {
+    match d {
+        SLUICE_DIALECT_V0 => Ok(Dialect::V0),
+        SLUICE_DIALECT_V1 => Ok(Dialect::V1),
+        _ => Err(Fail::invalid(format!("unknown dialect {d}"))),
     }
 }

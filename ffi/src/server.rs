@@ -1,21 +1,17 @@
 //! `sluice_server` and `sluice_incoming`: listening sockets and the
 //! connections they accept.
 //!
-//! Ownership mirrors the channel's: the user's handle is `Arc::into_raw`
-//! of a [`sluice_server`], the core owns the accept handler, which holds a
-//! `Weak` to the handle and calls `on_release` when the core drops it.
+//! Ownership and life cycle: see `handle` (the accept handler is a `Host`).
 
 use std::ffi::{c_char, c_int, c_void};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
-use sluice_core::net::{AcceptHandler, DispatchError, Endpoint, Incoming, Server};
+use sluice_core::net::{AcceptHandler, Endpoint, Incoming, Server};
 
 use crate::channel::{open, sluice_callbacks, sluice_channel};
-use crate::guard::{
-    arg, arg_mut, contain, copy_out, guard, guard_or, put, str_arg, Fail, Res, SLUICE_E_NOT_POLLED, SLUICE_E_REENTRANT, SLUICE_E_STATE,
-};
+use crate::guard::{arg, arg_mut, contain, copy_out, endpoint_arg, guard, make, put, Fail, SLUICE_E_STATE};
+use crate::handle::{self, core, object, Host};
 use crate::options::sluice_options;
-use crate::release::{Release, Ud};
 
 /// A listening socket (TCP or Unix) that hands each accepted connection to
 /// `on_accept`. Opaque. Functions on a server may be called from any thread
@@ -62,12 +58,9 @@ pub struct sluice_server_callbacks {
     pub on_release: Option<unsafe extern "C" fn(userdata: *mut c_void)>,
 }
 
-struct SHandler {
-    shared: Weak<sluice_server>,
-    on_accept: Option<unsafe extern "C" fn(*mut c_void, *mut sluice_server, *mut sluice_incoming)>,
-    ud: Ud,
-    _release: Release,
-}
+object!(sluice_server, server: Server, "server", c"the server is still starting");
+
+struct SHandler(Host<sluice_server, sluice_server_callbacks>);
 
 impl AcceptHandler for SHandler {
     fn on_accept(&mut self, server: &Server, incoming: Incoming) {
@@ -75,27 +68,16 @@ impl AcceptHandler for SHandler {
             // Dropped at the end unless started: that closes the connection.
             let peer = incoming.peer().to_string();
             let mut slot = sluice_incoming { incoming: Some(incoming), peer };
-            let Some(shared) = self.shared.upgrade() else { return };
-            shared.server.get_or_init(|| server.clone());
-            if let Some(f) = self.on_accept {
+            let Some(shared) = self.0.enter(server) else { return };
+            if let Some(f) = self.0.cbs.on_accept {
                 // SAFETY: the user's callback and data; `slot` and `shared`
                 // outlive the call.
-                unsafe { f(self.ud.0, Arc::as_ptr(&shared).cast_mut(), &mut slot) };
+                unsafe { f(self.0.ud.0, Arc::as_ptr(&shared).cast_mut(), &mut slot) };
             }
             drop(slot);
             drop(shared);
         });
     }
-}
-
-/// The core server behind a handle.
-///
-/// # Safety
-/// `s` is NULL or a live handle.
-unsafe fn server<'a>(s: *const sluice_server) -> Res<&'a Server> {
-    // SAFETY: per the contract.
-    let s = unsafe { arg(s, "server") }?;
-    s.server.get().ok_or_else(|| Fail::fixed(SLUICE_E_STATE, c"the server is still starting"))
 }
 
 /// Listens on `endpoint` and returns the server in `*out` (NULL on
@@ -120,33 +102,15 @@ pub unsafe extern "C" fn sluice_server_bind(
     userdata: *mut c_void,
     out: *mut *mut sluice_server,
 ) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
-        let text = unsafe { str_arg(endpoint, "endpoint") }?;
-        let ep = Endpoint::parse(text)
-            .ok_or_else(|| Fail::invalid(format!("endpoint {text:?} is not host:port, [v6]:port, /path or unix:path")))?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make(out, || {
+        let ep = unsafe { endpoint_arg(endpoint, "endpoint") }?;
         let config = sluice_options::for_accept(opts);
         let cbs = unsafe { cbs.as_ref() }.copied().unwrap_or_default();
-
-        let shared = Arc::new(sluice_server { server: OnceLock::new() });
-        let (release, arming) = Release::new(cbs.on_release, Ud(userdata));
-        let handler = SHandler { shared: Arc::downgrade(&shared), on_accept: cbs.on_accept, ud: Ud(userdata), _release: release };
-        let user = Arc::into_raw(Arc::clone(&shared)).cast_mut();
-        match Server::bind(&ep, config, handler) {
-            Ok(s) => {
-                shared.server.get_or_init(|| s);
-                drop(shared);
-                arming.arm();
-                unsafe { put(out, user, "out") }
-            }
-            Err(e) => {
-                arming.fail();
-                // SAFETY: the reference made above, never handed out.
-                drop(unsafe { Arc::from_raw(user) });
-                Err(Fail::io(&format!("bind {ep}"), &e))
-            }
-        }
+        let handle = sluice_server { server: OnceLock::new() };
+        let s = handle::open(handle, cbs, cbs.on_release, userdata, |h| Server::bind(&ep, config, SHandler(h)))
+            .map_err(|e| Fail::io(&format!("bind {ep}"), &e))?;
+        Ok(s)
     })
 }
 
@@ -158,7 +122,7 @@ pub unsafe extern "C" fn sluice_server_bind(
 #[no_mangle]
 pub unsafe extern "C" fn sluice_server_endpoint(server: *const sluice_server, buf: *mut c_char, cap: usize, len: *mut usize) -> c_int {
     // SAFETY: NULL or valid pointers, per the C contract.
-    guard(|| unsafe { copy_out(&self::server(server)?.local().to_string(), buf, cap, len) })
+    handle::with(server, |s| unsafe { copy_out(&s.local().to_string(), buf, cap, len) })
 }
 
 /// The TCP port the server listens on, into `*port` (`SLUICE_E_INVALID`
@@ -167,7 +131,7 @@ pub unsafe extern "C" fn sluice_server_endpoint(server: *const sluice_server, bu
 pub unsafe extern "C" fn sluice_server_port(server: *const sluice_server, port: *mut u16) -> c_int {
     guard(|| {
         // SAFETY: NULL or valid pointers, per the C contract.
-        match unsafe { self::server(server) }?.local() {
+        match unsafe { core(server) }?.local() {
             Endpoint::Tcp(_, p) => unsafe { put(port, *p, "port") },
             Endpoint::Unix(_) => Err(Fail::invalid("a Unix socket server has no port")),
         }
@@ -179,11 +143,7 @@ pub unsafe extern "C" fn sluice_server_port(server: *const sluice_server, port: 
 /// returns (one running on another thread finishes). Idempotent.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_server_close(server: *mut sluice_server) -> c_int {
-    guard(|| {
-        // SAFETY: NULL or a live handle, per the C contract.
-        unsafe { self::server(server) }?.close();
-        Ok(())
-    })
+    handle::close(server)
 }
 
 /// Closes the server (as `sluice_server_close`) and releases the handle.
@@ -191,17 +151,7 @@ pub unsafe extern "C" fn sluice_server_close(server: *mut sluice_server) -> c_in
 /// handle stays valid until that callback returns.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_server_free(server: *mut sluice_server) {
-    guard_or((), || {
-        if server.is_null() {
-            return;
-        }
-        // SAFETY: a handle from sluice_server_bind, released once.
-        let shared = unsafe { Arc::from_raw(server.cast_const()) };
-        if let Some(s) = shared.server.get() {
-            s.close();
-        }
-        drop(shared);
-    })
+    handle::free(server)
 }
 
 /// Poll delivery: the file descriptor that is readable while accepted
@@ -209,8 +159,7 @@ pub unsafe extern "C" fn sluice_server_free(server: *mut sluice_server) {
 /// inline delivery or NULL. Do not close it.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_server_fd(server: *const sluice_server) -> c_int {
-    // SAFETY: NULL or a live handle, per the C contract.
-    guard_or(-1, || unsafe { self::server(server) }.ok().and_then(Server::fd).unwrap_or(-1))
+    handle::fd(server)
 }
 
 /// Poll delivery: runs `on_accept` on this thread for up to `max` waiting
@@ -219,30 +168,7 @@ pub unsafe extern "C" fn sluice_server_fd(server: *const sluice_server) -> c_int
 /// inside its own `on_accept`.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_server_dispatch(server: *mut sluice_server, max: usize, ran: *mut usize) -> c_int {
-    guard(|| {
-        if !ran.is_null() {
-            // SAFETY: valid for a write, per the C contract.
-            unsafe { ran.write(0) };
-        }
-        // SAFETY: NULL or a live handle, per the C contract.
-        unsafe { arg(server.cast_const(), "server") }?;
-        // Hold a reference while on_accept runs: it may free the server.
-        // SAFETY: a live handle made by Arc::into_raw.
-        let keep = unsafe {
-            Arc::increment_strong_count(server.cast_const());
-            Arc::from_raw(server.cast_const())
-        };
-        let s = keep.server.get().cloned().ok_or_else(|| Fail::fixed(SLUICE_E_STATE, c"the server is still starting"))?;
-        let n = s.dispatch(max).map_err(|e| match e {
-            DispatchError::NotPolled => Fail::fixed(SLUICE_E_NOT_POLLED, c"the server delivers inline, not by dispatch"),
-            DispatchError::Reentrant => Fail::fixed(SLUICE_E_REENTRANT, c"dispatch called from inside the server's own on_accept"),
-        })?;
-        if !ran.is_null() {
-            // SAFETY: as above.
-            unsafe { ran.write(n) };
-        }
-        Ok(())
-    })
+    handle::dispatch(server, max, ran)
 }
 
 /// Replaces the settings the channel of `incoming` will have (by default
@@ -273,14 +199,13 @@ pub unsafe extern "C" fn sluice_incoming_start(
     userdata: *mut c_void,
     out: *mut *mut sluice_channel,
 ) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make(out, || {
         let inc = unsafe { arg_mut(incoming, "incoming") }?;
         let inc = inc.incoming.take().ok_or_else(|| Fail::fixed(SLUICE_E_STATE, c"the incoming connection was already started"))?;
         let cbs = unsafe { cbs.as_ref() }.copied().unwrap_or_default();
         let ch = open(cbs, userdata, |h| inc.start(h)).map_err(|e| Fail::io("start", &e))?;
-        unsafe { put(out, ch, "out") }
+        Ok(ch)
     })
 }
 

@@ -26,11 +26,10 @@ use sluice_core::services::{Call, CallSender, Error, Level, Locator, Logger, Rep
 use sluice_core::wire::{Profile, Value};
 
 use crate::guard::{
-    arg, bytes_arg, copy_out, guard, guard_or, last_seq, put, str_arg, Fail, Res, SLUICE_E_BAD_REPLY, SLUICE_E_CLOSED,
-    SLUICE_E_DISCONNECTED, SLUICE_E_INVALID, SLUICE_E_IO, SLUICE_E_NOT_FOUND, SLUICE_E_SERVICE, SLUICE_E_STATE, SLUICE_E_TIMEOUT,
-    SLUICE_E_UNKNOWN_METHOD, SLUICE_E_WOULD_BLOCK, SLUICE_E_WRONG_THREAD,
+    arg, bytes_arg, c_string, copy_out, endpoint_of, free_box, guard, guard_or, last_seq, make, make_box, put, put_opt, str_arg, Fail, Res,
+    SLUICE_E_BAD_REPLY, SLUICE_E_CLOSED, SLUICE_E_DISCONNECTED, SLUICE_E_INVALID, SLUICE_E_IO, SLUICE_E_NOT_FOUND, SLUICE_E_SERVICE,
+    SLUICE_E_STATE, SLUICE_E_TIMEOUT, SLUICE_E_UNKNOWN_METHOD, SLUICE_E_WOULD_BLOCK, SLUICE_E_WRONG_THREAD,
 };
-use crate::roles::c_string;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -108,10 +107,10 @@ pub unsafe extern "C" fn sluice_last_service_error(
         };
         // SAFETY: each pointer is NULL or valid for a write, per the C contract.
         unsafe {
-            crate::roles::put_opt(has_category, c_int::from(cat.is_some()));
-            crate::roles::put_opt(category, cat.unwrap_or(0));
-            crate::roles::put_opt(code, c);
-            crate::roles::put_opt(message, m);
+            put_opt(has_category, c_int::from(cat.is_some()));
+            put_opt(category, cat.unwrap_or(0));
+            put_opt(code, c);
+            put_opt(message, m);
         }
         Ok(())
     })
@@ -158,11 +157,6 @@ pub(crate) fn wait<T>(timeout_ms: u64, f: impl Future<Output = Result<T, Error>>
     r.map_err(fail)
 }
 
-/// Parses an endpoint as `sluice_channel_connect` does.
-pub(crate) fn endpoint_of(text: &str) -> Res<Endpoint> {
-    Endpoint::parse(text.trim()).ok_or_else(|| Fail::invalid(format!("endpoint {text:?} is not host:port, [v6]:port, /path or unix:path")))
-}
-
 /// Endpoints joined by commas.
 pub(crate) fn joined(eps: &[Endpoint]) -> String {
     eps.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
@@ -203,9 +197,8 @@ pub struct sluice_locator {
 /// parse).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_locator_new(endpoints: *const c_char, out: *mut *mut sluice_locator) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make_box(out, || {
         let loc = if endpoints.is_null() {
             Locator::default()
         } else {
@@ -213,22 +206,17 @@ pub unsafe extern "C" fn sluice_locator_new(endpoints: *const c_char, out: *mut 
             if text.trim().is_empty() {
                 Locator::default()
             } else {
-                Locator::new(text.split(',').map(endpoint_of).collect::<Res<Vec<_>>>()?)
+                Locator::new(text.split(',').map(|t| endpoint_of(t.trim())).collect::<Res<Vec<_>>>()?)
             }
         };
-        unsafe { put(out, Box::into_raw(Box::new(sluice_locator { loc })), "out") }
+        Ok(sluice_locator { loc })
     })
 }
 
 /// Releases a Locator handle. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_locator_free(loc: *mut sluice_locator) {
-    guard_or((), || {
-        if !loc.is_null() {
-            // SAFETY: a pointer from sluice_locator_new, freed once.
-            drop(unsafe { Box::from_raw(loc) });
-        }
-    })
+    free_box(loc)
 }
 
 /// One method of a resolved service's graph; the strings belong to the
@@ -289,13 +277,12 @@ pub unsafe extern "C" fn sluice_locator_resolve(
     timeout_ms: u64,
     out: *mut *mut sluice_resolved,
 ) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make_box(out, || {
         let l = unsafe { arg(loc, "loc") }?;
         let name = unsafe { str_arg(name, "name") }?;
         let r = wait(timeout_ms, l.loc.resolve(name))?;
-        unsafe { put(out, Box::into_raw(Box::new(sluice_resolved::new(&r))), "out") }
+        Ok(sluice_resolved::new(&r))
     })
 }
 
@@ -352,12 +339,7 @@ pub unsafe extern "C" fn sluice_resolved_method(r: *const sluice_resolved, index
 /// Releases a resolve's answer. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_resolved_free(r: *mut sluice_resolved) {
-    guard_or((), || {
-        if !r.is_null() {
-            // SAFETY: a pointer from sluice_locator_resolve, freed once.
-            drop(unsafe { Box::from_raw(r) });
-        }
-    })
+    free_box(r)
 }
 
 // ---------------------------------------------------------------------------
@@ -390,13 +372,12 @@ pub const SLUICE_SERVICE_ERROR: c_int = 3;
 /// failure). Nothing connects until the first call.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_locator_service(loc: *const sluice_locator, name: *const c_char, out: *mut *mut sluice_service) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make_box(out, || {
         let l = unsafe { arg(loc, "loc") }?;
         let name = unsafe { str_arg(name, "name") }?;
         let svc = l.loc.service(name);
-        unsafe { put(out, Box::into_raw(Box::new(sluice_service { svc })), "out") }
+        Ok(sluice_service { svc })
     })
 }
 
@@ -417,14 +398,12 @@ pub unsafe extern "C" fn sluice_service_call(
     timeout_ms: u64,
     out: *mut *mut sluice_call,
 ) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make(out, || {
         let s = unsafe { arg(svc, "svc") }?;
         let method = unsafe { str_arg(method, "method") }?;
         let args = args_of(unsafe { bytes_arg(args, args_len, "args") }?, "args")?;
-        let call = wait(timeout_ms, s.svc.call(method, args))?;
-        unsafe { put(out, sluice_call::into_raw(call), "out") }
+        Ok(sluice_call::into_raw(wait(timeout_ms, s.svc.call(method, args))?))
     })
 }
 
@@ -459,12 +438,7 @@ pub unsafe extern "C" fn sluice_service_close(svc: *const sluice_service) -> c_i
 /// the calls still open are freed (or have ended).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_service_free(svc: *mut sluice_service) {
-    guard_or((), || {
-        if !svc.is_null() {
-            // SAFETY: a pointer from sluice_locator_service, freed once.
-            drop(unsafe { Box::from_raw(svc) });
-        }
-    })
+    free_box(svc)
 }
 
 /// One reply of a call, filled by `sluice_call_next`. The pointers belong to
@@ -660,12 +634,7 @@ pub unsafe extern "C" fn sluice_call_send(call: *const sluice_call, name: *const
 /// they arrive.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_call_free(call: *mut sluice_call) {
-    guard_or((), || {
-        if !call.is_null() {
-            // SAFETY: a pointer from sluice_service_call/sluice_registry_invoke, freed once.
-            drop(unsafe { Box::from_raw(call) });
-        }
-    })
+    free_box(call)
 }
 
 // ---------------------------------------------------------------------------
@@ -703,12 +672,11 @@ pub struct sluice_logger {
 /// failure). Nothing connects until the first message.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_logger_new(loc: *const sluice_locator, app: *const c_char, out: *mut *mut sluice_logger) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make_box(out, || {
         let l = unsafe { arg(loc, "loc") }?;
         let app = unsafe { str_arg(app, "app") }?;
-        unsafe { put(out, Box::into_raw(Box::new(sluice_logger { lg: Logger::new(&l.loc, app) })), "out") }
+        Ok(sluice_logger { lg: Logger::new(&l.loc, app) })
     })
 }
 
@@ -730,7 +698,7 @@ pub unsafe extern "C" fn sluice_logger_emit(
 ) -> c_int {
     guard(|| {
         // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { crate::roles::put_opt(sent, 0) };
+        unsafe { put_opt(sent, 0) };
         let l = unsafe { arg(lg, "lg") }?;
         let level = level_of(level)?;
         let message = unsafe { str_arg(message, "message") }?;
@@ -752,7 +720,7 @@ pub unsafe extern "C" fn sluice_logger_emit(
         };
         let borrowed: Vec<(&str, Value)> = attrs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         let was_sent = wait(timeout_ms, l.lg.emit(level, message, &borrowed))?;
-        unsafe { crate::roles::put_opt(sent, c_int::from(was_sent)) };
+        unsafe { put_opt(sent, c_int::from(was_sent)) };
         Ok(())
     })
 }
@@ -793,12 +761,7 @@ pub unsafe extern "C" fn sluice_logger_error(lg: *const sluice_logger, message: 
 /// Releases a logger. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_logger_free(lg: *mut sluice_logger) {
-    guard_or((), || {
-        if !lg.is_null() {
-            // SAFETY: a pointer from sluice_logger_new, freed once.
-            drop(unsafe { Box::from_raw(lg) });
-        }
-    })
+    free_box(lg)
 }
 
 #[cfg(test)]

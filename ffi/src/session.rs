@@ -3,20 +3,18 @@
 //! `sluice_resume_server`.
 
 use std::ffi::{c_char, c_int, c_void};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
-use sluice_core::net::Endpoint;
 use sluice_core::roles::{Backoff, Liveness, ResumeOptions, Session, SessionEvent, SessionOptions};
-use sluice_core::wire::{Args, Message};
+use sluice_core::wire::Message;
 
-use crate::guard::{arg, arg_mut, bytes_arg, contain, guard, guard_or, put, str_arg, Fail, Res, SLUICE_E_STATE};
+use crate::guard::{arg, assign, c_string, edit, endpoint_arg, free_box, guard_or, make, put, Fail};
+use crate::handle::{self, call, object, Host};
 use crate::options::sluice_options;
 use crate::payload::sluice_payload;
-use crate::release::{Release, Ud};
-use crate::roles::{c_string, opt_bytes, put_opt, sent, sized_callbacks};
-use crate::worker::dispatch_error;
+use crate::roles::sized_callbacks;
+use crate::send;
 
 /// How a session connects and stays up. Made by
 /// `sluice_session_options_new`, released by `sluice_session_options_free`;
@@ -41,17 +39,7 @@ pub extern "C" fn sluice_session_options_new() -> *mut sluice_session_options {
 /// Releases session options. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_session_options_free(opts: *mut sluice_session_options) {
-    guard_or((), || {
-        if !opts.is_null() {
-            // SAFETY: a pointer from sluice_session_options_new, freed once.
-            drop(unsafe { Box::from_raw(opts) });
-        }
-    })
-}
-
-fn set_s(opts: *mut sluice_session_options, f: impl FnOnce(&mut SessionOptions) -> Res) -> c_int {
-    // SAFETY: NULL or a live pointer, per the C contract.
-    guard(|| f(&mut unsafe { arg_mut(opts, "opts") }?.opts))
+    free_box(opts)
 }
 
 /// Adds an endpoint (as for `sluice_channel_connect`). Endpoints are tried
@@ -59,12 +47,9 @@ fn set_s(opts: *mut sluice_session_options, f: impl FnOnce(&mut SessionOptions) 
 /// connection, the next one after each failed attempt (failover).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_session_options_add_endpoint(opts: *mut sluice_session_options, endpoint: *const c_char) -> c_int {
-    set_s(opts, |o| {
+    edit(opts, "opts", |o| {
         // SAFETY: NULL or a valid string, per the C contract.
-        let text = unsafe { str_arg(endpoint, "endpoint") }?;
-        let ep = Endpoint::parse(text)
-            .ok_or_else(|| Fail::invalid(format!("endpoint {text:?} is not host:port, [v6]:port, /path or unix:path")))?;
-        o.endpoints.push(ep);
+        o.opts.endpoints.push(unsafe { endpoint_arg(endpoint, "endpoint") }?);
         Ok(())
     })
 }
@@ -75,10 +60,7 @@ pub unsafe extern "C" fn sluice_session_options_add_endpoint(opts: *mut sluice_s
 /// (inline, or in `sluice_session_dispatch`).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_session_options_set_channel(opts: *mut sluice_session_options, channel: *const sluice_options) -> c_int {
-    set_s(opts, |o| {
-        o.channel = sluice_options::with_default_role(channel, None);
-        Ok(())
-    })
+    edit(opts, "opts", |o| assign(&mut o.opts.channel, Ok(sluice_options::with_default_role(channel, None))))
 }
 
 /// Sets the reconnection delays: `initial_ms × multiplier^attempt`, at
@@ -92,14 +74,14 @@ pub unsafe extern "C" fn sluice_session_options_set_backoff(
     multiplier: f64,
     jitter: f64,
 ) -> c_int {
-    set_s(opts, |o| {
+    edit(opts, "opts", |o| {
         #[allow(clippy::neg_cmp_op_on_partial_ord)]
         if initial_ms == 0 || initial_ms > max_ms || !(multiplier >= 1.0) || !(0.0..=1.0).contains(&jitter) {
             return Err(Fail::invalid(format!(
                 "backoff initial {initial_ms} ms, max {max_ms} ms, multiplier {multiplier}, jitter {jitter}: need 0 < initial <= max, multiplier >= 1, jitter in [0, 1]"
             )));
         }
-        o.backoff = Backoff { initial: Duration::from_millis(initial_ms), max: Duration::from_millis(max_ms), multiplier, jitter };
+        o.opts.backoff = Backoff { initial: Duration::from_millis(initial_ms), max: Duration::from_millis(max_ms), multiplier, jitter };
         Ok(())
     })
 }
@@ -113,8 +95,8 @@ pub unsafe extern "C" fn sluice_session_options_set_liveness(
     interval_ms: u64,
     timeout_ms: u64,
 ) -> c_int {
-    set_s(opts, |o| {
-        o.liveness = match (interval_ms, timeout_ms) {
+    edit(opts, "opts", |o| {
+        o.opts.liveness = match (interval_ms, timeout_ms) {
             (0, 0) => None,
             (0, _) | (_, 0) => return Err(Fail::invalid("liveness needs both an interval and a timeout (or neither)")),
             (i, t) => Some(Liveness { interval: Duration::from_millis(i), timeout: Duration::from_millis(t) }),
@@ -139,10 +121,7 @@ pub unsafe extern "C" fn sluice_session_options_set_resume(
     ack_every: u64,
     ack_bytes: usize,
 ) -> c_int {
-    set_s(opts, |o| {
-        o.resume = (enable != 0).then(|| resume_options(max_unacked, ack_every, ack_bytes));
-        Ok(())
-    })
+    edit(opts, "opts", |o| assign(&mut o.opts.resume, Ok((enable != 0).then(|| resume_options(max_unacked, ack_every, ack_bytes)))))
 }
 
 pub(crate) fn resume_options(max_unacked: usize, ack_every: u64, ack_bytes: usize) -> ResumeOptions {
@@ -255,107 +234,37 @@ pub struct sluice_session_callbacks {
     pub on_release: Option<unsafe extern "C" fn(userdata: *mut c_void)>,
 }
 
-struct SHandler {
-    shared: Weak<sluice_session>,
-    cbs: sluice_session_callbacks,
-    ud: Ud,
-    _release: Release,
-}
+object!(sluice_session, session: Session, "s", c"the session is still starting");
 
-impl SHandler {
-    fn deliver(&self, session: &Session, event: SessionEvent) {
-        let Some(shared) = self.shared.upgrade() else { return };
-        shared.session.get_or_init(|| session.clone());
-        let s = Arc::as_ptr(&shared).cast_mut();
-        let (ud, c) = (self.ud.0, &self.cbs);
-        // SAFETY (every call): the user's callbacks and data; each pointer
-        // lives in `event`, a local or `shared` for the call.
-        unsafe {
-            match event {
-                SessionEvent::Connected { endpoint, resumed } => {
-                    if let Some(f) = c.on_connected {
-                        let ep = c_string(endpoint.to_string());
-                        f(ud, s, ep.as_ptr(), c_int::from(resumed))
-                    }
-                }
-                SessionEvent::Disconnected { errno } => {
-                    if let Some(f) = c.on_disconnected {
-                        f(ud, s, errno)
-                    }
-                }
-                SessionEvent::ReconnectAttempt { attempt, endpoint, delay } => {
-                    if let Some(f) = c.on_reconnect_attempt {
-                        let ep = c_string(endpoint.to_string());
-                        f(ud, s, attempt, ep.as_ptr(), delay.as_millis().min(u64::MAX as u128) as u64)
-                    }
-                }
-                SessionEvent::Frame(frame) => {
-                    if let Some(f) = c.on_frame {
-                        let a = frame.args.raw();
-                        f(ud, s, frame.session, frame.ty, a.as_ptr(), a.len())
-                    }
-                }
-                SessionEvent::Drain => {
-                    if let Some(f) = c.on_drain {
-                        f(ud, s)
-                    }
-                }
-                SessionEvent::Message { session, message, .. } => match message {
-                    Message::Chunk { data } => {
-                        if let Some(f) = c.on_chunk {
-                            let p = sluice_payload::borrowed(data);
-                            f(ud, s, session, p.slice().as_ptr(), p.slice().len(), &p)
-                        }
-                    }
-                    Message::Choke => {
-                        if let Some(f) = c.on_choke {
-                            f(ud, s, session)
-                        }
-                    }
-                    Message::Error { category, code, message } => {
-                        if let Some(f) = c.on_error {
-                            let (m, n) = opt_bytes(&message);
-                            f(ud, s, session, c_int::from(category.is_some()), category.unwrap_or(0), code, m, n)
-                        }
-                    }
-                    Message::Invoke { event } => {
-                        if let Some(f) = c.on_invoke {
-                            f(ud, s, session, event.as_ptr(), event.len())
-                        }
-                    }
-                    Message::Handshake { uuid } => {
-                        if let Some(f) = c.on_handshake {
-                            f(ud, s, uuid.as_ptr(), uuid.len())
-                        }
-                    }
-                    Message::Heartbeat => {
-                        if let Some(f) = c.on_heartbeat {
-                            f(ud, s)
-                        }
-                    }
-                    Message::Terminate { code, reason } => {
-                        if let Some(f) = c.on_terminate {
-                            f(ud, s, code, reason.as_ptr(), reason.len())
-                        }
-                    }
-                },
+fn deliver(host: &Host<sluice_session, sluice_session_callbacks>, session: &Session, event: SessionEvent) {
+    let Some(shared) = host.enter(session) else { return };
+    let (s, ud, c) = (Arc::as_ptr(&shared).cast_mut(), host.ud.0, &host.cbs);
+    // SAFETY (every call): the user's callbacks and data; each pointer
+    // lives in `event`, a local or `shared` for the call.
+    unsafe {
+        match event {
+            SessionEvent::Connected { endpoint, resumed } => {
+                let ep = c_string(endpoint.to_string());
+                call!(c.on_connected, ud, s, ep.as_ptr(), c_int::from(resumed))
             }
+            SessionEvent::Disconnected { errno } => call!(c.on_disconnected, ud, s, errno),
+            SessionEvent::ReconnectAttempt { attempt, endpoint, delay } => {
+                let (ep, ms) = (c_string(endpoint.to_string()), delay.as_millis().min(u64::MAX as u128) as u64);
+                call!(c.on_reconnect_attempt, ud, s, attempt, ep.as_ptr(), ms)
+            }
+            SessionEvent::Frame(frame) => call!(c.on_frame, ud, s, frame.session, frame.ty; bytes frame.args.raw()),
+            SessionEvent::Drain => call!(c.on_drain, ud, s),
+            SessionEvent::Message { session, message, .. } => match message {
+                Message::Chunk { data } => call!(c.on_chunk, ud, s, session; chunk data),
+                Message::Choke => call!(c.on_choke, ud, s, session),
+                Message::Error { category, code, message } => call!(c.on_error, ud, s, session; error category, code, message),
+                Message::Invoke { event } => call!(c.on_invoke, ud, s, session; bytes event),
+                Message::Handshake { uuid } => call!(c.on_handshake, ud, s; bytes uuid),
+                Message::Heartbeat => call!(c.on_heartbeat, ud, s),
+                Message::Terminate { code, reason } => call!(c.on_terminate, ud, s, code; bytes reason),
+            },
         }
-        drop(shared);
     }
-}
-
-/// # Safety
-/// `s` is NULL or a live handle.
-unsafe fn session<'a>(s: *const sluice_session) -> Res<&'a Session> {
-    // SAFETY: per the contract.
-    let h = unsafe { arg(s, "s") }?;
-    h.session.get().ok_or_else(|| Fail::fixed(SLUICE_E_STATE, c"the session is still starting"))
-}
-
-fn on_session(s: *const sluice_session, f: impl FnOnce(&Session) -> Res) -> c_int {
-    // SAFETY: NULL or a live handle, per the C contract.
-    guard(|| f(unsafe { session(s) }?))
 }
 
 /// Starts connecting to the first endpoint and returns the session in
@@ -372,32 +281,19 @@ pub unsafe extern "C" fn sluice_session_connect(
     userdata: *mut c_void,
     out: *mut *mut sluice_session,
 ) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make(out, || {
         let o = unsafe { arg(opts, "opts") }?.opts.clone();
         if o.endpoints.is_empty() {
             return Err(Fail::invalid("a session needs at least one endpoint (sluice_session_options_add_endpoint)"));
         }
         let cbs = unsafe { sized_callbacks(cbs, "cbs") }?;
-        let shared = Arc::new(sluice_session { session: OnceLock::new() });
-        let (release, arming) = Release::new(cbs.on_release, Ud(userdata));
-        let h = SHandler { shared: Arc::downgrade(&shared), cbs, ud: Ud(userdata), _release: release };
-        let user = Arc::into_raw(Arc::clone(&shared)).cast_mut();
-        match Session::connect(o, move |se: &Session, ev: SessionEvent| contain(|| h.deliver(se, ev))) {
-            Ok(se) => {
-                shared.session.get_or_init(|| se);
-                drop(shared);
-                arming.arm();
-                unsafe { put(out, user, "out") }
-            }
-            Err(e) => {
-                arming.fail();
-                // SAFETY: the reference made above, never handed out.
-                drop(unsafe { Arc::from_raw(user) });
-                Err(Fail::io("connect", &e))
-            }
-        }
+        let handle = sluice_session { session: OnceLock::new() };
+        let se = handle::open(handle, cbs, cbs.on_release, userdata, |h| {
+            Session::connect(o, move |se: &Session, ev: SessionEvent| crate::guard::contain(|| deliver(&h, se, ev)))
+        })
+        .map_err(|e| Fail::io("connect", &e))?;
+        Ok(se)
     })
 }
 
@@ -405,34 +301,21 @@ pub unsafe extern "C" fn sluice_session_connect(
 /// gracefully, no callback starts after this returns. Idempotent.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_session_stop(s: *mut sluice_session) -> c_int {
-    on_session(s, |se| {
-        se.stop();
-        Ok(())
-    })
+    handle::close(s)
 }
 
 /// Stops the session (as `sluice_session_stop`) and releases the handle.
 /// NULL is a no-op. May be called from inside its own callbacks.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_session_free(s: *mut sluice_session) {
-    guard_or((), || {
-        if s.is_null() {
-            return;
-        }
-        // SAFETY: a handle from sluice_session_connect, released once.
-        let shared = unsafe { Arc::from_raw(s.cast_const()) };
-        if let Some(se) = shared.session.get() {
-            se.stop();
-        }
-        drop(shared);
-    })
+    handle::free(s)
 }
 
 /// Cuts the current connection as if it had failed with `err`; the session
 /// reconnects (and resumes) as after any loss. No-op while disconnected.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_session_disconnect(s: *mut sluice_session, err: c_int) -> c_int {
-    on_session(s, |se| {
+    handle::with(s, |se| {
         se.disconnect(err);
         Ok(())
     })
@@ -442,7 +325,7 @@ pub unsafe extern "C" fn sluice_session_disconnect(s: *mut sluice_session, err: 
 #[no_mangle]
 pub unsafe extern "C" fn sluice_session_is_connected(s: *const sluice_session, out: *mut c_int) -> c_int {
     // SAFETY: NULL or valid for a write, per the C contract.
-    on_session(s, |se| unsafe { put(out, c_int::from(se.is_connected()), "out") })
+    handle::with(s, |se| unsafe { put(out, c_int::from(se.is_connected()), "out") })
 }
 
 /// The id for a new channel opened by this side (one above every id sent
@@ -450,7 +333,7 @@ pub unsafe extern "C" fn sluice_session_is_connected(s: *const sluice_session, o
 #[no_mangle]
 pub unsafe extern "C" fn sluice_session_next_session(s: *const sluice_session, out: *mut u64) -> c_int {
     // SAFETY: NULL or valid for a write, per the C contract.
-    on_session(s, |se| unsafe { put(out, se.next_session(), "out") })
+    handle::with(s, |se| unsafe { put(out, se.next_session(), "out") })
 }
 
 /// Resume: the number of frames delivered to the callbacks so far (across
@@ -458,7 +341,7 @@ pub unsafe extern "C" fn sluice_session_next_session(s: *const sluice_session, o
 #[no_mangle]
 pub unsafe extern "C" fn sluice_session_received(s: *const sluice_session, out: *mut u64) -> c_int {
     // SAFETY: NULL or valid for a write, per the C contract.
-    on_session(s, |se| unsafe { put(out, se.received(), "out") })
+    handle::with(s, |se| unsafe { put(out, se.received(), "out") })
 }
 
 // Sends. Without resume they go on the current connection and fail with
@@ -473,29 +356,23 @@ pub unsafe extern "C" fn sluice_session_received(s: *const sluice_session, out: 
 /// `on_drain`). `SLUICE_E_CLOSED` after `sluice_session_stop`.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_session_send_chunk(s: *mut sluice_session, session: u64, data: *const u8, len: usize) -> c_int {
-    on_session(s, |se| {
-        // SAFETY: NULL or `len` readable bytes, per the C contract.
-        let b = Bytes::copy_from_slice(unsafe { bytes_arg(data, len, "data") }?);
-        sent(se.send_chunk(session, &b))
-    })
+    // SAFETY: NULL or `len` readable bytes, per the C contract.
+    handle::with(s, |se| unsafe { send::chunk(se, session, data, len) })
 }
 
 /// Sends a chunk whose bytes are a payload, without a copy. Result codes as
 /// `sluice_session_send_chunk`.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_session_send_chunk_payload(s: *mut sluice_session, session: u64, payload: *const sluice_payload) -> c_int {
-    on_session(s, |se| {
-        // SAFETY: NULL or a live payload, per the C contract.
-        let p = unsafe { arg(payload, "payload") }?;
-        sent(se.send_chunk(session, &p.to_bytes()))
-    })
+    // SAFETY: NULL or a live payload, per the C contract.
+    handle::with(s, |se| unsafe { send::payload(se, session, payload) })
 }
 
 /// Sends the end of this side's direction of `session` (v0 `choke`, v1
 /// `close`). Result codes as `sluice_session_send_chunk`.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_session_send_choke(s: *mut sluice_session, session: u64) -> c_int {
-    on_session(s, |se| sent(se.send(session, &Message::Choke)))
+    handle::with(s, |se| send::message(se, session, Message::Choke))
 }
 
 /// Sends `error` on `session` (as `sluice_channel_send_error`). Result
@@ -509,11 +386,8 @@ pub unsafe extern "C" fn sluice_session_send_error(
     msg: *const u8,
     len: usize,
 ) -> c_int {
-    on_session(s, |se| {
-        // SAFETY: NULL or `len` readable bytes, per the C contract.
-        let message = if msg.is_null() && len == 0 { None } else { Some(Bytes::copy_from_slice(unsafe { bytes_arg(msg, len, "msg") }?)) };
-        sent(se.send(session, &Message::Error { category: Some(category), code, message }))
-    })
+    // SAFETY: NULL or `len` readable bytes, per the C contract.
+    handle::with(s, |se| unsafe { send::error(se, session, Some(category), code, msg, len, false) })
 }
 
 /// Sends a generic frame (as `sluice_channel_send_frame`: `args_msgpack`
@@ -527,24 +401,8 @@ pub unsafe extern "C" fn sluice_session_send_frame(
     args_msgpack: *const u8,
     len: usize,
 ) -> c_int {
-    on_session(s, |se| {
-        // SAFETY: NULL or `len` readable bytes, per the C contract.
-        let args = unsafe { args_arg(args_msgpack, len) }?;
-        sent(se.send_frame(session, type_id, &args, &[]))
-    })
-}
-
-/// One msgpack array from C as frame arguments.
-///
-/// # Safety
-/// `p` is NULL or valid for reads of `len` bytes.
-pub(crate) unsafe fn args_arg(p: *const u8, len: usize) -> Res<Args> {
-    if len == 0 {
-        return Ok(Args::empty());
-    }
-    // SAFETY: per the contract.
-    let raw = Bytes::copy_from_slice(unsafe { bytes_arg(p, len, "args_msgpack") }?);
-    Args::from_raw(raw).map_err(|e| Fail::invalid(format!("args_msgpack is not one msgpack array: {e}")))
+    // SAFETY: NULL or `len` readable bytes, per the C contract.
+    handle::with(s, |se| unsafe { send::frame(se, session, type_id, args_msgpack, len) })
 }
 
 /// Poll delivery: the descriptor that is readable while events wait
@@ -552,8 +410,7 @@ pub(crate) unsafe fn args_arg(p: *const u8, len: usize) -> Res<Args> {
 /// delivery or NULL. Do not close it.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_session_fd(s: *const sluice_session) -> c_int {
-    // SAFETY: NULL or a live handle, per the C contract.
-    guard_or(-1, || unsafe { session(s) }.ok().and_then(Session::fd).unwrap_or(-1))
+    handle::fd(s)
 }
 
 /// Poll delivery: runs the callbacks for up to `max` waiting events on
@@ -562,17 +419,5 @@ pub unsafe extern "C" fn sluice_session_fd(s: *const sluice_session) -> c_int {
 /// inside its own callback.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_session_dispatch(s: *mut sluice_session, max: usize, ran: *mut usize) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put_opt(ran, 0) };
-        unsafe { arg(s.cast_const(), "s") }?;
-        let keep = unsafe {
-            Arc::increment_strong_count(s.cast_const());
-            Arc::from_raw(s.cast_const())
-        };
-        let se = keep.session.get().cloned().ok_or_else(|| Fail::fixed(SLUICE_E_STATE, c"the session is still starting"))?;
-        let n = se.dispatch(max).map_err(dispatch_error)?;
-        unsafe { put_opt(ran, n) };
-        Ok(())
-    })
+    handle::dispatch(s, max, ran)
 }

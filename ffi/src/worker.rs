@@ -1,26 +1,20 @@
 //! `sluice_worker`: the app side of the engine protocol — handshake,
 //! heartbeats, disown, terminate, and each invoke as a session to answer.
 //!
-//! Ownership mirrors the channel's: the user's handle is `Arc::into_raw` of
-//! a [`sluice_worker`]; the core worker owns the handler, which holds a
-//! `Weak` to the handle and calls `on_release` when the core drops it.
+//! Ownership and life cycle: see `handle`.
 
 use std::ffi::{c_char, c_int, c_void};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
-use bytes::Bytes;
-use sluice_core::net::{DispatchError, Endpoint};
 use sluice_core::roles::{Worker, WorkerEvent, WorkerOptions};
-use sluice_core::wire::Dialect;
+use sluice_core::wire::{Dialect, Message};
 
-use crate::guard::{
-    arg, arg_mut, bytes_arg, contain, copy_out, guard, guard_or, put, str_arg, Fail, Res, SLUICE_E_NOT_POLLED, SLUICE_E_REENTRANT,
-    SLUICE_E_STATE,
-};
+use crate::guard::{arg, assign, bytes_arg, contain, copy_out, edit, endpoint_arg, free_box, guard, make, make_box, put, str_arg, Fail};
+use crate::handle::{self, call, object, Host};
 use crate::options::{sluice_options, SLUICE_DIALECT_V0, SLUICE_DIALECT_V1};
 use crate::payload::sluice_payload;
-use crate::release::{Release, Ud};
-use crate::roles::{ms, sized_callbacks, streamed, text};
+use crate::roles::{dialect_of, ms, sized_callbacks, text};
+use crate::send;
 
 /// How a worker starts: its uuid, the engine's endpoint, the dialect, the
 /// timers and the channel settings. Made by `sluice_worker_options_new` or
@@ -30,18 +24,6 @@ use crate::roles::{ms, sized_callbacks, streamed, text};
 #[allow(non_camel_case_types)]
 pub struct sluice_worker_options {
     opts: WorkerOptions,
-}
-
-fn dialect_of(d: c_int) -> Res<Dialect> {
-    match d {
-        SLUICE_DIALECT_V0 => Ok(Dialect::V0),
-        SLUICE_DIALECT_V1 => Ok(Dialect::V1),
-        _ => Err(Fail::invalid(format!("unknown dialect {d}"))),
-    }
-}
-
-fn endpoint_of(text: &str) -> Res<Endpoint> {
-    Endpoint::parse(text).ok_or_else(|| Fail::invalid(format!("endpoint {text:?} is not host:port, [v6]:port, /path or unix:path")))
 }
 
 /// Options for a worker with this `uuid` (sent in the handshake), the
@@ -58,13 +40,11 @@ pub unsafe extern "C" fn sluice_worker_options_new(
     dialect: c_int,
     out: *mut *mut sluice_worker_options,
 ) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make_box(out, || {
         let uuid = unsafe { str_arg(uuid, "uuid") }?;
-        let ep = endpoint_of(unsafe { str_arg(endpoint, "endpoint") }?)?;
-        let opts = WorkerOptions::new(uuid, ep, dialect_of(dialect)?);
-        unsafe { put(out, Box::into_raw(Box::new(sluice_worker_options { opts })), "out") }
+        let ep = unsafe { endpoint_arg(endpoint, "endpoint") }?;
+        Ok(sluice_worker_options { opts: WorkerOptions::new(uuid, ep, dialect_of(dialect)?) })
     })
 }
 
@@ -81,9 +61,8 @@ pub unsafe extern "C" fn sluice_worker_options_from_args(
     argv: *const *mut c_char,
     out: *mut *mut sluice_worker_options,
 ) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make_box(out, || {
         let mut args = Vec::new();
         if argc > 1 {
             if argv.is_null() {
@@ -95,33 +74,20 @@ pub unsafe extern "C" fn sluice_worker_options_from_args(
             }
         }
         let opts = WorkerOptions::from_args(args).map_err(|e| Fail::invalid(e.to_string()))?;
-        unsafe { put(out, Box::into_raw(Box::new(sluice_worker_options { opts })), "out") }
+        Ok(sluice_worker_options { opts })
     })
 }
 
 /// Releases worker options. NULL is a no-op.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_worker_options_free(opts: *mut sluice_worker_options) {
-    guard_or((), || {
-        if !opts.is_null() {
-            // SAFETY: a pointer from sluice_worker_options_new/_from_args, freed once.
-            drop(unsafe { Box::from_raw(opts) });
-        }
-    })
-}
-
-fn set_w(opts: *mut sluice_worker_options, f: impl FnOnce(&mut WorkerOptions) -> Res) -> c_int {
-    // SAFETY: NULL or a live pointer, per the C contract.
-    guard(|| f(&mut unsafe { arg_mut(opts, "opts") }?.opts))
+    free_box(opts)
 }
 
 /// Sets how often the worker heartbeats, in milliseconds (> 0).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_worker_options_set_heartbeat_interval_ms(opts: *mut sluice_worker_options, ms_: u64) -> c_int {
-    set_w(opts, |o| {
-        o.heartbeat_interval = ms(ms_, "heartbeat interval")?;
-        Ok(())
-    })
+    edit(opts, "opts", |o| assign(&mut o.opts.heartbeat_interval, ms(ms_, "heartbeat interval")))
 }
 
 /// Sets the disown timeout in milliseconds (> 0): when the engine has sent
@@ -130,10 +96,7 @@ pub unsafe extern "C" fn sluice_worker_options_set_heartbeat_interval_ms(opts: *
 /// `ETIMEDOUT`.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_worker_options_set_disown_timeout_ms(opts: *mut sluice_worker_options, ms_: u64) -> c_int {
-    set_w(opts, |o| {
-        o.disown_timeout = ms(ms_, "disown timeout")?;
-        Ok(())
-    })
+    edit(opts, "opts", |o| assign(&mut o.opts.disown_timeout, ms(ms_, "disown timeout")))
 }
 
 /// Sets the channel settings (delivery mode, watermarks, limits, profile,
@@ -143,10 +106,7 @@ pub unsafe extern "C" fn sluice_worker_options_set_disown_timeout_ms(opts: *mut 
 /// in `sluice_worker_dispatch`.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_worker_options_set_channel(opts: *mut sluice_worker_options, channel: *const sluice_options) -> c_int {
-    set_w(opts, |o| {
-        o.channel = sluice_options::for_connect(channel);
-        Ok(())
-    })
+    edit(opts, "opts", |o| assign(&mut o.opts.channel, Ok(sluice_options::for_connect(channel))))
 }
 
 /// Reads the dialect (`SLUICE_DIALECT_V0`/`_V1`, from `--protocol`) into
@@ -312,95 +272,30 @@ pub struct sluice_worker_callbacks {
     pub on_release: Option<unsafe extern "C" fn(userdata: *mut c_void)>,
 }
 
-struct WHandler {
-    shared: Weak<sluice_worker>,
-    cbs: sluice_worker_callbacks,
-    ud: Ud,
-    _release: Release,
-}
+object!(sluice_worker, worker: Worker, "w", c"the worker is still starting");
 
-impl WHandler {
-    fn deliver(&self, worker: &Worker, event: WorkerEvent) {
-        let Some(shared) = self.shared.upgrade() else { return };
-        shared.worker.get_or_init(|| worker.clone());
-        let w = Arc::as_ptr(&shared).cast_mut();
-        let (ud, c) = (self.ud.0, &self.cbs);
-        // SAFETY (every call): the user's callbacks and data; each pointer
-        // lives in `event` or `shared` for the call.
-        unsafe {
-            match event {
-                WorkerEvent::Connected => {
-                    if let Some(f) = c.on_connect {
-                        f(ud, w)
-                    }
-                }
-                WorkerEvent::Invoke { stream, event, .. } => {
-                    if let Some(f) = c.on_invoke {
-                        f(ud, w, stream.session(), event.as_ptr(), event.len())
-                    }
-                }
-                WorkerEvent::Chunk { session, data } => {
-                    if let Some(f) = c.on_chunk {
-                        let p = sluice_payload::borrowed(data);
-                        f(ud, w, session, p.slice().as_ptr(), p.slice().len(), &p)
-                    }
-                }
-                WorkerEvent::Error { session, category, code, message } => {
-                    if let Some(f) = c.on_error {
-                        let (m, n) = crate::roles::opt_bytes(&message);
-                        f(ud, w, session, c_int::from(category.is_some()), category.unwrap_or(0), code, m, n)
-                    }
-                }
-                WorkerEvent::Close { session } => {
-                    if let Some(f) = c.on_close {
-                        f(ud, w, session)
-                    }
-                }
-                WorkerEvent::Heartbeat => {
-                    if let Some(f) = c.on_heartbeat {
-                        f(ud, w)
-                    }
-                }
-                WorkerEvent::Terminate { code, reason } => {
-                    if let Some(f) = c.on_terminate {
-                        f(ud, w, code, reason.as_ptr(), reason.len())
-                    }
-                }
-                WorkerEvent::Disown => {
-                    if let Some(f) = c.on_disown {
-                        f(ud, w)
-                    }
-                }
-                WorkerEvent::Drain => {
-                    if let Some(f) = c.on_drain {
-                        f(ud, w)
-                    }
-                }
-                WorkerEvent::Disconnected { errno, sessions } => {
-                    if let Some(f) = c.on_disconnected {
-                        let p = if sessions.is_empty() { std::ptr::null() } else { sessions.as_ptr() };
-                        f(ud, w, errno, p, sessions.len())
-                    }
-                }
+fn deliver(host: &Host<sluice_worker, sluice_worker_callbacks>, worker: &Worker, event: WorkerEvent) {
+    let Some(shared) = host.enter(worker) else { return };
+    let (w, ud, c) = (Arc::as_ptr(&shared).cast_mut(), host.ud.0, &host.cbs);
+    // SAFETY (every call): the user's callbacks and data; each pointer
+    // lives in `event` or `shared` for the call.
+    unsafe {
+        match event {
+            WorkerEvent::Connected => call!(c.on_connect, ud, w),
+            WorkerEvent::Invoke { stream, event, .. } => call!(c.on_invoke, ud, w, stream.session(); bytes event),
+            WorkerEvent::Chunk { session, data } => call!(c.on_chunk, ud, w, session; chunk data),
+            WorkerEvent::Error { session, category, code, message } => call!(c.on_error, ud, w, session; error category, code, message),
+            WorkerEvent::Close { session } => call!(c.on_close, ud, w, session),
+            WorkerEvent::Heartbeat => call!(c.on_heartbeat, ud, w),
+            WorkerEvent::Terminate { code, reason } => call!(c.on_terminate, ud, w, code; bytes reason),
+            WorkerEvent::Disown => call!(c.on_disown, ud, w),
+            WorkerEvent::Drain => call!(c.on_drain, ud, w),
+            WorkerEvent::Disconnected { errno, sessions } => {
+                let p = if sessions.is_empty() { std::ptr::null() } else { sessions.as_ptr() };
+                call!(c.on_disconnected, ud, w, errno, p, sessions.len())
             }
         }
-        drop(shared);
     }
-}
-
-/// The core worker behind a handle.
-///
-/// # Safety
-/// `w` is NULL or a live handle.
-unsafe fn worker<'a>(w: *const sluice_worker) -> Res<&'a Worker> {
-    // SAFETY: per the contract.
-    let s = unsafe { arg(w, "w") }?;
-    s.worker.get().ok_or_else(|| Fail::fixed(SLUICE_E_STATE, c"the worker is still starting"))
-}
-
-fn on_worker(w: *const sluice_worker, f: impl FnOnce(&Worker) -> Res) -> c_int {
-    // SAFETY: NULL or a live handle, per the C contract.
-    guard(|| f(unsafe { worker(w) }?))
 }
 
 /// Connects to the engine in the background and returns the worker in
@@ -420,29 +315,16 @@ pub unsafe extern "C" fn sluice_worker_connect(
     userdata: *mut c_void,
     out: *mut *mut sluice_worker,
 ) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { put(out, std::ptr::null_mut(), "out") }?;
+    // SAFETY (here and below): NULL or valid pointers, per the C contract.
+    make(out, || {
         let o = unsafe { arg(opts, "opts") }?.opts.clone();
         let cbs = unsafe { sized_callbacks(cbs, "cbs") }?;
-        let shared = Arc::new(sluice_worker { worker: OnceLock::new() });
-        let (release, arming) = Release::new(cbs.on_release, Ud(userdata));
-        let h = WHandler { shared: Arc::downgrade(&shared), cbs, ud: Ud(userdata), _release: release };
-        let user = Arc::into_raw(Arc::clone(&shared)).cast_mut();
-        match Worker::connect(o, move |w: &Worker, ev: WorkerEvent| contain(|| h.deliver(w, ev))) {
-            Ok(w) => {
-                shared.worker.get_or_init(|| w);
-                drop(shared);
-                arming.arm();
-                unsafe { put(out, user, "out") }
-            }
-            Err(e) => {
-                arming.fail();
-                // SAFETY: the reference made above, never handed out.
-                drop(unsafe { Arc::from_raw(user) });
-                Err(Fail::io("connect", &e))
-            }
-        }
+        let handle = sluice_worker { worker: OnceLock::new() };
+        let w = handle::open(handle, cbs, cbs.on_release, userdata, |h| {
+            Worker::connect(o, move |w: &Worker, ev: WorkerEvent| contain(|| deliver(&h, w, ev)))
+        })
+        .map_err(|e| Fail::io("connect", &e))?;
+        Ok(w)
     })
 }
 
@@ -454,10 +336,9 @@ pub unsafe extern "C" fn sluice_worker_connect(
 /// (the engine marks the app broken); v1 engines ignore the code.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_worker_terminate(w: *mut sluice_worker, code: i64, reason: *const u8, len: usize) -> c_int {
-    on_worker(w, |wk| {
+    handle::with(w, |wk| {
         // SAFETY: NULL or `len` readable bytes, per the C contract.
-        let r = text(unsafe { bytes_arg(reason, len, "reason") }?, "reason")?;
-        wk.terminate(code, r);
+        wk.terminate(code, text(unsafe { bytes_arg(reason, len, "reason") }?, "reason")?);
         Ok(())
     })
 }
@@ -466,27 +347,14 @@ pub unsafe extern "C" fn sluice_worker_terminate(w: *mut sluice_worker, code: i6
 /// follows. Idempotent.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_worker_close(w: *mut sluice_worker) -> c_int {
-    on_worker(w, |wk| {
-        wk.close();
-        Ok(())
-    })
+    handle::close(w)
 }
 
 /// Closes the worker (as `sluice_worker_close`) and releases the handle.
 /// NULL is a no-op. May be called from inside the worker's own callbacks.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_worker_free(w: *mut sluice_worker) {
-    guard_or((), || {
-        if w.is_null() {
-            return;
-        }
-        // SAFETY: a handle from sluice_worker_connect, released once.
-        let shared = unsafe { Arc::from_raw(w.cast_const()) };
-        if let Some(wk) = shared.worker.get() {
-            wk.close();
-        }
-        drop(shared);
-    })
+    handle::free(w)
 }
 
 /// Sends a chunk on `session` (v0 `chunk`, v1 `write`); copied. Result
@@ -496,11 +364,8 @@ pub unsafe extern "C" fn sluice_worker_free(w: *mut sluice_worker) {
 /// `SLUICE_E_NO_SESSION` (not an open session).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_worker_stream_write(w: *mut sluice_worker, session: u64, data: *const u8, len: usize) -> c_int {
-    on_worker(w, |wk| {
-        // SAFETY: NULL or `len` readable bytes, per the C contract.
-        let b = Bytes::copy_from_slice(unsafe { bytes_arg(data, len, "data") }?);
-        streamed(wk.stream(session).write(&b))
-    })
+    // SAFETY: NULL or `len` readable bytes, per the C contract.
+    handle::with(w, |wk| unsafe { send::chunk(wk, session, data, len) })
 }
 
 /// Sends a chunk whose bytes are a payload (borrowed in `on_chunk`, or
@@ -508,18 +373,15 @@ pub unsafe extern "C" fn sluice_worker_stream_write(w: *mut sluice_worker, sessi
 /// `sluice_worker_stream_write`.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_worker_stream_write_payload(w: *mut sluice_worker, session: u64, payload: *const sluice_payload) -> c_int {
-    on_worker(w, |wk| {
-        // SAFETY: NULL or a live payload, per the C contract.
-        let p = unsafe { arg(payload, "payload") }?;
-        streamed(wk.stream(session).write(&p.to_bytes()))
-    })
+    // SAFETY: NULL or a live payload, per the C contract.
+    handle::with(w, |wk| unsafe { send::payload(wk, session, payload) })
 }
 
 /// Ends this side of `session` (v0 `choke`, v1 `close`). Nothing may
 /// follow on it. Result codes as `sluice_worker_stream_write`.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_worker_stream_close(w: *mut sluice_worker, session: u64) -> c_int {
-    on_worker(w, |wk| streamed(wk.stream(session).close()))
+    handle::with(w, |wk| send::message(wk, session, Message::Choke))
 }
 
 /// Fails `session`: v1 `error([category, code], msg)` (the frameworks use
@@ -536,18 +398,15 @@ pub unsafe extern "C" fn sluice_worker_stream_error(
     msg: *const u8,
     len: usize,
 ) -> c_int {
-    on_worker(w, |wk| {
-        // SAFETY: NULL or `len` readable bytes, per the C contract.
-        let m = text(unsafe { bytes_arg(msg, len, "msg") }?, "msg")?;
-        streamed(wk.stream(session).error_with_category(category, code, m))
-    })
+    // SAFETY: NULL or `len` readable bytes, per the C contract.
+    handle::with(w, |wk| unsafe { send::error(wk, session, Some(category), code, msg, len, true) })
 }
 
 /// The number of sessions open in at least one direction, into `*out`.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_worker_open_sessions(w: *const sluice_worker, out: *mut usize) -> c_int {
     // SAFETY: NULL or valid for a write, per the C contract.
-    on_worker(w, |wk| unsafe { put(out, wk.open_sessions(), "out") })
+    handle::with(w, |wk| unsafe { put(out, wk.open_sessions(), "out") })
 }
 
 /// Poll delivery: the file descriptor that is readable while events wait
@@ -555,8 +414,7 @@ pub unsafe extern "C" fn sluice_worker_open_sessions(w: *const sluice_worker, ou
 /// NULL. Owned by the worker: do not close it.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_worker_fd(w: *const sluice_worker) -> c_int {
-    // SAFETY: NULL or a live handle, per the C contract.
-    guard_or(-1, || unsafe { worker(w) }.ok().and_then(Worker::fd).unwrap_or(-1))
+    handle::fd(w)
 }
 
 /// Poll delivery: runs the callbacks for up to `max` waiting events on
@@ -566,30 +424,7 @@ pub unsafe extern "C" fn sluice_worker_fd(w: *const sluice_worker) -> c_int {
 /// handle stays valid until this call returns.
 #[no_mangle]
 pub unsafe extern "C" fn sluice_worker_dispatch(w: *mut sluice_worker, max: usize, ran: *mut usize) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        unsafe { crate::roles::put_opt(ran, 0) };
-        unsafe { arg(w.cast_const(), "w") }?;
-        // Hold a reference while callbacks run: one of them may free `w`.
-        let keep = unsafe {
-            Arc::increment_strong_count(w.cast_const());
-            Arc::from_raw(w.cast_const())
-        };
-        let wk = keep.worker.get().cloned().ok_or_else(|| Fail::fixed(SLUICE_E_STATE, c"the worker is still starting"))?;
-        let n = wk.dispatch(max).map_err(dispatch_error)?;
-        unsafe { crate::roles::put_opt(ran, n) };
-        Ok(())
-    })
-}
-
-pub(crate) fn dispatch_error(e: DispatchError) -> Fail {
-    match e {
-        DispatchError::NotPolled => Fail::fixed(SLUICE_E_NOT_POLLED, c"delivery is inline, not by dispatch"),
-        DispatchError::Reentrant => Fail::fixed(
-            SLUICE_E_REENTRANT,
-            c"dispatch called from inside the object's own callback (or while another thread dispatches it)",
-        ),
-    }
+    handle::dispatch(w, max, ran)
 }
 
 #[cfg(test)]
