@@ -5,26 +5,17 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyDict, PyList, PyTuple};
 
-use sluice_core::host::Event;
 use sluice_core::net::{Channel as CoreChannel, Incoming};
 use sluice_core::wire::{Dialect, Message, Role};
 
-use crate::convert::{self, text, text_arg};
+use crate::convert::{self, text_arg};
 use crate::errors;
 use crate::events as ev;
-use crate::handle::{self, frame_args, handle_class, opt_text, Handle, Item, Queue, Spec, State};
+use crate::handle::{self, handle_class, Handle, Queue, State};
 use crate::options::{self, Opts};
 use crate::sends;
-
-static SPEC: Spec = Spec {
-    callbacks: Channel::CALLBACKS,
-    renames: &[("disconnect", "on_socket_error")],
-    terminate_session: true,
-    disconnect_sessions: false,
-    last_disconnect: true,
-};
 
 /// A connection carrying Cocaine frames.
 ///
@@ -73,37 +64,9 @@ pub(crate) fn accepted(py: Python<'_>, incoming: Incoming, opts: &Opts) -> PyRes
     Ok(Py::new(py, Channel::create(core, queue, opts, handle::callbacks(&SPEC, None)?, peer))?.into_any())
 }
 
-/// One event as an event object (pull-style delivery).
-fn event_object(py: Python<'_>, (_, event): Item, threshold: usize) -> PyResult<Bound<'_, PyAny>> {
-    Ok(match event {
-        Event::Connected { .. } => Bound::new(py, ev::Connected {})?.into_any(),
-        Event::Disconnected { errno, .. } => Bound::new(py, ev::SocketError { errno })?.into_any(),
-        Event::Frame(frame) => {
-            let args = frame_args(py, &frame)?.unbind();
-            Bound::new(py, ev::Frame { session: frame.session, type_id: frame.ty, args })?.into_any()
-        }
-        Event::Message { session, message, .. } => match message {
-            Message::Handshake { uuid } => Bound::new(py, ev::Handshake { uuid: text(py, &uuid)?.unbind() })?.into_any(),
-            Message::Heartbeat => Bound::new(py, ev::Heartbeat {})?.into_any(),
-            Message::Terminate { code, reason } => {
-                Bound::new(py, ev::Terminate { session, code, reason: text(py, &reason)?.unbind() })?.into_any()
-            }
-            Message::Invoke { event } => Bound::new(py, ev::Invoke { session, event: text(py, &event)?.unbind() })?.into_any(),
-            Message::Chunk { data } => {
-                Bound::new(py, ev::Chunk { session, data: convert::chunk(py, data, threshold)?.unbind() })?.into_any()
-            }
-            Message::Choke => Bound::new(py, ev::Choke { session })?.into_any(),
-            Message::Error { category, code, message } => {
-                let message = opt_text(py, message.as_deref())?.unbind();
-                Bound::new(py, ev::ErrorEvent { session, category, code, message })?.into_any()
-            }
-        },
-        _ => Bound::new(py, ev::Drain {})?.into_any(),
-    })
-}
-
 handle_class! {
     Channel,
+    spec { renames: &[("disconnect", "on_socket_error")], terminate_session: true, last_disconnect: true }
     callbacks {
         /// ``on_connect()``: the connection is established (also the first
         /// event of an accepted channel).
@@ -173,7 +136,23 @@ handle_class! {
             if timeout != Some(0.0) && !self.h.is_done() {
                 self.h.wait(py, crate::wait::deadline(timeout)?)?;
             }
-            self.h.take_objects(py, max.unwrap_or(self.h.batch).max(1), |e, t| event_object(py, e, t))
+            // The event classes take the arguments of the callbacks.
+            self.h.take_objects(py, max.unwrap_or(self.h.batch).max(1), |(source, event), threshold| {
+                let class = match event.name() {
+                    "connect" => py.get_type::<ev::Connected>(),
+                    "disconnect" => py.get_type::<ev::SocketError>(),
+                    "drain" => py.get_type::<ev::Drain>(),
+                    "handshake" => py.get_type::<ev::Handshake>(),
+                    "heartbeat" => py.get_type::<ev::Heartbeat>(),
+                    "terminate" => py.get_type::<ev::Terminate>(),
+                    "invoke" => py.get_type::<ev::Invoke>(),
+                    "chunk" => py.get_type::<ev::Chunk>(),
+                    "choke" => py.get_type::<ev::Choke>(),
+                    "error" => py.get_type::<ev::ErrorEvent>(),
+                    _ => py.get_type::<ev::Frame>(),
+                };
+                class.call1(PyTuple::new(py, self.h.args(py, source, event, threshold)?)?)
+            })
         }
 
         // Sends queue the message and return at once; past ``high_watermark``

@@ -22,6 +22,7 @@ use std::time::Instant;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyList, PyTuple};
+use pyo3::IntoPyObjectExt;
 use pyo3::{PyTraverseError, PyVisit};
 
 use sluice_core::host::{Event, IntoEvent, Pollable, Source, Streams};
@@ -81,6 +82,10 @@ pub(crate) struct Spec {
 }
 
 impl Spec {
+    /// No renames, no extra arguments, no last event.
+    pub const PLAIN: Spec =
+        Spec { callbacks: &[], renames: &[], terminate_session: false, disconnect_sessions: false, last_disconnect: false };
+
     /// The index of the callback of the event named `event`.
     fn index(&self, event: &str) -> Option<usize> {
         let renamed = self.renames.iter().find(|(e, _)| *e == event).map(|(_, c)| *c);
@@ -347,79 +352,43 @@ impl State {
         lock(&self.cbs).iter().map(|c| c.as_ref().map(|c| c.clone_ref(py))).collect()
     }
 
-    /// Re-reads the callbacks if one was set since `gen`.
-    #[inline]
-    fn refresh(&self, py: Python<'_>, gen: &mut u64, cbs: &mut Vec<Option<Py<PyAny>>>) {
-        let now = self.gen.load(Ordering::Acquire);
-        if now != *gen {
-            *gen = now;
-            *cbs = self.snapshot(py);
-        }
-    }
-
     /// Runs the callbacks of `events`. A run of chunks of one session goes
     /// to `on_chunks` in one call when the class has that callback and it
-    /// is set.
+    /// is set; a run ends at another event and at RUN_BYTES (payloads held
+    /// by a run keep receive buffers alive).
     fn deliver(&self, py: Python<'_>, events: &mut Vec<Item>) -> PyResult<usize> {
-        let mut gen = self.gen.load(Ordering::Acquire);
-        let mut cbs = self.snapshot(py);
-        let chunks = self.spec.callbacks.iter().position(|n| *n == "on_chunks");
+        let (mut gen, mut cbs) = (self.gen.load(Ordering::Acquire), self.snapshot(py));
+        let chunks = self.spec.index("chunks");
         let threshold = self.copy_threshold.load(Ordering::Relaxed);
-        let (mut n, mut run, mut run_session, mut run_bytes) = (0usize, Vec::new(), 0u64, 0usize);
-        let mut it = events.drain(..);
+        let (mut n, mut run, mut run_bytes) = (0, Vec::new(), 0);
+        let mut it = events.drain(..).peekable();
         while let Some(item) = it.next() {
             if self.is_closed() {
                 return Ok(n);
             }
-            let on_chunks = chunks.and_then(|i| cbs[i].as_ref());
-            let chunk_session = match &item {
-                (Source::Own, Event::Message { session, message: Message::Chunk { .. }, .. }) if on_chunks.is_some() => Some(*session),
-                _ => None,
-            };
-            // A run ends at another session or another event, and at
-            // RUN_BYTES: payloads held by a run keep receive buffers alive.
-            if !run.is_empty() && (chunk_session != Some(run_session) || run_bytes >= RUN_BYTES) {
-                let list = PyList::new(py, run.drain(..))?.into_any();
-                run_bytes = 0;
-                let r = match chunks.and_then(|i| cbs[i].as_ref()) {
-                    Some(f) => call::call(py, f.bind(py), &[run_session.into_pyobject(py)?.into_any(), list]),
-                    None => Ok(()),
-                };
-                if let Err(e) = r {
-                    self.requeue(std::iter::once(item).chain(it));
-                    return Err(e);
-                }
-                self.refresh(py, &mut gen, &mut cbs);
-                if self.is_closed() {
-                    return Ok(n);
-                }
-            }
             n += 1;
-            let item = match (chunk_session, item) {
-                (Some(session), (_, Event::Message { message: Message::Chunk { data }, .. })) => {
+            let r = match (item, chunks.and_then(|i| cbs[i].as_ref())) {
+                ((Source::Own, Event::Message { session, message: Message::Chunk { data }, .. }), Some(f)) => {
                     run_bytes += data.len();
-                    match convert::chunk(py, data, threshold) {
-                        Ok(obj) => run.push(obj),
-                        Err(e) => {
-                            self.requeue(it);
-                            return Err(e);
+                    let more = matches!(it.peek(), Some((Source::Own, Event::Message { session: s, message: Message::Chunk { .. }, .. })) if *s == session);
+                    convert::chunk(py, data, threshold).and_then(|c| {
+                        run.push(c);
+                        if more && run_bytes < RUN_BYTES {
+                            return Ok(());
                         }
-                    }
-                    run_session = session;
-                    continue;
+                        run_bytes = 0;
+                        call::call(py, f.bind(py), &[session.into_bound_py_any(py)?, PyList::new(py, run.drain(..))?.into_any()])
+                    })
                 }
-                (_, item) => item,
+                (item, _) => self.call(py, &cbs, item, threshold),
             };
-            if let Err(e) = self.call(py, &cbs, item, threshold) {
+            if let Err(e) = r {
                 self.requeue(it);
                 return Err(e);
             }
-            self.refresh(py, &mut gen, &mut cbs);
-        }
-        if !run.is_empty() && !self.is_closed() {
-            if let Some(f) = chunks.and_then(|i| cbs[i].as_ref()) {
-                let list = PyList::new(py, run.drain(..))?.into_any();
-                call::call(py, f.bind(py), &[run_session.into_pyobject(py)?.into_any(), list])?;
+            let now = self.gen.load(Ordering::Acquire);
+            if now != gen {
+                (gen, cbs) = (now, self.snapshot(py));
             }
         }
         Ok(n)
@@ -457,7 +426,7 @@ impl State {
     /// The one converter: the arguments of an event's callback. Whom it
     /// concerns comes first (a `WorkerRef`, a `Peer`; a `WorkerStream`
     /// stands for the session of an invoke).
-    fn args<'py>(&self, py: Python<'py>, source: Source, event: Event, threshold: usize) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    pub(crate) fn args<'py>(&self, py: Python<'py>, source: Source, event: Event, threshold: usize) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let mut a: Vec<Bound<'py, PyAny>> = Vec::with_capacity(5);
         let (stream, peer) = (matches!(source, Source::Stream(_)), matches!(source, Source::Peer(_)));
         match source {
@@ -469,7 +438,7 @@ impl State {
             }
             _ => {}
         }
-        fn obj<'py>(py: Python<'py>, v: impl pyo3::IntoPyObjectExt<'py>) -> PyResult<Bound<'py, PyAny>> {
+        fn obj<'py>(py: Python<'py>, v: impl IntoPyObjectExt<'py>) -> PyResult<Bound<'py, PyAny>> {
             v.into_bound_py_any(py)
         }
         match event {
@@ -534,7 +503,7 @@ impl State {
 }
 
 /// Protocol text or None.
-pub(crate) fn opt_text<'py>(py: Python<'py>, b: Option<&[u8]>) -> PyResult<Bound<'py, PyAny>> {
+fn opt_text<'py>(py: Python<'py>, b: Option<&[u8]>) -> PyResult<Bound<'py, PyAny>> {
     match b {
         Some(b) => text(py, b),
         None => Ok(py.None().into_bound(py)),
@@ -542,7 +511,7 @@ pub(crate) fn opt_text<'py>(py: Python<'py>, b: Option<&[u8]>) -> PyResult<Bound
 }
 
 /// A frame's arguments, decoded, as a list.
-pub(crate) fn frame_args<'py>(py: Python<'py>, frame: &sluice_core::wire::Frame) -> PyResult<Bound<'py, PyAny>> {
+fn frame_args<'py>(py: Python<'py>, frame: &sluice_core::wire::Frame) -> PyResult<Bound<'py, PyAny>> {
     let values = frame.args.to_values().map_err(|e| errors::error(py, &format!("frame arguments: {e}")))?;
     let list = PyList::empty(py);
     for v in &values {
@@ -651,15 +620,21 @@ impl Handle {
     }
 }
 
-/// Declares a handle class's callbacks (getters and setters with their
-/// documentation) in its one `#[pymethods]` block, followed by its own
-/// methods. The class holds its [`State`] as `h`.
+/// Declares a handle class: its [`Spec`] (`SPEC`: the fields given, the
+/// rest as [`Spec::PLAIN`]), its callbacks (getters and setters with their
+/// documentation) in its one `#[pymethods]` block, with `listening: f` the
+/// `address`, `port` and `endpoint` of what `self.f()` listens on, then
+/// its own methods. The class holds its [`State`] as `h`.
 macro_rules! handle_class {
     (
         $cls:ident,
+        spec { $($field:ident: $val:expr),* $(,)? }
+        $(listening: $local:ident;)?
         callbacks { $( $(#[doc = $doc:literal])* $name:ident / $setter:ident; )* }
         methods { $($rest:tt)* }
     ) => {
+        static SPEC: $crate::handle::Spec = $crate::handle::Spec { callbacks: $cls::CALLBACKS, $($field: $val,)* ..$crate::handle::Spec::PLAIN };
+
         impl $cls {
             /// The names of the callbacks.
             pub(crate) const CALLBACKS: &'static [&'static str] = &[$(stringify!($name)),*];
@@ -679,6 +654,32 @@ macro_rules! handle_class {
                     self.h.set_callback(stringify!($name), value)
                 }
             )*
+
+            $(
+                /// Where it listens, like ``socket.getsockname()``: a ``(host,
+                /// port)`` tuple for TCP (the actual port when bound to 0), the
+                /// path (str) for a Unix socket.
+                #[getter]
+                fn address<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                    $crate::convert::address(py, &self.$local())
+                }
+
+                /// The TCP port listened on, or None for a Unix socket.
+                #[getter]
+                fn port(&self) -> Option<u16> {
+                    match self.$local() {
+                        sluice_core::net::Endpoint::Tcp(_, p) => Some(p),
+                        _ => None,
+                    }
+                }
+
+                /// The listening endpoint as text: ``host:port``, ``[v6]:port``
+                /// or ``unix:PATH``.
+                #[getter]
+                fn endpoint(&self) -> String {
+                    self.$local().to_string()
+                }
+            )?
 
             $($rest)*
         }

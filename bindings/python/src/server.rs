@@ -9,15 +9,12 @@ use pyo3::exceptions::PyTimeoutError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use sluice_core::net::{Endpoint, Server as CoreServer};
+use sluice_core::net::Server as CoreServer;
 use sluice_core::roles::StreamError;
 use sluice_core::wire::Role;
 
-use crate::handle::{self, handle_class, lock, Accepting, Handle, Queue, Spec, State};
+use crate::handle::{self, handle_class, lock, Accepting, Handle, Queue, State};
 use crate::{errors, options, wait};
-
-static SPEC: Spec =
-    Spec { callbacks: Server::CALLBACKS, renames: &[], terminate_session: false, disconnect_sessions: false, last_disconnect: false };
 
 /// A listening socket that accepts sluice channels (an engine, or a
 /// service).
@@ -49,8 +46,16 @@ impl Server {
     }
 }
 
+impl Server {
+    fn local(&self) -> sluice_core::net::Endpoint {
+        self.core.local().clone()
+    }
+}
+
 handle_class! {
     Server,
+    spec {  }
+    listening: local;
     callbacks {
         /// ``on_accept(channel)``: a connection was accepted (run by
         /// ``dispatch()`` / ``sluice.poll()``). None: channels wait for
@@ -117,29 +122,6 @@ handle_class! {
                 Err(_) if self.h.is_closed() => Ok(None),
                 Err(e) => Err(e),
             }
-        }
-
-        /// Where the server listens, like ``socket.getsockname()``: a
-        /// ``(host, port)`` tuple for TCP (the actual port when bound to 0), the
-        /// path (str) for a Unix socket.
-        #[getter]
-        fn address<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-            crate::convert::address(py, self.core.local())
-        }
-
-        /// The TCP port listened on, or None for a Unix socket.
-        #[getter]
-        fn port(&self) -> Option<u16> {
-            match self.core.local() {
-                Endpoint::Tcp(_, p) => Some(*p),
-                Endpoint::Unix(_) => None,
-            }
-        }
-
-        /// The listening endpoint as text: ``host:port``, ``[v6]:port`` or ``unix:PATH``.
-        #[getter]
-        fn endpoint(&self) -> String {
-            self.core.local().to_string()
         }
 
         /// Whether ``close()`` was called.

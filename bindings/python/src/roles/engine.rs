@@ -8,22 +8,13 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use sluice_core::net::Endpoint;
 use sluice_core::roles::{Engine as CoreEngine, EngineEvent, EngineOptions, WorkerRef as CoreRef};
 use sluice_core::wire::Role as WireRole;
 
 use super::{seconds, text_string};
-use crate::handle::{self, handle_class, Handle, Queue, Spec, State};
+use crate::handle::{self, handle_class, Handle, Queue, State};
 use crate::sends::Stream;
 use crate::{errors, options};
-
-static SPEC: Spec = Spec {
-    callbacks: Engine::CALLBACKS,
-    renames: &[("connect", "on_handshake"), ("disconnect", "on_gone")],
-    terminate_session: false,
-    disconnect_sessions: false,
-    last_disconnect: false,
-};
 
 /// An engine: listens (a Unix path, as the runtime does, or TCP), accepts
 /// workers, checks each handshake's uuid, answers heartbeats, cuts workers
@@ -43,8 +34,16 @@ pub struct Engine {
     core: CoreEngine,
 }
 
+impl Engine {
+    fn local(&self) -> sluice_core::net::Endpoint {
+        self.core.local().clone()
+    }
+}
+
 handle_class! {
     Engine,
+    spec { renames: &[("connect", "on_handshake"), ("disconnect", "on_gone")] }
+    listening: local;
     callbacks {
         /// ``on_handshake(worker: WorkerRef)``: a worker handshook with an
         /// accepted uuid; it can be invoked.
@@ -131,28 +130,6 @@ handle_class! {
         fn worker(&self, uuid: &Bound<'_, PyAny>) -> PyResult<Option<WorkerRef>> {
             let uuid = text_string(uuid, "uuid")?;
             Ok(self.core.worker(&uuid).map(WorkerRef::from))
-        }
-
-        /// Where it listens: ``(host, port)`` for TCP (the actual port when
-        /// bound to 0), the path (str) for a Unix socket.
-        #[getter]
-        fn address<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-            crate::convert::address(py, &self.core.local())
-        }
-
-        /// The TCP port, or None for a Unix socket.
-        #[getter]
-        fn port(&self) -> Option<u16> {
-            match self.core.local() {
-                Endpoint::Tcp(_, p) => Some(p),
-                Endpoint::Unix(_) => None,
-            }
-        }
-
-        /// The listening endpoint as text: ``host:port`` or ``unix:PATH``.
-        #[getter]
-        fn endpoint(&self) -> String {
-            self.core.local().to_string()
         }
 
         fn __repr__(&self) -> String {

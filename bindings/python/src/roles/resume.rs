@@ -6,21 +6,12 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use sluice_core::net::Endpoint;
 use sluice_core::roles::{Peer as CorePeer, ResumeEvent, ResumeServer as CoreServer, ResumeServerOptions};
 use sluice_core::wire::{Dialect, Profile};
 
 use super::seconds;
-use crate::handle::{self, handle_class, Handle, Queue, Spec, State};
+use crate::handle::{self, handle_class, Handle, Queue, State};
 use crate::{options, sends};
-
-static SPEC: Spec = Spec {
-    callbacks: ResumeServer::CALLBACKS,
-    renames: &[("connect", "on_peer_connect"), ("disconnect", "on_peer_disconnect"), ("gone", "on_peer_gone")],
-    terminate_session: true,
-    disconnect_sessions: false,
-    last_disconnect: false,
-};
 
 /// The server of resumable ``sluice.Session`` clients: each client is a
 /// ``Peer`` whose stream outlives its connections. When a client's
@@ -40,8 +31,16 @@ pub struct ResumeServer {
     core: CoreServer,
 }
 
+impl ResumeServer {
+    fn local(&self) -> sluice_core::net::Endpoint {
+        self.core.local().clone()
+    }
+}
+
 handle_class! {
     ResumeServer,
+    spec { renames: &[("connect", "on_peer_connect"), ("disconnect", "on_peer_disconnect"), ("gone", "on_peer_gone")], terminate_session: true }
+    listening: local;
     callbacks {
         /// ``on_peer_connect(peer: Peer, resumed: bool)``: a client connected;
         /// ``resumed`` when it was known (its stream goes on), otherwise a
@@ -118,27 +117,6 @@ handle_class! {
         #[getter]
         fn peers(&self) -> Vec<Peer> {
             self.core.peers().into_iter().map(|p| Peer::new(p, self.h.wire)).collect()
-        }
-
-        /// Where it listens: ``(host, port)`` for TCP, the path for a Unix socket.
-        #[getter]
-        fn address<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-            crate::convert::address(py, &self.core.local())
-        }
-
-        /// The TCP port, or None for a Unix socket.
-        #[getter]
-        fn port(&self) -> Option<u16> {
-            match self.core.local() {
-                Endpoint::Tcp(_, p) => Some(p),
-                Endpoint::Unix(_) => None,
-            }
-        }
-
-        /// The listening endpoint as text: ``host:port`` or ``unix:PATH``.
-        #[getter]
-        fn endpoint(&self) -> String {
-            self.core.local().to_string()
         }
 
         fn __repr__(&self) -> String {

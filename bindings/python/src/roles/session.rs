@@ -13,16 +13,8 @@ use sluice_core::roles::{Backoff, Liveness, ResumeOptions, Session as CoreSessio
 use sluice_core::wire::Dialect;
 
 use super::seconds;
-use crate::handle::{self, handle_class, Handle, Queue, Spec, State};
+use crate::handle::{self, handle_class, Handle, Queue, State};
 use crate::{errors, options, sends};
-
-static SPEC: Spec = Spec {
-    callbacks: Session::CALLBACKS,
-    renames: &[("reconnect", "on_reconnect_attempt")],
-    terminate_session: true,
-    disconnect_sessions: false,
-    last_disconnect: false,
-};
 
 /// A connection that stays up: it connects to the first of its endpoints
 /// and, whenever the connection fails or ends, reconnects by itself after a
@@ -77,6 +69,7 @@ pub(crate) fn resume_options(max_unacked: Option<usize>, ack_every: Option<u64>,
 
 handle_class! {
     Session,
+    spec { renames: &[("reconnect", "on_reconnect_attempt")], terminate_session: true }
     callbacks {
         /// ``on_connect(endpoint: str, resumed: bool)``: a connection is up
         /// (with resume: the peer answered the hello; ``resumed`` says the

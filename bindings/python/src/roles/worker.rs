@@ -11,12 +11,9 @@ use sluice_core::roles::{Worker as CoreWorker, WorkerEvent, WorkerOptions};
 use sluice_core::wire::{Dialect, Role as WireRole};
 
 use super::{seconds, text_string};
-use crate::handle::{self, handle_class, Handle, Queue, Spec, State};
+use crate::handle::{self, handle_class, Handle, Queue, State};
 use crate::sends::Stream;
 use crate::{errors, options};
-
-static SPEC: Spec =
-    Spec { callbacks: Worker::CALLBACKS, renames: &[], terminate_session: false, disconnect_sessions: true, last_disconnect: true };
 
 /// A worker's channel options: the table's, except ``role`` (always
 /// worker), ``copy_threshold`` and ``batch`` (a role's events are not
@@ -80,6 +77,7 @@ impl Worker {
 
 handle_class! {
     Worker,
+    spec { disconnect_sessions: true, last_disconnect: true }
     callbacks {
         /// ``on_connect()``: connected; the handshake and the first
         /// heartbeat are sent.
