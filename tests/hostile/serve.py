@@ -25,6 +25,8 @@ the default is a short form for CI (well under a minute).
 import argparse
 import os
 import re
+import resource
+import selectors
 import socket
 import subprocess
 import sys
@@ -35,6 +37,8 @@ import msgpack
 
 # Service frame ids (docs/PROTOCOL.md §7).
 RELAY = 3
+# The descriptor limit `sluice serve` runs with here (a common default).
+FD_LIMIT = 1024
 PUBLISH = 4
 VALUE, ERROR, CLOSE = 0, 1, 2
 
@@ -43,11 +47,16 @@ class Serve:
     """A `sluice serve` on a free port, with the endpoints it prints."""
 
     def __init__(self, binary):
+        # The usual descriptor limit, so that the connection cap is reached.
+        def limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
+
         self.proc = subprocess.Popen(
             [binary, "serve", "--port", "0", "--verbosity", "error"],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=limit,
         )
         self.services = {}
         self.lines = []
@@ -343,6 +352,42 @@ def late_reader(t, full):
     return got["n"] == n, f"{got['n']}/{n} replies"
 
 
+def idle_connections(t, full):
+    """More idle connections than the server has descriptors: the ones past
+    its connection cap are closed at once; once they go, new callers are
+    served (the well-behaved caller, connected before, is served throughout)."""
+    n = FD_LIMIT + 100
+    held, closed = [], 0
+    for _ in range(n):
+        try:
+            held.append(socket.create_connection(t.addr, timeout=10))
+        except OSError:
+            closed += 1
+    # Those past the cap read end-of-file at once.
+    time.sleep(0.5)
+    sel = selectors.DefaultSelector()
+    for c in held:
+        sel.register(c, selectors.EVENT_READ)
+    ready = [key.fileobj for key, _ in sel.select(1.0)]
+    sel.close()
+    for c in ready:
+        try:
+            if c.recv(1) == b"":
+                closed += 1
+        except OSError:
+            closed += 1
+    for c in held:
+        c.close()
+    time.sleep(0.3)
+    # A new caller is served again.
+    c = Conn(t.addr)
+    c.send([1, t.ping, ["after"]])
+    f = c.frame()
+    c.close()
+    served = f is not None and f[1] == VALUE
+    return closed > 0 and served, f"{closed} of {n} closed at once, new caller served: {served}"
+
+
 def publish_flood(t, full):
     """Registering names without end on one connection: refused past 64."""
     n = 10_000 if full else 1_000
@@ -378,6 +423,7 @@ ATTACKS = [
     ("relay streams never closed", open_streams, 96, False),
     ("pipelined pings, late reader", late_reader, 160, True),
     ("publish flood on one connection", publish_flood, 32, False),
+    (f"{FD_LIMIT + 100} idle connections ({FD_LIMIT} fds)", idle_connections, 32, False),
 ]
 
 

@@ -293,13 +293,24 @@ pub(crate) fn serve_on(
     config.max_frame_size = super::SERVICE_MAX_FRAME_SIZE;
     config.pause_reads_on_full_queue = true;
     let server = Server::bind(endpoint, config, move |_: &Server, incoming: Incoming| {
-        if let Ok(p) = Peer::accept(incoming, serve.clone()) {
-            let list = peers.clone();
-            let me = p.clone();
-            let mut l = lock(&peers);
-            l.push(p);
-            drop(l);
-            me.clone().on_down(move |_| lock(&list).retain(|q| !q.same(&me)));
+        // Past the process's connection cap the connection is dropped
+        // (closed) unread.
+        if !super::take_connection() {
+            return;
+        }
+        match Peer::accept(incoming, serve.clone()) {
+            Ok(p) => {
+                let list = peers.clone();
+                let me = p.clone();
+                let mut l = lock(&peers);
+                l.push(p);
+                drop(l);
+                me.clone().on_down(move |_| {
+                    lock(&list).retain(|q| !q.same(&me));
+                    super::give_connection();
+                });
+            }
+            Err(_) => super::give_connection(),
         }
     })?;
     Ok(server)

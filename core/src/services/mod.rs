@@ -71,6 +71,63 @@ pub const MAX_ARG_VALUES: usize = 1 << 18;
 /// stream of smaller writes.
 pub const SERVICE_MAX_FRAME_SIZE: usize = 64 << 20;
 
+/// Descriptors kept free for everything but accepted service connections
+/// (listening sockets, files, outgoing connections) when the connection
+/// cap is taken from the descriptor limit: see
+/// [`max_service_connections`].
+pub const CONNECTION_RESERVE: usize = 64;
+
+static SERVICE_CONNECTIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static MAX_SERVICE_CONNECTIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many connections the services of this process (hosted services, the
+/// Locator, attached services) keep open at once, all servers together.
+/// By default the descriptor limit (`RLIMIT_NOFILE`'s soft limit, read at
+/// the first call) less [`CONNECTION_RESERVE`], at least 16. A connection
+/// accepted past it is closed at once — the caller sees the connection end
+/// before any reply — so that idle connections cannot use up the process's
+/// descriptors (after which `accept` fails with `EMFILE` for everyone, and
+/// listening and outgoing sockets cannot be made); calls are served again
+/// as soon as connections end.
+pub fn max_service_connections() -> usize {
+    use std::sync::atomic::Ordering;
+    let n = MAX_SERVICE_CONNECTIONS.load(Ordering::Relaxed);
+    if n != 0 {
+        return n;
+    }
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit into `lim`.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 { lim.rlim_cur as usize } else { 1024 };
+    let n = soft.saturating_sub(CONNECTION_RESERVE).max(16);
+    let _ = MAX_SERVICE_CONNECTIONS.compare_exchange(0, n, Ordering::Relaxed, Ordering::Relaxed);
+    MAX_SERVICE_CONNECTIONS.load(Ordering::Relaxed)
+}
+
+/// Sets [`max_service_connections`] (at least 1) for the servers of this
+/// process, for example after raising the descriptor limit; connections
+/// already open stay.
+pub fn set_max_service_connections(n: usize) {
+    MAX_SERVICE_CONNECTIONS.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How many service connections are open now (see
+/// [`max_service_connections`]).
+pub fn service_connections() -> usize {
+    SERVICE_CONNECTIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Takes one connection from the cap, or says there is none left.
+pub(crate) fn take_connection() -> bool {
+    use std::sync::atomic::Ordering;
+    let max = max_service_connections();
+    SERVICE_CONNECTIONS.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).is_ok()
+}
+
+/// Gives back a connection taken with [`take_connection`].
+pub(crate) fn give_connection() {
+    SERVICE_CONNECTIONS.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+}
+
 /// Error category of system errors, with an errno as the code
 /// (docs/PROTOCOL.md §3.5): sluice refuses a call so when a connection is
 /// past one of its bounds (`ENOBUFS`: too many channels open at once).
