@@ -170,17 +170,29 @@ export declare class Channel {
   get on_connect(): ((this: Channel) => void) | undefined
   /** Called once the connection is up: `on_connect()`. */
   set on_connect(value: ((this: Channel) => void) | undefined)
-  /** Called once when the connection fails or ends, with the Linux errno (docs/PROTOCOL.md §8.3): `on_socket_error(errno)`. Nothing follows it. */
+  /**
+   * Called once when the connection fails or ends, with the Linux errno (docs/PROTOCOL.md §8.3):
+   * `on_socket_error(errno)`. Nothing follows it.
+   */
   get on_socket_error(): ((this: Channel, errno: number) => void) | undefined
-  /** Called once when the connection fails or ends, with the Linux errno (docs/PROTOCOL.md §8.3): `on_socket_error(errno)`. Nothing follows it. */
+  /**
+   * Called once when the connection fails or ends, with the Linux errno (docs/PROTOCOL.md §8.3):
+   * `on_socket_error(errno)`. Nothing follows it.
+   */
   set on_socket_error(value: ((this: Channel, errno: number) => void) | undefined)
   /** A heartbeat from the engine: `on_heartbeat()`. */
   get on_heartbeat(): ((this: Channel) => void) | undefined
   /** A heartbeat from the engine: `on_heartbeat()`. */
   set on_heartbeat(value: ((this: Channel) => void) | undefined)
-  /** A new session: `on_invoke(sid, event)` with the event name as a string. In v1 the owner's `__sid` (master's highest channel id) is raised to `sid` first. */
+  /**
+   * A new session: `on_invoke(sid, event)` with the event name as a string. In v1 the owner's `__sid` (master's
+   * highest channel id) is raised to `sid` first.
+   */
   get on_invoke(): ((this: Channel, sid: number | bigint, event: string) => void) | undefined
-  /** A new session: `on_invoke(sid, event)` with the event name as a string. In v1 the owner's `__sid` (master's highest channel id) is raised to `sid` first. */
+  /**
+   * A new session: `on_invoke(sid, event)` with the event name as a string. In v1 the owner's `__sid` (master's
+   * highest channel id) is raised to `sid` first.
+   */
   set on_invoke(value: ((this: Channel, sid: number | bigint, event: string) => void) | undefined)
   /** Data of a session (v0 chunk, v1 write): `on_chunk(sid, buffer)`. */
   get on_chunk(): ((this: Channel, sid: number | bigint, data: Buffer) => void) | undefined
@@ -190,17 +202,29 @@ export declare class Channel {
   get on_choke(): ((this: Channel, sid: number | bigint) => void) | undefined
   /** The engine's side of a session ended (v0 choke, v1 close): `on_choke(sid)`. */
   set on_choke(value: ((this: Channel, sid: number | bigint) => void) | undefined)
-  /** A session failed: v0 `on_error(sid, code, message)`, v1 `on_error(sid, category, code, message)` (message `undefined` when the frame has none). */
+  /**
+   * A session failed: v0 `on_error(sid, code, message)`, v1 `on_error(sid, category, code, message)` (message
+   * `undefined` when the frame has none).
+   */
   get on_error(): ((this: Channel, sid: number | bigint, ...args: any[]) => void) | undefined
-  /** A session failed: v0 `on_error(sid, code, message)`, v1 `on_error(sid, category, code, message)` (message `undefined` when the frame has none). */
+  /**
+   * A session failed: v0 `on_error(sid, code, message)`, v1 `on_error(sid, category, code, message)` (message
+   * `undefined` when the frame has none).
+   */
   set on_error(value: ((this: Channel, sid: number | bigint, ...args: any[]) => void) | undefined)
   /** The engine asks the worker to stop: v0 `on_terminate(sid, code, reason)`, v1 `on_terminate(code, reason)`. */
   get on_terminate(): ((this: Channel, ...args: any[]) => void) | undefined
   /** The engine asks the worker to stop: v0 `on_terminate(sid, code, reason)`, v1 `on_terminate(code, reason)`. */
   set on_terminate(value: ((this: Channel, ...args: any[]) => void) | undefined)
-  /** The object that owns the channel (the framework's worker). In v1, `owner.__sid` (the highest session id seen) is kept up to date as the master framework expects. */
+  /**
+   * The object that owns the channel (the framework's worker). In v1, `owner.__sid` (the highest session id seen)
+   * is kept up to date as the master framework expects.
+   */
   get owner(): any
-  /** The object that owns the channel (the framework's worker). In v1, `owner.__sid` (the highest session id seen) is kept up to date as the master framework expects. */
+  /**
+   * The object that owns the channel (the framework's worker). In v1, `owner.__sid` (the highest session id seen)
+   * is kept up to date as the master framework expects.
+   */
   set owner(value: any)
 }
 export type CompatChannel = Channel

@@ -141,9 +141,10 @@ function compat (v1) {
     switch (k) {
       case R_CHUNK: case R_CHUNK_EXT: return call(ch, 'on_chunk', sid, a)
       case R_INVOKE: {
+        // v1: the owner's `__sid` (master's highest channel id) follows.
         const owner = ch.owner
-        const raise = v1 && owner !== null && typeof owner === 'object' && (typeof owner.__sid === 'number' || typeof owner.__sid === 'bigint')
-        if (raise && owner.__sid < sid) owner.__sid = sid
+        const known = v1 && owner !== null && typeof owner === 'object' && typeof owner.__sid
+        if ((known === 'number' || known === 'bigint') && owner.__sid < sid) owner.__sid = sid
         return call(ch, 'on_invoke', sid, a)
       }
       case R_CHOKE: return call(ch, 'on_choke', sid)

@@ -20,59 +20,33 @@ class ServiceError extends Error {
   }
 }
 
-class NotFoundError extends Error {
-  constructor (message, props = {}) {
-    super(message)
-    this.name = 'NotFoundError'
-    this.code = 'ERR_SERVICE_NOT_FOUND'
-    this.service = props.service
+/**
+ * An error class `name` whose instances have `code` (unless `props.code`
+ * gives one) and the listed `fields` of `props`.
+ */
+function errorClass (name, code, fields) {
+  const C = class extends Error {
+    constructor (message, props = {}) {
+      super(message)
+      this.name = name
+      this.code = props.code || code
+      for (const f of fields) this[f] = props[f]
+    }
   }
+  Object.defineProperty(C, 'name', { value: name })
+  return C
 }
 
-class UnknownMethodError extends Error {
-  constructor (message, props = {}) {
-    super(message)
-    this.name = 'UnknownMethodError'
-    this.code = 'ERR_UNKNOWN_METHOD'
-    this.service = props.service
-    this.method = props.method
-  }
-}
-
-class DisconnectedError extends Error {
-  constructor (message, props = {}) {
-    super(message)
-    this.name = 'DisconnectedError'
-    this.code = props.code || 'ECONNRESET'
-    this.errno = props.errno
-  }
-}
-
-class TimeoutError extends Error {
-  constructor (message) {
-    super(message)
-    this.name = 'TimeoutError'
-    this.code = 'ETIMEDOUT'
-  }
-}
-
-class ConnectError extends Error {
-  constructor (message, props = {}) {
-    super(message)
-    this.name = 'ConnectError'
-    this.code = props.code || 'ECONNREFUSED'
-    this.errno = props.errno
-    /** Each endpoint tried: { endpoint, errno, code }. */
-    this.tried = props.tried || []
-  }
-}
+const NotFoundError = errorClass('NotFoundError', 'ERR_SERVICE_NOT_FOUND', ['service'])
+const UnknownMethodError = errorClass('UnknownMethodError', 'ERR_UNKNOWN_METHOD', ['service', 'method'])
+const DisconnectedError = errorClass('DisconnectedError', 'ECONNRESET', ['errno'])
+const TimeoutError = errorClass('TimeoutError', 'ETIMEDOUT', [])
+/** Its `tried`: each endpoint tried, `{ endpoint, errno, code }`. */
+const ConnectError = errorClass('ConnectError', 'ECONNREFUSED', ['errno', 'tried'])
 
 function makeError (kind, message, props) {
   switch (kind) {
-    case 'service': {
-      const e = new ServiceError(props.category, props.code, props.message)
-      return e
-    }
+    case 'service': return new ServiceError(props.category, props.code, props.message)
     case 'notFound': return new NotFoundError(message, props)
     case 'unknownMethod': return new UnknownMethodError(message, props)
     case 'disconnected': return new DisconnectedError(message, props)

@@ -10,9 +10,9 @@ use sluice_core::net::{Channel as CoreChannel, Endpoint};
 use sluice_core::roles::StreamError;
 use sluice_core::wire::{Dialect, Message};
 
-use crate::delivery::Port;
 use crate::js;
 use crate::options::{self, Resolved};
+use crate::port::Port;
 use crate::records::{K_COMPAT_V0, K_COMPAT_V1};
 use crate::send_queue::Pending;
 
@@ -57,14 +57,14 @@ pub struct CompatChannel {
 /// dispatcher reads a plain property; the getter on the prototype only
 /// answers while no callback is assigned.
 macro_rules! callback_property {
-    ($doc:literal, $get:ident, $set:ident, $name:literal, $cname:literal, $ty:literal, $targ:literal) => {
+    ($get:ident, $set:ident, $name:literal, $cname:literal, [$($doc:literal),+ $(,)?], $ty:literal, $targ:literal) => {
         #[napi]
         impl CompatChannel {
-            #[doc = $doc]
+            $(#[doc = $doc])+
             #[napi(getter, js_name = $name, ts_return_type = $ty)]
             pub fn $get(&self) {}
 
-            #[doc = $doc]
+            $(#[doc = $doc])+
             #[napi(setter, js_name = $name, ts_args_type = $targ)]
             pub fn $set(&self, env: Env, this: This, value: Unknown<'_>) -> Result<()> {
                 js::define_own(env.raw(), this.raw(), $cname, value.raw())
@@ -209,64 +209,38 @@ impl CompatChannel {
     }
 }
 
-callback_property!(
+callback_property! { get_on_connect, set_on_connect, "on_connect", c"on_connect", [
     "Called once the connection is up: `on_connect()`.",
-    get_on_connect,
-    set_on_connect,
-    "on_connect",
-    c"on_connect",
-    "((this: Channel) => void) | undefined",
-    "value: ((this: Channel) => void) | undefined"
-);
-callback_property!(
-    "Called once when the connection fails or ends, with the Linux errno (docs/PROTOCOL.md §8.3): `on_socket_error(errno)`. Nothing follows it.",
-    get_on_socket_error, set_on_socket_error, "on_socket_error", c"on_socket_error", "((this: Channel, errno: number) => void) | undefined", "value: ((this: Channel, errno: number) => void) | undefined"
-);
-callback_property!(
+], "((this: Channel) => void) | undefined", "value: ((this: Channel) => void) | undefined" }
+callback_property! { get_on_socket_error, set_on_socket_error, "on_socket_error", c"on_socket_error", [
+    "Called once when the connection fails or ends, with the Linux errno (docs/PROTOCOL.md §8.3):",
+    "`on_socket_error(errno)`. Nothing follows it.",
+], "((this: Channel, errno: number) => void) | undefined", "value: ((this: Channel, errno: number) => void) | undefined" }
+callback_property! { get_on_heartbeat, set_on_heartbeat, "on_heartbeat", c"on_heartbeat", [
     "A heartbeat from the engine: `on_heartbeat()`.",
-    get_on_heartbeat,
-    set_on_heartbeat,
-    "on_heartbeat",
-    c"on_heartbeat",
-    "((this: Channel) => void) | undefined",
-    "value: ((this: Channel) => void) | undefined"
-);
-callback_property!(
-    "A new session: `on_invoke(sid, event)` with the event name as a string. In v1 the owner's `__sid` (master's highest channel id) is raised to `sid` first.",
-    get_on_invoke, set_on_invoke, "on_invoke", c"on_invoke", "((this: Channel, sid: number | bigint, event: string) => void) | undefined", "value: ((this: Channel, sid: number | bigint, event: string) => void) | undefined"
-);
-callback_property!(
+], "((this: Channel) => void) | undefined", "value: ((this: Channel) => void) | undefined" }
+callback_property! { get_on_invoke, set_on_invoke, "on_invoke", c"on_invoke", [
+    "A new session: `on_invoke(sid, event)` with the event name as a string. In v1 the owner's `__sid` (master's",
+    "highest channel id) is raised to `sid` first.",
+], "((this: Channel, sid: number | bigint, event: string) => void) | undefined",
+    "value: ((this: Channel, sid: number | bigint, event: string) => void) | undefined" }
+callback_property! { get_on_chunk, set_on_chunk, "on_chunk", c"on_chunk", [
     "Data of a session (v0 chunk, v1 write): `on_chunk(sid, buffer)`.",
-    get_on_chunk,
-    set_on_chunk,
-    "on_chunk",
-    c"on_chunk",
-    "((this: Channel, sid: number | bigint, data: Buffer) => void) | undefined",
-    "value: ((this: Channel, sid: number | bigint, data: Buffer) => void) | undefined"
-);
-callback_property!(
+], "((this: Channel, sid: number | bigint, data: Buffer) => void) | undefined",
+    "value: ((this: Channel, sid: number | bigint, data: Buffer) => void) | undefined" }
+callback_property! { get_on_choke, set_on_choke, "on_choke", c"on_choke", [
     "The engine's side of a session ended (v0 choke, v1 close): `on_choke(sid)`.",
-    get_on_choke,
-    set_on_choke,
-    "on_choke",
-    c"on_choke",
-    "((this: Channel, sid: number | bigint) => void) | undefined",
-    "value: ((this: Channel, sid: number | bigint) => void) | undefined"
-);
-callback_property!(
-    "A session failed: v0 `on_error(sid, code, message)`, v1 `on_error(sid, category, code, message)` (message `undefined` when the frame has none).",
-    get_on_error, set_on_error, "on_error", c"on_error", "((this: Channel, sid: number | bigint, ...args: any[]) => void) | undefined", "value: ((this: Channel, sid: number | bigint, ...args: any[]) => void) | undefined"
-);
-callback_property!(
+], "((this: Channel, sid: number | bigint) => void) | undefined",
+    "value: ((this: Channel, sid: number | bigint) => void) | undefined" }
+callback_property! { get_on_error, set_on_error, "on_error", c"on_error", [
+    "A session failed: v0 `on_error(sid, code, message)`, v1 `on_error(sid, category, code, message)` (message",
+    "`undefined` when the frame has none).",
+], "((this: Channel, sid: number | bigint, ...args: any[]) => void) | undefined",
+    "value: ((this: Channel, sid: number | bigint, ...args: any[]) => void) | undefined" }
+callback_property! { get_on_terminate, set_on_terminate, "on_terminate", c"on_terminate", [
     "The engine asks the worker to stop: v0 `on_terminate(sid, code, reason)`, v1 `on_terminate(code, reason)`.",
-    get_on_terminate,
-    set_on_terminate,
-    "on_terminate",
-    c"on_terminate",
-    "((this: Channel, ...args: any[]) => void) | undefined",
-    "value: ((this: Channel, ...args: any[]) => void) | undefined"
-);
-callback_property!(
-    "The object that owns the channel (the framework's worker). In v1, `owner.__sid` (the highest session id seen) is kept up to date as the master framework expects.",
-    get_owner, set_owner, "owner", c"owner", "any", "value: any"
-);
+], "((this: Channel, ...args: any[]) => void) | undefined", "value: ((this: Channel, ...args: any[]) => void) | undefined" }
+callback_property! { get_owner, set_owner, "owner", c"owner", [
+    "The object that owns the channel (the framework's worker). In v1, `owner.__sid` (the highest session id seen)",
+    "is kept up to date as the master framework expects.",
+], "any", "value: any" }

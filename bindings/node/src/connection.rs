@@ -6,14 +6,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use sluice_core::host::IntoEvent;
 use sluice_core::net::{Channel as CoreChannel, Endpoint, Incoming, Server as CoreServer};
 use sluice_core::roles::StreamError;
 use sluice_core::wire::{Dialect, Message, Role};
 
-use crate::delivery::Port;
 use crate::js::{self, id_arg};
 use crate::options::{self, endpoint_string};
+use crate::port::{self, Port};
 use crate::records::{K_CONNECTION, K_SERVER};
 use crate::send_queue::Pending;
 use crate::sends::error_message;
@@ -228,18 +227,9 @@ pub fn connect<'a>(env: &'a Env, endpoint: Unknown<'_>, options: Option<Unknown<
     let ep = options::read_endpoint(e, endpoint.raw())?;
     let opts = options::read_options(e, options.map_or(std::ptr::null_mut(), |v| v.raw()), &[])?;
     let r = opts.resolve(Dialect::V1, Some(Role::Worker));
-    let port = Port::new(e, K_CONNECTION, r.zero_copy, r.config.max_pending)?;
-    let (dialect, role) = (r.config.dialect, r.config.role);
-    let ch = match CoreChannel::connect(ep.clone(), r.config, port.feed()) {
-        Ok(ch) => ch,
-        Err(err) => {
-            port.end();
-            return Err(js::throw_errno(e, sluice_core::net::errno_of(&err)));
-        }
-    };
-    let inst = Connection { ch, port: port.clone(), dialect, role, remote: endpoint_string(&ep) }.into_instance(env)?;
-    port.attach(e, inst.value);
-    Ok(inst)
+    let (dialect, role, remote, limits) = (r.config.dialect, r.config.role, endpoint_string(&ep), (r.zero_copy, r.config.max_pending));
+    let start = |p: &Arc<Port>| CoreChannel::connect(ep, r.config, p.feed());
+    port::start(env, K_CONNECTION, limits, start, |ch, port| Connection { ch, port, dialect, role, remote })
 }
 
 /// Starts accepted connections and makes their `Connection` objects
@@ -327,20 +317,7 @@ pub fn listen<'a>(env: &'a Env, endpoint: Unknown<'_>, options: Option<Unknown<'
     let ep = options::read_endpoint(e, endpoint.raw())?;
     let opts = options::read_options(e, options.map_or(std::ptr::null_mut(), |v| v.raw()), &[])?;
     let r = opts.resolve(Dialect::V1, Some(Role::Engine));
-    let port = Port::new(e, K_SERVER, r.zero_copy, r.config.max_pending)?;
-    let feed = port.clone();
-    let dialect = r.config.dialect;
-    let server = match CoreServer::bind(&ep, r.config, move |_: &CoreServer, inc: Incoming| {
-        let (source, event) = inc.into_event();
-        feed.push(source, event)
-    }) {
-        Ok(s) => s,
-        Err(err) => {
-            port.end();
-            return Err(js::throw_errno(e, sluice_core::net::errno_of(&err)));
-        }
-    };
-    let inst = Server { server, port: port.clone(), dialect }.into_instance(env)?;
-    port.attach(e, inst.value);
-    Ok(inst)
+    let (dialect, limits) = (r.config.dialect, (r.zero_copy, r.config.max_pending));
+    let start = |p: &Arc<Port>| CoreServer::bind(&ep, r.config, p.handler::<CoreServer, Incoming>());
+    port::start(env, K_SERVER, limits, start, |server, port| Server { server, port, dialect })
 }

@@ -9,9 +9,9 @@ use napi_derive::napi;
 use sluice_core::roles::{Engine as CoreEngine, EngineEvent, EngineOptions, WorkerRef};
 use sluice_core::wire::{Dialect, Message, Role};
 
-use crate::delivery::Port;
 use crate::js;
 use crate::options::{self, endpoint_string};
+use crate::port::{self, Port};
 use crate::records::K_ENGINE;
 use crate::sends::send_methods;
 
@@ -81,11 +81,7 @@ impl Engine {
     /// follows; the promise resolves then.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close<'a>(&self, env: &'a Env) -> Unknown<'a> {
-        if !self.port.is_closed() {
-            self.core.close();
-            self.port.end();
-        }
-        self.port.closed_promise(env)
+        self.port.end_with(env, || self.core.close())
     }
 }
 
@@ -170,14 +166,8 @@ pub fn listen_engine<'a>(env: &'a Env, endpoint: Unknown<'_>, options: Option<Un
     }
     o.uuids = eo.uuids.map(|v| v.into_iter().collect());
     o.channel = r.config;
-    let port = Port::new(e, K_ENGINE, r.zero_copy, o.channel.max_pending)?;
-    let core = CoreEngine::bind(o, port.handler::<CoreEngine, EngineEvent>()).map_err(|err| {
-        port.end();
-        js::throw_errno(e, sluice_core::net::errno_of(&err))
-    })?;
-    let inst = Engine { core, port: port.clone() }.into_instance(env)?;
-    port.attach(e, inst.value);
-    Ok(inst)
+    let limits = (r.zero_copy, o.channel.max_pending);
+    port::start(env, K_ENGINE, limits, |p| CoreEngine::bind(o, p.handler::<CoreEngine, EngineEvent>()), |core, port| Engine { core, port })
 }
 
 send_methods!(answers EngineWorker.w, fail: "sid: number | bigint, code: number, message?: string");

@@ -17,18 +17,6 @@ pub(crate) fn pending() -> Error {
     Error::from_status(Status::PendingException)
 }
 
-/// The symbolic name of an errno (Linux numbering, PROTOCOL.md §8.3 and the
-/// usual socket errors), as Node's own `err.code` would spell it: the
-/// core's table.
-pub(crate) fn errno_name(errno: i32) -> &'static str {
-    sluice_core::errno::name(errno)
-}
-
-/// What an errno means, for error messages: the core's text.
-pub(crate) fn errno_text(errno: i32) -> String {
-    sluice_core::errno::text(errno)
-}
-
 /// Which constructor an error is made with.
 #[derive(Clone, Copy)]
 pub(crate) enum Kind {
@@ -99,8 +87,8 @@ pub(crate) unsafe fn make_error(env: sys::napi_env, kind: Kind, code: &str, mess
 /// An `Error` for a socket failure: `code` is the symbolic name, `errno`
 /// the Linux number (PROTOCOL.md §8.3).
 pub(crate) unsafe fn errno_error(env: sys::napi_env, errno: i32) -> sys::napi_value {
-    let name = errno_name(errno);
-    let e = unsafe { make_error(env, Kind::Error, name, &format!("{name}: {}", errno_text(errno))) };
+    let name = sluice_core::errno::name(errno);
+    let e = unsafe { make_error(env, Kind::Error, name, &format!("{name}: {}", sluice_core::errno::text(errno))) };
     let mut n = ptr::null_mut();
     unsafe {
         sys::napi_create_int32(env, errno, &mut n);
@@ -234,6 +222,25 @@ pub(crate) fn get_bytes_or_string(env: sys::napi_env, v: sys::napi_value) -> Opt
     get_string(env, v).map(bytes::Bytes::from)
 }
 
+/// Whether the value is an array.
+pub(crate) fn is_array(env: sys::napi_env, v: sys::napi_value) -> bool {
+    let mut is = false;
+    unsafe { sys::napi_is_array(env, v, &mut is) };
+    is
+}
+
+/// The elements of an array.
+pub(crate) fn elements(env: sys::napi_env, v: sys::napi_value) -> Vec<sys::napi_value> {
+    let mut n = 0u32;
+    unsafe { sys::napi_get_array_length(env, v, &mut n) };
+    let element = |i| {
+        let mut x = ptr::null_mut();
+        unsafe { sys::napi_get_element(env, v, i, &mut x) };
+        x
+    };
+    (0..n).map(element).collect()
+}
+
 /// A named property of an object (undefined when absent).
 pub(crate) fn get_prop(env: sys::napi_env, obj: sys::napi_value, name: &str) -> sys::napi_value {
     let key = CString::new(name).unwrap_or_default();
@@ -263,6 +270,14 @@ pub(crate) fn define_own(env: sys::napi_env, obj: sys::napi_value, name: &'stati
     Ok(())
 }
 
+/// `null`.
+pub(crate) fn null(env: sys::napi_env) -> sys::napi_value {
+    let mut v = ptr::null_mut();
+    unsafe { sys::napi_get_null(env, &mut v) };
+    v
+}
+
+/// `undefined`.
 pub(crate) fn undefined(env: sys::napi_env) -> sys::napi_value {
     let mut v = ptr::null_mut();
     unsafe { sys::napi_get_undefined(env, &mut v) };

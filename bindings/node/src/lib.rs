@@ -11,9 +11,10 @@
 //! * [`services`] — Cocaine services: `Locator`, `Service`, `Call`,
 //!   `Logger`, `ServiceDef` with JavaScript handlers, `attach()`, `host()`,
 //!   `LocatorServer` and its `Registry` (`lib/services.js`: errors, calls).
-//! * [`delivery`] — how events of every object reach JavaScript: one port
-//!   type, batches of [`records`] built on the I/O threads, one
-//!   threadsafe function (`lib/dispatch.js` runs the owner's callbacks).
+//! * [`port`] — how events of every object reach JavaScript: one port
+//!   type, batches of [`records`] built on the I/O threads, delivered
+//!   through the [`hub`]'s one threadsafe function (`lib/dispatch.js` runs
+//!   the owner's callbacks).
 //!
 //! The package's `index.js` loads this addon, hands it the dispatcher
 //! (`_init`) and makes `Connection` and `Server` EventEmitters.
@@ -24,10 +25,11 @@
 
 mod compat;
 mod connection;
-mod delivery;
 mod engine;
+mod hub;
 mod js;
 mod options;
+mod port;
 mod records;
 mod resume;
 mod send_queue;
@@ -48,7 +50,7 @@ pub fn init(env: Env, dispatch: Unknown<'_>) -> Result<()> {
     if js::type_of(env.raw(), dispatch.raw()) != sys::ValueType::napi_function {
         return Err(js::type_error(env.raw(), "_init takes the dispatcher function"));
     }
-    delivery::init(env.raw(), dispatch.raw())
+    hub::init(env.raw(), dispatch.raw())
 }
 
 /// The version of the sluice addon (the workspace version).

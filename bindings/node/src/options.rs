@@ -127,7 +127,7 @@ pub(crate) struct Read {
 impl Default for Read {
     fn default() -> Read {
         // (Inline delivery: ports batch events on the I/O threads
-        // itself, src/delivery.rs.)
+        // itself, src/port.rs.)
         Read { opts: Options::new(Lang::Node), dialect: None }
     }
 }
@@ -330,6 +330,18 @@ pub(crate) fn read_endpoint(env: sys::napi_env, v: sys::napi_value) -> Result<En
         }
     }
     Err(js::type_error(env, "endpoint must be 'host:port', a socket path, { host, port } or { path }"))
+}
+
+/// One endpoint or an array of them; `empty`: the error for an empty array.
+pub(crate) fn read_endpoints(env: sys::napi_env, v: sys::napi_value, empty: impl FnOnce() -> Error) -> Result<Vec<Endpoint>> {
+    if !js::is_array(env, v) {
+        return Ok(vec![read_endpoint(env, v)?]);
+    }
+    let eps = js::elements(env, v).into_iter().map(|x| read_endpoint(env, x)).collect::<Result<Vec<_>>>()?;
+    if eps.is_empty() {
+        return Err(empty());
+    }
+    Ok(eps)
 }
 
 /// An endpoint as a string (`host:port`, `[v6]:port` or the socket path).

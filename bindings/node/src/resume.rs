@@ -9,9 +9,9 @@ use napi_derive::napi;
 use sluice_core::roles::{Peer, ResumeEvent, ResumeServer as CoreResumeServer, ResumeServerOptions};
 use sluice_core::wire::{Dialect, Message, Role};
 
-use crate::delivery::Port;
 use crate::js;
 use crate::options::{self, endpoint_string};
+use crate::port::{self, Port};
 use crate::records::K_RESUME;
 use crate::sends::send_methods;
 use crate::session::ResumeTuning;
@@ -77,11 +77,7 @@ impl ResumeServer {
     /// only `'close'` follows; the promise resolves then.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close<'a>(&self, env: &'a Env) -> Unknown<'a> {
-        if !self.port.is_closed() {
-            self.core.close();
-            self.port.end();
-        }
-        self.port.closed_promise(env)
+        self.port.end_with(env, || self.core.close())
     }
 }
 
@@ -149,14 +145,8 @@ pub fn listen_resume<'a>(env: &'a Env, endpoint: Unknown<'_>, options: Option<Un
     if let Some(d) = js::millis(e, ro.hello_timeout, "helloTimeout")? {
         o.hello_timeout = d;
     }
-    let port = Port::new(e, K_RESUME, r.zero_copy, max_pending)?;
-    let core = CoreResumeServer::bind(o, port.handler::<CoreResumeServer, ResumeEvent>()).map_err(|err| {
-        port.end();
-        js::throw_errno(e, sluice_core::net::errno_of(&err))
-    })?;
-    let inst = ResumeServer { core, port: port.clone() }.into_instance(env)?;
-    port.attach(e, inst.value);
-    Ok(inst)
+    let start = |p: &Arc<Port>| CoreResumeServer::bind(o, p.handler::<CoreResumeServer, ResumeEvent>());
+    port::start(env, K_RESUME, (r.zero_copy, max_pending), start, |core, port| ResumeServer { core, port })
 }
 
 send_methods!(sessions ResumePeer.p);

@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use sluice_core::net::Endpoint;
 use sluice_core::roles::{Backoff, Liveness, ResumeOptions, Session as CoreSession, SessionEvent, SessionOptions};
 use sluice_core::wire::{Dialect, Message, Role};
 
-use crate::delivery::Port;
 use crate::js;
 use crate::options;
+use crate::port::{self, Port};
 use crate::records::K_SESSION;
 use crate::sends::send_methods;
 
@@ -149,32 +148,8 @@ impl Session {
     /// gracefully; only `'close'` follows; the promise resolves then.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn stop<'a>(&self, env: &'a Env) -> Unknown<'a> {
-        if !self.port.is_closed() {
-            self.core.stop();
-            self.port.end();
-        }
-        self.port.closed_promise(env)
+        self.port.end_with(env, || self.core.stop())
     }
-}
-
-fn read_endpoints(env: sys::napi_env, v: sys::napi_value) -> Result<Vec<Endpoint>> {
-    let mut is_array = false;
-    unsafe { sys::napi_is_array(env, v, &mut is_array) };
-    if !is_array {
-        return Ok(vec![options::read_endpoint(env, v)?]);
-    }
-    let mut n = 0;
-    unsafe { sys::napi_get_array_length(env, v, &mut n) };
-    let mut out = Vec::with_capacity(n as usize);
-    for i in 0..n {
-        let mut el = ptr::null_mut();
-        unsafe { sys::napi_get_element(env, v, i, &mut el) };
-        out.push(options::read_endpoint(env, el)?);
-    }
-    if out.is_empty() {
-        return Err(js::throw(env, js::Kind::TypeError, "ERR_INVALID_ARG_VALUE", "a session needs at least one endpoint"));
-    }
-    Ok(out)
 }
 
 /// Opens a `Session` to `endpoints` (one endpoint or an array, tried in
@@ -186,7 +161,8 @@ fn read_endpoints(env: sys::napi_env, v: sys::napi_value) -> Result<Vec<Endpoint
 )]
 pub fn open_session<'a>(env: &'a Env, endpoints: Unknown<'_>, options: Option<Unknown<'_>>) -> Result<ClassInstance<'a, Session>> {
     let e = env.raw();
-    let eps = read_endpoints(e, endpoints.raw())?;
+    let empty = || js::throw(e, js::Kind::TypeError, "ERR_INVALID_ARG_VALUE", "a session needs at least one endpoint");
+    let eps = options::read_endpoints(e, endpoints.raw(), empty)?;
     let raw = options.map_or(ptr::null_mut(), |v| v.raw());
     let so: SessionOpenOptions = js::read_object(e, raw)?;
     let co = options::read_options(e, raw, SESSION_KEYS)?;
@@ -219,14 +195,8 @@ pub fn open_session<'a>(env: &'a Env, endpoints: Unknown<'_>, options: Option<Un
         Some(Either::B(t)) => o.resume = Some(resume_tuning(e, t)?),
         None => {}
     }
-    let port = Port::new(e, K_SESSION, r.zero_copy, max_pending)?;
-    let core = CoreSession::connect(o, port.handler::<CoreSession, SessionEvent>()).map_err(|err| {
-        port.end();
-        js::throw_errno(e, sluice_core::net::errno_of(&err))
-    })?;
-    let inst = Session { core, port: port.clone() }.into_instance(env)?;
-    port.attach(e, inst.value);
-    Ok(inst)
+    let start = |p: &Arc<Port>| CoreSession::connect(o, p.handler::<CoreSession, SessionEvent>());
+    port::start(env, K_SESSION, (r.zero_copy, max_pending), start, |core, port| Session { core, port })
 }
 
 send_methods!(sessions Session.core);

@@ -10,9 +10,9 @@ use sluice_core::net::Endpoint;
 use sluice_core::roles::{Worker as CoreWorker, WorkerEvent, WorkerOptions};
 use sluice_core::wire::{Dialect, Message, Role};
 
-use crate::delivery::Port;
 use crate::js;
 use crate::options::{self, endpoint_string};
+use crate::port::{self, Port};
 use crate::records::K_WORKER;
 use crate::sends::send_methods;
 
@@ -122,22 +122,14 @@ impl Worker {
         let e = env.raw();
         let c = js::opt_int(e, code, "code")?.unwrap_or(1);
         let r = js::opt_string(e, reason, "reason")?.unwrap_or_default();
-        if !self.port.is_closed() {
-            self.core.terminate(c, &r);
-            self.port.end();
-        }
-        Ok(self.port.closed_promise(env))
+        Ok(self.port.end_with(env, || self.core.terminate(c, &r)))
     }
 
     /// Closes the connection gracefully without a terminate; only `'close'`
     /// follows; the promise resolves then.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close<'a>(&self, env: &'a Env) -> Unknown<'a> {
-        if !self.port.is_closed() {
-            self.core.close();
-            self.port.end();
-        }
-        self.port.closed_promise(env)
+        self.port.end_with(env, || self.core.close())
     }
 }
 
@@ -177,24 +169,20 @@ pub fn start_worker<'a>(env: &'a Env, options: Option<Unknown<'_>>) -> Result<Cl
     }
     let r = co.resolve(o.dialect, Some(Role::Worker));
     o.channel = r.config;
-    let port = Port::new(e, K_WORKER, r.zero_copy, o.channel.max_pending)?;
-    let p = port.clone();
-    // The disconnection is a worker's last event.
-    let core = CoreWorker::connect(o, move |_: &CoreWorker, ev: WorkerEvent| {
-        let last = matches!(ev, WorkerEvent::Disconnected { .. });
-        let (source, event) = ev.into_event();
-        p.push(source, event);
-        if last {
-            p.release();
-        }
-    });
-    let core = core.map_err(|err| {
-        port.end();
-        js::throw_errno(e, sluice_core::net::errno_of(&err))
-    })?;
-    let inst = Worker { core, port: port.clone() }.into_instance(env)?;
-    port.attach(e, inst.value);
-    Ok(inst)
+    let limits = (r.zero_copy, o.channel.max_pending);
+    let start = |port: &Arc<Port>| {
+        let p = port.clone();
+        // The disconnection is a worker's last event.
+        CoreWorker::connect(o, move |_: &CoreWorker, ev: WorkerEvent| {
+            let last = matches!(ev, WorkerEvent::Disconnected { .. });
+            let (source, event) = ev.into_event();
+            p.push(source, event);
+            if last {
+                p.release();
+            }
+        })
+    };
+    port::start(env, K_WORKER, limits, start, |core, port| Worker { core, port })
 }
 
 send_methods!(answers Worker.core, fail: "sid: number | bigint, code: number, message?: string, category?: number");

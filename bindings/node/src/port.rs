@@ -17,15 +17,8 @@
 //!   port wait for JavaScript, the I/O task that delivers stops (its thread
 //!   is handed to tokio as a blocking one meanwhile): memory stays bounded
 //!   however fast the peer writes.
-//! * Liveness: the threadsafe function is referenced while at least one
-//!   port is open (so Node stays alive) and unreferenced otherwise.
-//!
-//! The threadsafe function is napi's raw one, not napi-rs's typed
-//! `ThreadsafeFunction`: a call here carries no value (it is a wake-up
-//! coalesced across every port; the data waits in the ports), its callback
-//! drains the ready list in rounds under a time budget, and its reference is
-//! switched on the JavaScript thread as ports open and end — none of which
-//! the typed wrapper (one converted value per call) expresses.
+//! * Liveness: a port counts as open on the hub (`hub.rs`) from its making
+//!   to its release.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -41,6 +34,7 @@ use sluice_core::host::{Event, IntoEvent, Source};
 use sluice_core::net::{Channel, Handler};
 
 use crate::engine::EngineWorker;
+use crate::hub::{hub, Due, Hub};
 use crate::js;
 use crate::records::{Batch, F_RELEASED, F_WAITERS, K_CONNECTION};
 use crate::resume::ResumePeer;
@@ -182,6 +176,16 @@ impl Port {
         self.release();
     }
 
+    /// A role's `close()`: `stop` the core object and [`end`](Self::end)
+    /// the first time; a promise for the release each time.
+    pub(crate) fn end_with<'a>(self: &Arc<Self>, env: &'a Env, stop: impl FnOnce()) -> Unknown<'a> {
+        if !self.is_closed() {
+            stop();
+            self.end();
+        }
+        self.closed_promise(env)
+    }
+
     /// The handler of a role: each of its events, converted to the one model.
     pub(crate) fn handler<O, E: IntoEvent>(self: &Arc<Self>) -> impl Fn(&O, E) + Send + Sync + 'static {
         let port = self.clone();
@@ -262,7 +266,7 @@ impl Port {
         if !st.queued {
             st.queued = true;
             drop(st);
-            self.hub.schedule(self.clone());
+            self.hub.schedule(Due::Port(self.clone()));
         }
     }
 
@@ -332,7 +336,7 @@ impl Port {
     }
 
     /// Runs the dispatcher for what the port has.
-    unsafe fn deliver(self: &Arc<Self>, env: sys::napi_env, dispatcher: sys::napi_value, errors: &mut Vec<sys::napi_value>) {
+    pub(crate) unsafe fn deliver(self: &Arc<Self>, env: sys::napi_env, dispatcher: sys::napi_value) {
         let (mut batch, connected, failed, released) = self.take();
         let obj = {
             let mut js = self.js.0.borrow_mut();
@@ -374,13 +378,10 @@ impl Port {
             };
             let news = unsafe { self.make_objects(env, std::mem::take(&mut batch.news)) };
             let argv = [js::number(env, self.owner as f64), obj, recs, arena, bigs, js::number(env, flags as f64), news];
+            // Only the dispatcher's own failure can throw here (it reports
+            // the owner's exceptions itself): the hub rethrows it.
             let mut result = ptr::null_mut();
-            let s = unsafe { sys::napi_call_function(env, und, dispatcher, argv.len(), argv.as_ptr(), &mut result) };
-            if s == sys::Status::napi_pending_exception {
-                let mut e = ptr::null_mut();
-                unsafe { sys::napi_get_and_clear_last_exception(env, &mut e) };
-                errors.push(e);
-            }
+            unsafe { sys::napi_call_function(env, und, dispatcher, argv.len(), argv.as_ptr(), &mut result) };
         }
         {
             let mut js = self.js.0.borrow_mut();
@@ -464,6 +465,26 @@ impl Port {
     }
 }
 
+/// Starts an owner object: its port, the core object `start` makes with
+/// it (a failure throws the errno's error and ends the port), and the
+/// JavaScript object `wrap` makes, attached to the port.
+pub(crate) fn start<'a, C, T: JavaScriptClassExt>(
+    env: &'a Env,
+    owner: u32,
+    (zero_copy, max_pending): (usize, usize),
+    start: impl FnOnce(&Arc<Port>) -> std::io::Result<C>,
+    wrap: impl FnOnce(C, Arc<Port>) -> T,
+) -> Result<ClassInstance<'a, T>> {
+    let port = Port::new(env.raw(), owner, zero_copy, max_pending)?;
+    let core = start(&port).map_err(|err| {
+        port.end();
+        js::throw_errno(env.raw(), sluice_core::net::errno_of(&err))
+    })?;
+    let inst = wrap(core, port.clone()).into_instance(env)?;
+    port.attach(env.raw(), inst.value);
+    Ok(inst)
+}
+
 /// The error a `ready` promise is rejected with.
 fn end_error(env: sys::napi_env, js: &JsSide) -> sys::napi_value {
     // ECONNABORTED: closed by its owner before it connected.
@@ -533,198 +554,4 @@ unsafe fn external_bytes(env: sys::napi_env, b: Bytes) -> sys::napi_value {
         out = unsafe { buffer_copy(env, &b) };
     }
     out
-}
-
-// ----------------------------------------------------------------------
-// The hub
-
-struct Ready {
-    list: Vec<Arc<Port>>,
-    /// A call of the threadsafe function is queued.
-    scheduled: bool,
-    /// Null once the environment has finalized the function.
-    tsfn: sys::napi_threadsafe_function,
-}
-
-// SAFETY: the threadsafe function handle may be used from any thread.
-unsafe impl Send for Ready {}
-
-/// The open-port count and the ref state of the threadsafe function:
-/// JavaScript thread only.
-#[derive(Default)]
-struct Live {
-    open: usize,
-    referenced: bool,
-}
-
-struct LiveCell(RefCell<Live>);
-// SAFETY: borrowed only on the JavaScript thread (Hub::open / Hub::close).
-unsafe impl Sync for LiveCell {}
-unsafe impl Send for LiveCell {}
-
-/// One per JavaScript environment: the threadsafe function and the list of
-/// ports that have something to deliver.
-pub(crate) struct Hub {
-    ready: Mutex<Ready>,
-    dead: AtomicBool,
-    live: LiveCell,
-}
-
-impl Hub {
-    fn is_dead(&self) -> bool {
-        self.dead.load(Ordering::Acquire)
-    }
-
-    fn schedule(&self, port: Arc<Port>) {
-        let mut r = lock(&self.ready);
-        r.list.push(port);
-        if !r.scheduled && !r.tsfn.is_null() {
-            r.scheduled = true;
-            unsafe { sys::napi_call_threadsafe_function(r.tsfn, ptr::null_mut(), sys::ThreadsafeFunctionCallMode::nonblocking) };
-        }
-    }
-
-    /// Switches the function's reference (JavaScript thread): referenced
-    /// while a port is open.
-    fn count(&self, env: sys::napi_env, delta: isize) {
-        let mut l = self.live.0.borrow_mut();
-        l.open = l.open.saturating_add_signed(delta);
-        if (l.open > 0) != l.referenced {
-            l.referenced = l.open > 0;
-            let f = lock(&self.ready).tsfn;
-            if !f.is_null() {
-                unsafe {
-                    if l.referenced {
-                        sys::napi_ref_threadsafe_function(env, f)
-                    } else {
-                        sys::napi_unref_threadsafe_function(env, f)
-                    }
-                };
-            }
-        }
-    }
-
-    fn open(&self, env: sys::napi_env) {
-        self.count(env, 1)
-    }
-
-    fn close(&self, env: sys::napi_env) {
-        self.count(env, -1)
-    }
-}
-
-unsafe extern "C" fn call_js(env: sys::napi_env, js_cb: sys::napi_value, context: *mut c_void, _data: *mut c_void) {
-    if env.is_null() || context.is_null() {
-        return;
-    }
-    // SAFETY: `context` is the `Arc<Hub>` leaked in `init`, alive until
-    // `finalize` (which runs after the last call).
-    let hub = unsafe { &*(context as *const Hub) };
-    // While this runs, `scheduled` stays set: ports that get events meanwhile
-    // only join the list (no wake-up call from the I/O thread) and are taken
-    // in the next round here. The rounds end when the list is empty, or
-    // after a while, to let the rest of the event loop run: then one more
-    // call is queued.
-    let start = std::time::Instant::now();
-    let mut errors = Vec::new();
-    let mut spare = Vec::new();
-    loop {
-        let mut list = {
-            let mut r = lock(&hub.ready);
-            if r.list.is_empty() {
-                r.scheduled = false;
-                break;
-            }
-            if start.elapsed() > Duration::from_millis(2) {
-                if !r.tsfn.is_null() {
-                    unsafe { sys::napi_call_threadsafe_function(r.tsfn, ptr::null_mut(), sys::ThreadsafeFunctionCallMode::nonblocking) };
-                }
-                break;
-            }
-            std::mem::replace(&mut r.list, std::mem::take(&mut spare))
-        };
-        for port in list.drain(..) {
-            let mut scope = ptr::null_mut();
-            unsafe { sys::napi_open_handle_scope(env, &mut scope) };
-            unsafe { port.deliver(env, js_cb, &mut errors) };
-            unsafe { sys::napi_close_handle_scope(env, scope) };
-        }
-        spare = list;
-    }
-    // Only the dispatcher's own failure lands here (it reports the owner's
-    // exceptions itself): rethrow the first, as an uncaught exception.
-    if let Some(e) = errors.into_iter().next() {
-        unsafe { sys::napi_throw(env, e) };
-    }
-}
-
-unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-    if data.is_null() {
-        return;
-    }
-    // SAFETY: `data` is the `Arc<Hub>` leaked in `init`.
-    let hub = unsafe { Arc::from_raw(data as *const Hub) };
-    hub.dead.store(true, Ordering::Release);
-    let mut r = lock(&hub.ready);
-    r.tsfn = ptr::null_mut();
-    r.list.clear();
-}
-
-unsafe extern "C" fn drop_instance(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-    if !data.is_null() {
-        drop(unsafe { Box::from_raw(data.cast::<Arc<Hub>>()) });
-    }
-}
-
-/// Sets up delivery for this environment with the JavaScript dispatcher
-/// (`lib/dispatch.js`). Called once by `index.js`.
-pub(crate) fn init(env: sys::napi_env, dispatcher: sys::napi_value) -> Result<()> {
-    let mut existing = ptr::null_mut();
-    unsafe { sys::napi_get_instance_data(env, &mut existing) };
-    if !existing.is_null() {
-        return Ok(());
-    }
-    let hub = Arc::new(Hub {
-        ready: Mutex::new(Ready { list: Vec::new(), scheduled: false, tsfn: ptr::null_mut() }),
-        dead: AtomicBool::new(false),
-        live: LiveCell(RefCell::default()),
-    });
-    let raw = Arc::into_raw(hub.clone()) as *mut c_void;
-    let name = js::string(env, "sluice");
-    let mut tsfn = ptr::null_mut();
-    let s = unsafe {
-        sys::napi_create_threadsafe_function(
-            env,
-            dispatcher,
-            ptr::null_mut(),
-            name,
-            0,
-            1,
-            raw,
-            Some(finalize),
-            raw,
-            Some(call_js),
-            &mut tsfn,
-        )
-    };
-    if s != sys::Status::napi_ok {
-        drop(unsafe { Arc::from_raw(raw as *const Hub) });
-        return Err(Error::from_reason("creating the threadsafe function failed"));
-    }
-    unsafe { sys::napi_unref_threadsafe_function(env, tsfn) };
-    lock(&hub.ready).tsfn = tsfn;
-    let inst = Box::into_raw(Box::new(hub));
-    unsafe { sys::napi_set_instance_data(env, inst.cast(), Some(drop_instance), ptr::null_mut()) };
-    Ok(())
-}
-
-/// This environment's hub (after `init`).
-fn hub(env: sys::napi_env) -> Result<Arc<Hub>> {
-    let mut data = ptr::null_mut();
-    unsafe { sys::napi_get_instance_data(env, &mut data) };
-    if data.is_null() {
-        return Err(js::throw(env, js::Kind::Error, "ERR_SLUICE_NOT_INITIALIZED", "load sluice through its package (require('sluice'))"));
-    }
-    // SAFETY: set in `init` to a leaked `Arc<Hub>`, freed with the env.
-    Ok(unsafe { &*(data as *const Arc<Hub>) }.clone())
 }
