@@ -209,9 +209,14 @@ impl State {
         self.core.fd().expect("sluice objects use poll delivery")
     }
 
-    /// Events taken but not delivered (a callback raised before they ran).
+    /// Events taken but not delivered (a callback raised before they ran),
+    /// and a server's accepted channels waiting for a new `on_accept`.
     pub(crate) fn pending(&self) -> usize {
-        lock(&self.pending).len()
+        let waiting = match &self.accepting {
+            Some(acc) if lock(&self.cbs).iter().any(Option::is_some) => lock(&acc.ready).len(),
+            _ => 0,
+        };
+        lock(&self.pending).len() + waiting
     }
 
     /// `close()` was called (or the object stopped).
@@ -339,6 +344,12 @@ impl State {
     /// One batch through the callbacks; returns the number of events.
     pub(crate) fn dispatch(&self, py: Python<'_>) -> PyResult<usize> {
         let _guard = self.enter(py)?;
+        // Channels accepted while no on_accept was set go to it once it is.
+        if let (Some(acc), Some(f)) = (&self.accepting, self.callback(py, "on_accept")) {
+            while let Some(ch) = lock(&acc.ready).pop_front().filter(|_| !self.is_closed()) {
+                f.call1(py, (ch,))?;
+            }
+        }
         let mut events = self.take(py, self.batch)?;
         if events.is_empty() {
             return Ok(0);

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import time
 import weakref
 
 import pytest
@@ -238,3 +239,17 @@ def test_events_pull_api(sock_path):
     assert worker.events() == []
     worker.close()
     server.close()
+
+
+def test_channels_accepted_before_on_accept_was_set_go_to_it():
+    server = sluice.Server("127.0.0.1", 0)
+    client = sluice.Channel("127.0.0.1", server.port)
+    deadline = time.monotonic() + 10
+    while server.dispatch(timeout=0.2) == 0:
+        assert time.monotonic() < deadline
+    got = []
+    server.on_accept = got.append
+    assert server.pending == 1
+    assert sluice.poll(server, timeout=0) == 0 and len(got) == 1
+    for ch in (client, got[0], server):
+        ch.close()
