@@ -7,6 +7,7 @@ use bytes::Bytes;
 use sluice_core::net::Chunk;
 
 use crate::guard::guard_or;
+use crate::release::{OnDrop, Ud};
 
 /// An immutable byte string shared by reference count.
 ///
@@ -99,8 +100,8 @@ pub unsafe extern "C" fn sluice_payload_new(data: *const u8, len: usize) -> *mut
 struct Lent {
     data: *const u8,
     len: usize,
-    release: Option<unsafe extern "C" fn(ctx: *mut c_void)>,
-    ctx: *mut c_void,
+    /// Calls `release(ctx)` when the last reference goes.
+    _release: OnDrop,
 }
 
 // SAFETY: the caller of sluice_payload_wrap promises that the bytes stay
@@ -114,15 +115,6 @@ impl AsRef<[u8]> for Lent {
         }
         // SAFETY: promised by the caller of sluice_payload_wrap.
         unsafe { std::slice::from_raw_parts(self.data, self.len) }
-    }
-}
-
-impl Drop for Lent {
-    fn drop(&mut self) {
-        if let Some(f) = self.release {
-            // SAFETY: the caller's own release function and context.
-            unsafe { f(self.ctx) };
-        }
     }
 }
 
@@ -145,7 +137,7 @@ pub unsafe extern "C" fn sluice_payload_wrap(
         if data.is_null() && len != 0 {
             return std::ptr::null_mut();
         }
-        sluice_payload::owned(Bytes::from_owner(Lent { data, len, release, ctx }))
+        sluice_payload::owned(Bytes::from_owner(Lent { data, len, _release: OnDrop(release, Ud(ctx)) }))
     })
 }
 
