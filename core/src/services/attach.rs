@@ -86,7 +86,7 @@ impl Proxy {
     pub(crate) fn bind(host: &str, client: &Peer, name: &str, graph: &Graph) -> Result<Proxy, Error> {
         let relay = Arc::new(Relay { client: client.clone(), name: name.to_string(), graph: graph.clone() });
         let peers = Arc::new(Mutex::new(Vec::new()));
-        let server = serve_on(&Endpoint::Tcp(host.to_string(), 0), Dialect::V1, relay, peers.clone())?;
+        let server = serve_on(&Endpoint::Tcp(host.to_string(), 0), Dialect::V1, relay, peers.clone(), true)?;
         Ok(Proxy { server, peers })
     }
 

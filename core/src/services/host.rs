@@ -280,11 +280,15 @@ pub(crate) fn advertised(local: &Endpoint) -> Endpoint {
     }
 }
 
+/// `idle`: whether idle connections are ended after
+/// [`service_idle_timeout`](super::service_idle_timeout) (services: yes;
+/// the Locator, whose publishers' connections hold their names: no).
 pub(crate) fn serve_on(
     endpoint: &Endpoint,
     dialect: Dialect,
     serve: Arc<dyn Serve>,
     peers: Arc<Mutex<Vec<Peer>>>,
+    idle: bool,
 ) -> Result<Server, Error> {
     // The settings of every service connection, in one place: frames sized
     // for calls, and replies never refused (the connection stops reading
@@ -292,6 +296,7 @@ pub(crate) fn serve_on(
     let mut config = ChannelConfig::new(dialect, None);
     config.max_frame_size = super::SERVICE_MAX_FRAME_SIZE;
     config.pause_reads_on_full_queue = true;
+    let swept = Arc::downgrade(&peers);
     let server = Server::bind(endpoint, config, move |_: &Server, incoming: Incoming| {
         // Past the process's connection cap the connection is dropped
         // (closed) unread.
@@ -313,7 +318,30 @@ pub(crate) fn serve_on(
             Err(_) => super::give_connection(),
         }
     })?;
+    if idle {
+        sweep_idle(swept);
+    }
     Ok(server)
+}
+
+/// Ends the idle connections of one server until the server's peer list
+/// is gone.
+fn sweep_idle(peers: std::sync::Weak<Mutex<Vec<Peer>>>) {
+    use std::time::Duration;
+    let Ok(rt) = crate::net::runtime::handle() else { return };
+    rt.spawn(async move {
+        loop {
+            let every = super::service_idle_timeout().map_or(Duration::from_secs(10), |t| (t / 4).min(Duration::from_secs(10)));
+            tokio::time::sleep(every.max(Duration::from_millis(1))).await;
+            let Some(list) = peers.upgrade() else { return };
+            let Some(limit) = super::service_idle_timeout() else { continue };
+            let idle: Vec<Peer> = lock(&list).iter().filter(|p| p.idle_for().is_some_and(|t| t >= limit)).cloned().collect();
+            drop(list);
+            for p in idle {
+                p.cut(crate::errno::ETIMEDOUT);
+            }
+        }
+    });
 }
 
 impl Hosted {
@@ -321,7 +349,7 @@ impl Hosted {
     pub fn bind(def: ServiceDef, endpoint: &Endpoint) -> Result<Hosted, Error> {
         let def = Arc::new(def);
         let peers = Arc::new(Mutex::new(Vec::new()));
-        let server = serve_on(endpoint, Dialect::V1, Arc::new(Direct(def.clone())), peers.clone())?;
+        let server = serve_on(endpoint, Dialect::V1, Arc::new(Direct(def.clone())), peers.clone(), true)?;
         Ok(Hosted { server, def, peers })
     }
 

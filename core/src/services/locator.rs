@@ -456,7 +456,7 @@ impl LocatorServer {
             held: Arc::default(),
         });
         let peers = Arc::new(Mutex::new(Vec::new()));
-        let server = serve_on(endpoint, Dialect::V1, serve.clone(), peers.clone())?;
+        let server = serve_on(endpoint, Dialect::V1, serve.clone(), peers.clone(), false)?;
         let local = advertised(server.local());
         *lock(&serve.local) = Some(local.clone());
         if matches!(local, Endpoint::Tcp(..)) {

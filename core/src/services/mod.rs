@@ -116,6 +116,31 @@ pub fn service_connections() -> usize {
     SERVICE_CONNECTIONS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+static SERVICE_IDLE_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(DEFAULT_SERVICE_IDLE_TIMEOUT.as_millis() as u64);
+
+/// The default of [`service_idle_timeout`]: 5 minutes.
+pub const DEFAULT_SERVICE_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// How long a connection to a hosted or attached service may stay idle —
+/// no channel open either way and nothing received — before the service
+/// ends it (`ETIMEDOUT`); sluice's clients connect again at their next call.
+/// Connections to the Locator are not timed out (a publisher's
+/// registrations live as long as its connection). `None`: never.
+pub fn service_idle_timeout() -> Option<std::time::Duration> {
+    match SERVICE_IDLE_MS.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        ms => Some(std::time::Duration::from_millis(ms)),
+    }
+}
+
+/// Sets [`service_idle_timeout`] for the services of this process (`None`:
+/// never; at least 1 ms). Takes effect at the next check of each service
+/// (within a quarter of the old timeout, at most 10 s).
+pub fn set_service_idle_timeout(t: Option<std::time::Duration>) {
+    let ms = t.map_or(0, |t| (t.as_millis() as u64).max(1));
+    SERVICE_IDLE_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Takes one connection from the cap, or says there is none left.
 pub(crate) fn take_connection() -> bool {
     use std::sync::atomic::Ordering;

@@ -79,6 +79,8 @@ struct State {
     inc: HashMap<u64, InCall>,
     waiters: Vec<oneshot::Sender<Result<(), i32>>>,
     on_down: Vec<Box<dyn FnOnce(i32) + Send>>,
+    /// When the last frame arrived (or the connection was made).
+    last_frame: std::time::Instant,
 }
 
 /// What serves the channels the other side opens.
@@ -160,6 +162,7 @@ impl Peer {
                     inc: HashMap::new(),
                     waiters: Vec::new(),
                     on_down: Vec::new(),
+                    last_frame: std::time::Instant::now(),
                 }),
                 serve,
                 high,
@@ -234,6 +237,21 @@ impl Peer {
     /// Whether both handles are the same connection.
     pub(crate) fn same(&self, other: &Peer) -> bool {
         Arc::ptr_eq(&self.sh, &other.sh)
+    }
+
+    /// How long the connection has been idle: nothing received for that
+    /// long and no channel open either way (`None` while one is open).
+    pub(crate) fn idle_for(&self) -> Option<Duration> {
+        let st = lock(&self.sh.st);
+        (st.out.is_empty() && st.inc.is_empty()).then(|| st.last_frame.elapsed())
+    }
+
+    /// Ends the connection at once with `errno` (what is queued is dropped).
+    pub(crate) fn cut(&self, errno: i32) {
+        match self.sh.channel.get() {
+            Some(ch) => ch.fail(errno),
+            None => self.down(errno),
+        }
     }
 
     /// Whether the connection is up.
@@ -405,6 +423,7 @@ impl Peer {
         let Frame { session: id, ty, args, headers } = f;
         let size = args.raw().len();
         let mut st = lock(&self.sh.st);
+        st.last_frame = std::time::Instant::now();
         if let Some(call) = st.out.get_mut(&id) {
             // A reply to one of our calls.
             let Some(name) = call.rx.step(ty) else { return }; // not allowed now: dropped
