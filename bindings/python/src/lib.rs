@@ -1,18 +1,21 @@
 //! `sluice._sluice`: the native module behind the Python package `sluice`.
 //!
-//! A thin layer over `sluice-core`: it re-implements no protocol logic.
-//! Channels and servers use the core's poll delivery: the core queues
-//! events and makes a descriptor readable; the Python thread takes them in
-//! batches (`dispatch`, `events`, asyncio's `add_reader`), so no I/O thread
-//! ever waits for the GIL and one crossing into Python carries many
-//! messages.
+//! A thin layer over `sluice-core` and its binding layer `host`: it
+//! re-implements no protocol logic. Every pollable object uses the core's
+//! poll delivery: the core queues events and makes a descriptor readable;
+//! the Python thread takes them in batches (`dispatch`, `events`, asyncio's
+//! `add_reader`), so no I/O thread ever waits for the GIL and one crossing
+//! into Python carries many messages.
 //!
-//! Modules: [`call`] (calling callbacks), [`channel`] and [`server`] (the classes), [`events`] (event
-//! objects for pull-style delivery), [`payload`] (the zero-copy chunk
-//! buffer), [`options`] (keyword arguments through the core's option table),
-//! [`convert`] (strings, byte strings and msgpack values), [`errors`] (the
-//! exception classes of `sluice.errors`), [`wait`] (poll(2) without the GIL),
-//! [`services`] (Cocaine services: Locator clients, hosting, the registry).
+//! Modules: [`handle`] (the one base class of every pollable object, the
+//! one event converter, `poll`), [`sends`] (the one send family),
+//! [`channel`] and [`server`], [`roles`] (Worker, Engine, Session,
+//! ResumeServer), [`services`] (Cocaine services), [`events`] (event objects
+//! for pull-style delivery), [`payload`] (the zero-copy chunk buffer),
+//! [`options`] (keyword arguments through the core's option table),
+//! [`convert`] (strings, byte strings and msgpack values), [`call`]
+//! (calling callbacks), [`errors`] (the exceptions of `sluice.errors`),
+//! [`wait`] (poll(2) without the GIL).
 
 use pyo3::prelude::*;
 
