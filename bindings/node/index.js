@@ -80,5 +80,5 @@ module.exports = {
 }
 
 // Cocaine services: Locator, Service, Call, Logger, ServiceDef, attach,
-// host, LocatorServer and the errors (src/services.rs, lib/services.js).
+// host, LocatorServer and the errors (src/services/, lib/services.js).
 Object.assign(module.exports, require('./lib/services.js')(native))

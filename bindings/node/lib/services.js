@@ -1,7 +1,7 @@
 'use strict'
-// Cocaine services (src/services.rs): the error classes, the Call's reply
+// Cocaine services (src/services/): the error classes, the Call's reply
 // stream (events, async iteration, value(), collect()), and the JavaScript
-// side of handlers (src/services.rs posts each request here with its
+// side of handlers (src/services/serving.rs posts each request here with its
 // Responder). Types and documentation: index.d.ts.
 
 const { EventEmitter } = require('node:events')
@@ -80,7 +80,7 @@ function wake (s) {
   for (const f of w) f()
 }
 
-// src/services.rs: every reply, then 'end'; or an 'error' that ends it.
+// src/services/client.rs: every reply, then 'end'; or an 'error' that ends it.
 function onCall (call, kind, payload) {
   const s = state(call)
   if (s.ended) return
@@ -164,7 +164,7 @@ function fail (responder, e) {
   }
 }
 
-// src/services.rs: a call to method `index` of `def`.
+// src/services/serving.rs: a call to method `index` of `def`.
 function onRequest (def, index, args, responder) {
   const h = def[kHandlers] && def[kHandlers][index]
   if (!h) return fail(responder, new ServiceError(7, 5, 'no handler'))

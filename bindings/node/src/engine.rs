@@ -155,15 +155,9 @@ pub fn listen_engine<'a>(env: &'a Env, endpoint: Unknown<'_>, options: Option<Un
     let co = options::read_options(e, raw, ENGINE_KEYS)?;
     let r = co.resolve_as(Dialect::V1, Role::Engine);
     let mut o = EngineOptions::new(ep, r.config.dialect);
-    if let Some(d) = js::millis(e, eo.handshake_timeout, "handshakeTimeout")? {
-        o.handshake_timeout = d;
-    }
-    if let Some(d) = js::millis(e, eo.heartbeat_timeout, "heartbeatTimeout")? {
-        o.heartbeat_timeout = d;
-    }
-    if let Some(d) = js::millis(e, eo.terminate_timeout, "terminateTimeout")? {
-        o.terminate_timeout = d;
-    }
+    js::set_millis(e, &mut o.handshake_timeout, eo.handshake_timeout, "handshakeTimeout")?;
+    js::set_millis(e, &mut o.heartbeat_timeout, eo.heartbeat_timeout, "heartbeatTimeout")?;
+    js::set_millis(e, &mut o.terminate_timeout, eo.terminate_timeout, "terminateTimeout")?;
     o.uuids = eo.uuids.map(|v| v.into_iter().collect());
     o.channel = r.config;
     let limits = (r.zero_copy, o.channel.max_pending);

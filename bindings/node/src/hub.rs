@@ -14,7 +14,6 @@
 //! none of which the typed wrapper (one converted value per call)
 //! expresses.
 
-use std::cell::RefCell;
 use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,30 +37,18 @@ struct Ready {
     scheduled: bool,
     /// Null once the environment has finalized the function.
     tsfn: sys::napi_threadsafe_function,
+    /// Ports and job targets open: the function is referenced while any is.
+    open: usize,
 }
 
 // SAFETY: the threadsafe function handle may be used from any thread.
 unsafe impl Send for Ready {}
-
-/// The open-port count and the ref state of the threadsafe function:
-/// JavaScript thread only.
-#[derive(Default)]
-struct Live {
-    open: usize,
-    referenced: bool,
-}
-
-struct LiveCell(RefCell<Live>);
-// SAFETY: borrowed only on the JavaScript thread (Hub::open / Hub::close).
-unsafe impl Sync for LiveCell {}
-unsafe impl Send for LiveCell {}
 
 /// One per JavaScript environment: the threadsafe function and the list of
 /// ports that have something to deliver.
 pub(crate) struct Hub {
     ready: Mutex<Ready>,
     dead: AtomicBool,
-    live: LiveCell,
 }
 
 impl Hub {
@@ -75,7 +62,7 @@ impl Hub {
             return; // the environment is gone
         }
         r.list.push(due);
-        if !r.scheduled && !r.tsfn.is_null() {
+        if !r.scheduled {
             r.scheduled = true;
             unsafe { sys::napi_call_threadsafe_function(r.tsfn, ptr::null_mut(), sys::ThreadsafeFunctionCallMode::nonblocking) };
         }
@@ -84,20 +71,17 @@ impl Hub {
     /// Switches the function's reference (JavaScript thread): referenced
     /// while a port is open.
     fn count(&self, env: sys::napi_env, delta: isize) {
-        let mut l = self.live.0.borrow_mut();
-        l.open = l.open.saturating_add_signed(delta);
-        if (l.open > 0) != l.referenced {
-            l.referenced = l.open > 0;
-            let f = lock(&self.ready).tsfn;
-            if !f.is_null() {
-                unsafe {
-                    if l.referenced {
-                        sys::napi_ref_threadsafe_function(env, f)
-                    } else {
-                        sys::napi_unref_threadsafe_function(env, f)
-                    }
-                };
-            }
+        let mut r = lock(&self.ready);
+        let was = r.open > 0;
+        r.open = r.open.saturating_add_signed(delta);
+        if (r.open > 0) != was && !r.tsfn.is_null() {
+            unsafe {
+                if was {
+                    sys::napi_unref_threadsafe_function(env, r.tsfn)
+                } else {
+                    sys::napi_ref_threadsafe_function(env, r.tsfn)
+                }
+            };
         }
     }
 
@@ -206,9 +190,8 @@ pub(crate) fn init(env: sys::napi_env, dispatcher: sys::napi_value) -> Result<()
         return Ok(());
     }
     let hub = Arc::new(Hub {
-        ready: Mutex::new(Ready { list: Vec::new(), scheduled: false, tsfn: ptr::null_mut() }),
+        ready: Mutex::new(Ready { list: Vec::new(), scheduled: false, tsfn: ptr::null_mut(), open: 0 }),
         dead: AtomicBool::new(false),
-        live: LiveCell(RefCell::default()),
     });
     let raw = Arc::into_raw(hub.clone()) as *mut c_void;
     let name = js::string(env, "sluice");

@@ -332,6 +332,14 @@ pub(crate) fn millis(env: sys::napi_env, v: Option<f64>, name: &str) -> Result<O
     }
 }
 
+/// Sets `target` to an option in milliseconds, if given.
+pub(crate) fn set_millis(env: sys::napi_env, target: &mut std::time::Duration, v: Option<f64>, name: &str) -> Result<()> {
+    if let Some(d) = millis(env, v, name)? {
+        *target = d;
+    }
+    Ok(())
+}
+
 /// An option that counts (an integer >= 1).
 pub(crate) fn count(env: sys::napi_env, v: Option<f64>, name: &str) -> Result<Option<usize>> {
     match v {

@@ -66,16 +66,16 @@ struct Shared {
 }
 
 /// The JavaScript side of a port: touched on the JavaScript thread only.
+#[derive(Default)]
 struct JsSide {
     /// A strong reference to the owner object until the release.
-    obj: sys::napi_ref,
-    /// Counted as open by the hub (until the release).
-    open: bool,
+    obj: Option<sys::napi_ref>,
     ready_waiters: Vec<sys::napi_deferred>,
     close_waiters: Vec<sys::napi_deferred>,
     connected: bool,
     /// The errno the connection ended with.
     failed: Option<i32>,
+    /// Released: the port no longer counts as open on the hub.
     released: bool,
     /// References to the engine's workers / the server's peers, by id.
     objs: HashMap<u64, sys::napi_ref>,
@@ -120,16 +120,7 @@ impl Port {
             zero_copy,
             max_pending: max_pending.max(1),
             sends: SendQueue::default(),
-            js: JsCell(RefCell::new(JsSide {
-                obj: ptr::null_mut(),
-                open: true,
-                ready_waiters: Vec::new(),
-                close_waiters: Vec::new(),
-                connected: false,
-                failed: None,
-                released: false,
-                objs: HashMap::new(),
-            })),
+            js: JsCell(RefCell::default()),
         }))
     }
 
@@ -137,8 +128,10 @@ impl Port {
     /// `new`, before any dispatch can run).
     pub(crate) fn attach(&self, env: sys::napi_env, obj: sys::napi_value) {
         let mut js = self.js.0.borrow_mut();
-        if js.obj.is_null() && js.open {
-            unsafe { sys::napi_create_reference(env, obj, 1, &mut js.obj) };
+        if js.obj.is_none() && !js.released {
+            let mut r = ptr::null_mut();
+            unsafe { sys::napi_create_reference(env, obj, 1, &mut r) };
+            js.obj = Some(r);
         }
     }
 
@@ -310,7 +303,7 @@ impl Port {
     pub(crate) fn closed_promise<'a>(&self, env: &'a Env) -> Unknown<'a> {
         let mut js = self.js.0.borrow_mut();
         let (deferred, promise) = js::new_promise(env);
-        if js.released || !js.open {
+        if js.released {
             unsafe { sys::napi_resolve_deferred(env.raw(), deferred, js::undefined(env.raw())) };
         } else {
             js.close_waiters.push(deferred);
@@ -346,8 +339,8 @@ impl Port {
                 js.failed = failed;
             }
             let mut obj = ptr::null_mut();
-            if !js.obj.is_null() {
-                unsafe { sys::napi_get_reference_value(env, js.obj, &mut obj) };
+            if let Some(r) = js.obj {
+                unsafe { sys::napi_get_reference_value(env, r, &mut obj) };
             }
             obj
         };
@@ -438,6 +431,7 @@ impl Port {
     /// the objects it knew, and stops counting the port as open.
     unsafe fn settle(&self, env: sys::napi_env, released: bool) {
         let mut js = self.js.0.borrow_mut();
+        let first = released && !js.released;
         js.released |= released;
         if js.connected {
             for d in js.ready_waiters.drain(..) {
@@ -449,15 +443,14 @@ impl Port {
                 unsafe { sys::napi_reject_deferred(env, d, e) };
             }
         }
-        if !released || !js.open {
+        if !first {
             return;
         }
-        js.open = false;
         for d in js.close_waiters.drain(..) {
             unsafe { sys::napi_resolve_deferred(env, d, js::undefined(env)) };
         }
-        let obj = std::mem::replace(&mut js.obj, ptr::null_mut());
-        for r in js.objs.drain().map(|(_, r)| r).chain((!obj.is_null()).then_some(obj)) {
+        let obj = js.obj.take();
+        for r in js.objs.drain().map(|(_, r)| r).chain(obj) {
             unsafe { sys::napi_delete_reference(env, r) };
         }
         drop(js);

@@ -139,12 +139,8 @@ pub fn listen_resume<'a>(env: &'a Env, endpoint: Unknown<'_>, options: Option<Un
     if let Some(t) = &ro.resume {
         o.resume = crate::session::resume_tuning(e, t)?;
     }
-    if let Some(d) = js::millis(e, ro.peer_timeout, "peerTimeout")? {
-        o.peer_timeout = d;
-    }
-    if let Some(d) = js::millis(e, ro.hello_timeout, "helloTimeout")? {
-        o.hello_timeout = d;
-    }
+    js::set_millis(e, &mut o.peer_timeout, ro.peer_timeout, "peerTimeout")?;
+    js::set_millis(e, &mut o.hello_timeout, ro.hello_timeout, "helloTimeout")?;
     let start = |p: &Arc<Port>| CoreResumeServer::bind(o, p.handler::<CoreResumeServer, ResumeEvent>());
     port::start(env, K_RESUME, (r.zero_copy, max_pending), start, |core, port| ResumeServer { core, port })
 }

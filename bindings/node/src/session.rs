@@ -171,12 +171,8 @@ pub fn open_session<'a>(env: &'a Env, endpoints: Unknown<'_>, options: Option<Un
     let mut o = SessionOptions::new(eps, r.config);
     if let Some(b) = &so.backoff {
         let mut k = Backoff::default();
-        if let Some(d) = js::millis(e, b.initial, "backoff.initial")? {
-            k.initial = d;
-        }
-        if let Some(d) = js::millis(e, b.max, "backoff.max")? {
-            k.max = d;
-        }
+        js::set_millis(e, &mut k.initial, b.initial, "backoff.initial")?;
+        js::set_millis(e, &mut k.max, b.max, "backoff.max")?;
         if let Some(m) = b.multiplier {
             k.multiplier = m;
         }

@@ -161,12 +161,8 @@ pub fn start_worker<'a>(env: &'a Env, options: Option<Unknown<'_>>) -> Result<Cl
             o
         }
     };
-    if let Some(d) = js::millis(e, wo.heartbeat_interval, "heartbeatInterval")? {
-        o.heartbeat_interval = d;
-    }
-    if let Some(d) = js::millis(e, wo.disown_timeout, "disownTimeout")? {
-        o.disown_timeout = d;
-    }
+    js::set_millis(e, &mut o.heartbeat_interval, wo.heartbeat_interval, "heartbeatInterval")?;
+    js::set_millis(e, &mut o.disown_timeout, wo.disown_timeout, "disownTimeout")?;
     let r = co.resolve(o.dialect, Some(Role::Worker));
     o.channel = r.config;
     let limits = (r.zero_copy, o.channel.max_pending);

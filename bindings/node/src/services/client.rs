@@ -117,15 +117,15 @@ pub(super) fn methods(g: &core::graph::Graph) -> Vec<MethodInfo> {
     g.methods().iter().map(|m| MethodInfo { id: m.id as f64, name: m.name.clone(), tx: m.tx.to_string(), rx: m.rx.to_string() }).collect()
 }
 
+impl From<&core::Resolved> for Resolved {
+    fn from(r: &core::Resolved) -> Resolved {
+        let endpoints = r.endpoints.iter().map(endpoint_string).collect();
+        Resolved { name: r.name.clone(), endpoints, version: r.version as f64, graph: methods(&r.graph), text: r.to_string() }
+    }
+}
+
 fn resolved_js(env: sys::napi_env, r: &core::Resolved) -> sys::napi_value {
-    let v = Resolved {
-        name: r.name.clone(),
-        endpoints: r.endpoints.iter().map(endpoint_string).collect(),
-        version: r.version as f64,
-        graph: methods(&r.graph),
-        text: r.to_string(),
-    };
-    unsafe { Resolved::to_napi_value(env, v) }.unwrap_or_else(|_| js::undefined(env))
+    unsafe { Resolved::to_napi_value(env, r.into()) }.unwrap_or_else(|_| js::undefined(env))
 }
 
 /// A client for one service: resolved through its Locator and connected on
@@ -157,13 +157,7 @@ impl Service {
     /// What the last resolve said (`null` before the first connection).
     #[napi(getter)]
     pub fn info(&self) -> Option<Resolved> {
-        self.core.info().map(|r| Resolved {
-            name: r.name.clone(),
-            endpoints: r.endpoints.iter().map(endpoint_string).collect(),
-            version: r.version as f64,
-            graph: methods(&r.graph),
-            text: r.to_string(),
-        })
+        self.core.info().as_ref().map(Resolved::from)
     }
 
     /// The endpoint of the current connection (`null` when not connected).

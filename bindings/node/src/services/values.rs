@@ -21,55 +21,41 @@ const SAFE: f64 = 9_007_199_254_740_991.0;
 /// ext → `{ type, data }`.
 pub(super) fn to_js(env: sys::napi_env, v: &Value) -> sys::napi_value {
     let mut out = ptr::null_mut();
-    unsafe {
-        match v {
-            Value::Nil => {
-                sys::napi_get_null(env, &mut out);
-            }
-            Value::Bool(b) => {
-                sys::napi_get_boolean(env, *b, &mut out);
-            }
-            Value::Uint(u) if (*u as f64) <= SAFE => out = js::number(env, *u as f64),
-            Value::Uint(u) => {
-                sys::napi_create_bigint_uint64(env, *u, &mut out);
-            }
-            Value::Int(i) if (*i as f64) >= -SAFE => out = js::number(env, *i as f64),
-            Value::Int(i) => {
-                sys::napi_create_bigint_int64(env, *i, &mut out);
-            }
-            Value::F32(f) => out = js::number(env, *f as f64),
-            Value::F64(f) => out = js::number(env, *f),
-            Value::Str(b) => match std::str::from_utf8(b) {
-                Ok(s) => out = js::string(env, s),
-                Err(_) => out = crate::port::buffer_copy(env, b),
-            },
-            Value::Bin(b) => out = crate::port::buffer_copy(env, b),
-            Value::Array(items) => out = js::array(env, items.iter().map(|x| to_js(env, x))),
-            Value::Map(pairs) => {
-                if pairs.iter().all(|(k, _)| matches!(k, Value::Str(b) if std::str::from_utf8(b).is_ok())) {
-                    out = object(env);
-                    for (k, x) in pairs {
-                        let k = to_js(env, k);
-                        sys::napi_set_property(env, out, k, to_js(env, x));
-                    }
-                } else {
-                    let mut global = ptr::null_mut();
-                    sys::napi_get_global(env, &mut global);
-                    let ctor = js::get_prop(env, global, "Map");
-                    sys::napi_new_instance(env, ctor, 0, ptr::null(), &mut out);
-                    let setter = js::get_prop(env, out, "set");
-                    for (k, x) in pairs {
-                        call_fn(env, setter, out, &[to_js(env, k), to_js(env, x)]);
-                    }
-                }
-            }
-            Value::Ext(t, b) => {
-                out = object(env);
-                set(env, out, "type", js::number(env, *t as f64));
-                set(env, out, "data", crate::port::buffer_copy(env, b));
+    let buffer = |b: &[u8]| unsafe { crate::port::buffer_copy(env, b) };
+    match v {
+        Value::Nil => return js::null(env),
+        Value::Bool(b) => _ = unsafe { sys::napi_get_boolean(env, *b, &mut out) },
+        Value::Uint(u) if (*u as f64) <= SAFE => return js::number(env, *u as f64),
+        Value::Uint(u) => _ = unsafe { sys::napi_create_bigint_uint64(env, *u, &mut out) },
+        Value::Int(i) if (*i as f64) >= -SAFE => return js::number(env, *i as f64),
+        Value::Int(i) => _ = unsafe { sys::napi_create_bigint_int64(env, *i, &mut out) },
+        Value::F32(f) => return js::number(env, *f as f64),
+        Value::F64(f) => return js::number(env, *f),
+        Value::Str(b) => return std::str::from_utf8(b).map_or_else(|_| buffer(b), |s| js::string(env, s)),
+        Value::Bin(b) => return buffer(b),
+        Value::Array(items) => return js::array(env, items.iter().map(|x| to_js(env, x))),
+        Value::Map(pairs) if pairs.iter().all(|(k, _)| matches!(k, Value::Str(b) if std::str::from_utf8(b).is_ok())) => {
+            out = object(env);
+            for (k, x) in pairs {
+                unsafe { sys::napi_set_property(env, out, to_js(env, k), to_js(env, x)) };
             }
         }
-    }
+        Value::Map(pairs) => {
+            let mut global = ptr::null_mut();
+            unsafe { sys::napi_get_global(env, &mut global) };
+            let ctor = js::get_prop(env, global, "Map");
+            unsafe { sys::napi_new_instance(env, ctor, 0, ptr::null(), &mut out) };
+            let setter = js::get_prop(env, out, "set");
+            for (k, x) in pairs {
+                call_fn(env, setter, out, &[to_js(env, k), to_js(env, x)]);
+            }
+        }
+        Value::Ext(t, b) => {
+            out = object(env);
+            set(env, out, "type", js::number(env, *t as f64));
+            set(env, out, "data", buffer(b));
+        }
+    };
     out
 }
 
