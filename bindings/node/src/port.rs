@@ -354,6 +354,7 @@ impl Port {
             batch = Batch::default();
         }
         let waiters = !self.js.0.borrow().ready_waiters.is_empty();
+        let mut thrown = ptr::null_mut();
         let flags = if released { F_RELEASED } else { 0 } | if waiters { F_WAITERS } else { 0 };
         let und = js::undefined(env);
         if !batch.is_empty() || released {
@@ -372,9 +373,14 @@ impl Port {
             let news = unsafe { self.make_objects(env, std::mem::take(&mut batch.news)) };
             let argv = [js::number(env, self.owner as f64), obj, recs, arena, bigs, js::number(env, flags as f64), news];
             // Only the dispatcher's own failure can throw here (it reports
-            // the owner's exceptions itself): the hub rethrows it.
+            // the owner's exceptions itself): it is put aside while the
+            // batch is finished, then left pending for the hub to rethrow.
             let mut result = ptr::null_mut();
-            unsafe { sys::napi_call_function(env, und, dispatcher, argv.len(), argv.as_ptr(), &mut result) };
+            if unsafe { sys::napi_call_function(env, und, dispatcher, argv.len(), argv.as_ptr(), &mut result) }
+                == sys::Status::napi_pending_exception
+            {
+                unsafe { sys::napi_get_and_clear_last_exception(env, &mut thrown) };
+            }
         }
         {
             let mut js = self.js.0.borrow_mut();
@@ -386,6 +392,9 @@ impl Port {
         }
         self.recycle(batch);
         unsafe { self.settle(env, released) };
+        if !thrown.is_null() {
+            unsafe { sys::napi_throw(env, thrown) };
+        }
     }
 
     /// Makes the JavaScript objects of new workers / peers: `[id, obj, …]`.
