@@ -253,3 +253,19 @@ def test_channels_accepted_before_on_accept_was_set_go_to_it():
     assert sluice.poll(server, timeout=0) == 0 and len(got) == 1
     for ch in (client, got[0], server):
         ch.close()
+
+
+def test_pull_style_delivery_of_the_last_event_makes_a_channel_done():
+    from sluice.events import SocketError
+
+    server = sluice.Server("127.0.0.1", 0)
+    client = sluice.Channel("127.0.0.1", server.port)
+    server.accept(timeout=10).close()
+    seen = []
+    deadline = time.monotonic() + 10
+    while not any(isinstance(e, SocketError) for e in seen):
+        assert time.monotonic() < deadline
+        seen += client.events(timeout=0.2)
+    assert client.done
+    assert sluice.poll(client, timeout=None) == 0 and client.dispatch(timeout=None) == 0
+    server.close()

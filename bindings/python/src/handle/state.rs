@@ -231,6 +231,7 @@ impl State {
         let list = PyList::empty(py);
         let mut it = events.drain(..);
         while let Some(e) = it.next() {
+            self.note_last(&e.0, &e.1);
             if let Err(err) = make(e, threshold).and_then(|o| list.append(o)) {
                 self.requeue(it);
                 return Err(err);

@@ -18,11 +18,17 @@ use crate::roles::{engine::WorkerRef, resume::Peer, worker::WorkerStream};
 use crate::{call, errors};
 
 impl State {
-    /// Runs the callback of one event.
-    pub(super) fn call(&self, py: Python<'_>, cbs: &[Option<Py<PyAny>>], (source, event): Item, threshold: usize) -> PyResult<()> {
-        if self.spec.last_disconnect && matches!((&source, &event), (Source::Own, Event::Disconnected { .. })) {
+    /// Marks the end when `event` is the object's last one (its own
+    /// disconnect, for channels and workers).
+    pub(super) fn note_last(&self, source: &Source, event: &Event) {
+        if self.spec.last_disconnect && matches!((source, event), (Source::Own, Event::Disconnected { .. })) {
             self.ended.store(true, Ordering::Release);
         }
+    }
+
+    /// Runs the callback of one event.
+    pub(super) fn call(&self, py: Python<'_>, cbs: &[Option<Py<PyAny>>], (source, event): Item, threshold: usize) -> PyResult<()> {
+        self.note_last(&source, &event);
         let f = self.spec.index(event.name()).and_then(|i| cbs[i].as_ref());
         if let Event::Accepted(incoming) = event {
             return self.accept(py, f, incoming);
