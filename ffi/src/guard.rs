@@ -89,29 +89,20 @@ pub extern "C" fn sluice_result_name(code: c_int) -> *const c_char {
 }
 
 pub(crate) fn name_of(code: c_int) -> Option<&'static CStr> {
-    Some(match code {
-        SLUICE_OK => c"SLUICE_OK",
-        SLUICE_E_NULL => c"SLUICE_E_NULL",
-        SLUICE_E_INVALID => c"SLUICE_E_INVALID",
-        SLUICE_E_WOULD_BLOCK => c"SLUICE_E_WOULD_BLOCK",
-        SLUICE_E_CLOSED => c"SLUICE_E_CLOSED",
-        SLUICE_E_IO => c"SLUICE_E_IO",
-        SLUICE_E_PANIC => c"SLUICE_E_PANIC",
-        SLUICE_E_REENTRANT => c"SLUICE_E_REENTRANT",
-        SLUICE_E_NOT_POLLED => c"SLUICE_E_NOT_POLLED",
-        SLUICE_E_STATE => c"SLUICE_E_STATE",
-        SLUICE_E_BUFFER => c"SLUICE_E_BUFFER",
-        SLUICE_E_ENDED => c"SLUICE_E_ENDED",
-        SLUICE_E_NO_SESSION => c"SLUICE_E_NO_SESSION",
-        SLUICE_E_SERVICE => c"SLUICE_E_SERVICE",
-        SLUICE_E_NOT_FOUND => c"SLUICE_E_NOT_FOUND",
-        SLUICE_E_UNKNOWN_METHOD => c"SLUICE_E_UNKNOWN_METHOD",
-        SLUICE_E_TIMEOUT => c"SLUICE_E_TIMEOUT",
-        SLUICE_E_DISCONNECTED => c"SLUICE_E_DISCONNECTED",
-        SLUICE_E_BAD_REPLY => c"SLUICE_E_BAD_REPLY",
-        SLUICE_E_WRONG_THREAD => c"SLUICE_E_WRONG_THREAD",
-        _ => return None,
-    })
+    macro_rules! names {
+        ($($n:ident),*) => {
+            match code {
+                $($n => concat!(stringify!($n), "\0"),)*
+                _ => return None,
+            }
+        };
+    }
+    let name = names! {
+        SLUICE_OK, SLUICE_E_NULL, SLUICE_E_INVALID, SLUICE_E_WOULD_BLOCK, SLUICE_E_CLOSED, SLUICE_E_IO, SLUICE_E_PANIC,
+        SLUICE_E_REENTRANT, SLUICE_E_NOT_POLLED, SLUICE_E_STATE, SLUICE_E_BUFFER, SLUICE_E_ENDED, SLUICE_E_NO_SESSION, SLUICE_E_SERVICE,
+        SLUICE_E_NOT_FOUND, SLUICE_E_UNKNOWN_METHOD, SLUICE_E_TIMEOUT, SLUICE_E_DISCONNECTED, SLUICE_E_BAD_REPLY, SLUICE_E_WRONG_THREAD
+    };
+    CStr::from_bytes_with_nul(name.as_bytes()).ok()
 }
 
 // ---------------------------------------------------------------------------

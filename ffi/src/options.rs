@@ -3,7 +3,7 @@
 
 use sluice_core::host::{Input, Lang, Options};
 use sluice_core::net::{ChannelConfig, Delivery};
-use sluice_core::wire::{Dialect, Role};
+use sluice_core::wire::Role;
 use std::ffi::c_int;
 
 use crate::guard::{arg, arg_mut, guard, guard_or, Fail, Res};
@@ -292,11 +292,7 @@ pub unsafe extern "C" fn sluice_options_set(
 pub unsafe extern "C" fn sluice_options_get_dialect(opts: *const sluice_options, out: *mut c_int) -> c_int {
     guard(|| {
         // SAFETY: NULL or a pointer from sluice_options_new.
-        let o = unsafe { arg(opts, "opts") }?;
-        let d = match o.opts.dialect() {
-            Dialect::V0 => SLUICE_DIALECT_V0,
-            Dialect::V1 => SLUICE_DIALECT_V1,
-        };
+        let d = crate::roles::dialect_const(unsafe { arg(opts, "opts") }?.opts.dialect());
         // SAFETY: NULL or valid for a write, per the C contract.
         unsafe { crate::guard::put(out, d, "out") }
     })
@@ -306,6 +302,7 @@ pub unsafe extern "C" fn sluice_options_get_dialect(opts: *const sluice_options,
 mod tests {
     use super::*;
     use crate::guard::*;
+    use sluice_core::wire::Dialect;
 
     #[test]
     fn setters_check_their_values() {

@@ -58,6 +58,14 @@ pub(crate) fn text<'a>(b: &'a [u8], what: &str) -> Res<&'a str> {
     std::str::from_utf8(b).map_err(|_| Fail::invalid(format!("{what} is not UTF-8")))
 }
 
+/// A dialect as its `SLUICE_DIALECT_*` constant.
+pub(crate) fn dialect_const(d: Dialect) -> c_int {
+    match d {
+        Dialect::V0 => SLUICE_DIALECT_V0,
+        Dialect::V1 => SLUICE_DIALECT_V1,
+    }
+}
+
 /// A `SLUICE_DIALECT_*` constant as a dialect.
 pub(crate) fn dialect_of(d: c_int) -> Res<Dialect> {
     match d {

@@ -7,13 +7,13 @@ use std::ffi::{c_char, c_int, c_void};
 use std::sync::{Arc, OnceLock};
 
 use sluice_core::roles::{Worker, WorkerEvent, WorkerOptions};
-use sluice_core::wire::{Dialect, Message};
+use sluice_core::wire::Message;
 
 use crate::guard::{arg, assign, bytes_arg, contain, copy_out, edit, endpoint_arg, free_box, guard, make, make_box, put, str_arg, Fail};
 use crate::handle::{self, call, object, Host};
-use crate::options::{sluice_options, SLUICE_DIALECT_V0, SLUICE_DIALECT_V1};
+use crate::options::sluice_options;
 use crate::payload::sluice_payload;
-use crate::roles::{dialect_of, ms, sized_callbacks, text};
+use crate::roles::{dialect_const, dialect_of, ms, sized_callbacks, text};
 use crate::send;
 
 /// How a worker starts: its uuid, the engine's endpoint, the dialect, the
@@ -115,12 +115,7 @@ pub unsafe extern "C" fn sluice_worker_options_set_channel(opts: *mut sluice_wor
 pub unsafe extern "C" fn sluice_worker_options_get_dialect(opts: *const sluice_worker_options, out: *mut c_int) -> c_int {
     guard(|| {
         // SAFETY: NULL or valid pointers, per the C contract.
-        let o = unsafe { arg(opts, "opts") }?;
-        let d = match o.opts.dialect {
-            Dialect::V0 => SLUICE_DIALECT_V0,
-            Dialect::V1 => SLUICE_DIALECT_V1,
-        };
-        unsafe { put(out, d, "out") }
+        unsafe { put(out, dialect_const(arg(opts, "opts")?.opts.dialect), "out") }
     })
 }
 
@@ -431,6 +426,7 @@ pub unsafe extern "C" fn sluice_worker_dispatch(w: *mut sluice_worker, max: usiz
 mod tests {
     use super::*;
     use crate::guard::*;
+    use crate::options::SLUICE_DIALECT_V1;
 
     #[test]
     fn options_from_argv() {

@@ -42,6 +42,14 @@ fn entry_raw(e: &Entry) -> sluice_entry {
     }
 }
 
+/// Frees the strings of an entry made by [`entry_raw`].
+fn free_strings(e: &sluice_entry) {
+    for s in [e.name, e.endpoints, e.origin] {
+        // SAFETY: made by CString::into_raw in entry_raw, freed once.
+        drop(unsafe { CString::from_raw(s.cast_mut()) });
+    }
+}
+
 fn entries_out(list: Vec<Entry>) -> (*mut sluice_entry, usize) {
     let v: Vec<sluice_entry> = list.iter().map(entry_raw).collect();
     let n = v.len();
@@ -110,12 +118,7 @@ pub unsafe extern "C" fn sluice_entries_free(entries: *mut sluice_entry, n: usiz
         }
         // SAFETY: an array of `n` entries made by entries_out, freed once.
         let all = unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(entries, n)) };
-        for e in all.iter() {
-            for s in [e.name, e.endpoints, e.origin] {
-                // SAFETY: made by CString::into_raw in entry_raw.
-                drop(unsafe { CString::from_raw(s.cast_mut()) });
-            }
-        }
+        all.iter().for_each(free_strings);
     })
 }
 
@@ -149,16 +152,10 @@ struct CListener {
 impl CListener {
     fn changed(&self, e: &Entry) {
         let Some(f) = self.cbs.on_change else { return };
-        let (name, endpoints, origin) = (c_string(e.name.clone()), c_string(joined(&e.endpoints)), c_string(e.origin.clone()));
-        let entry = sluice_entry {
-            name: name.as_ptr(),
-            endpoints: endpoints.as_ptr(),
-            version: e.version,
-            online: c_int::from(e.online),
-            origin: origin.as_ptr(),
-        };
+        let entry = entry_raw(e);
         // SAFETY: the user's callback and data; the entry lives for the call.
         contain(|| unsafe { f(self.ud.0, &entry) });
+        free_strings(&entry);
     }
 }
 

@@ -173,6 +173,26 @@ fn next_reply(st: &mut CallState, remaining: Option<Duration>) -> Res<Reply> {
     }
 }
 
+/// A reading call that gives msgpack bytes: `f` reads replies into the
+/// call's state, whose `args` then go to `*p`/`*n`.
+fn reading(call: *const sluice_call, p: *mut *const u8, n: *mut usize, what: &str, f: impl FnOnce(&mut CallState) -> Res) -> c_int {
+    guard(|| {
+        // SAFETY: NULL or a live call, per the C contract.
+        let c = unsafe { arg(call, "call") }?;
+        if p.is_null() || n.is_null() {
+            return Err(Fail::null(what));
+        }
+        let mut st = lock(&c.st);
+        f(&mut st)?;
+        // SAFETY: checked above; valid for writes, per the C contract.
+        unsafe {
+            p.write(st.args.as_ptr());
+            n.write(st.args.len());
+        }
+        Ok(())
+    })
+}
+
 fn deadline(timeout_ms: u64) -> Option<Instant> {
     limit(timeout_ms).map(|d| Instant::now() + d)
 }
@@ -213,24 +233,14 @@ pub unsafe extern "C" fn sluice_call_next(call: *const sluice_call, timeout_ms: 
 /// (e.g. a stream).
 #[no_mangle]
 pub unsafe extern "C" fn sluice_call_value(call: *const sluice_call, timeout_ms: u64, args: *mut *const u8, args_len: *mut usize) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        let c = unsafe { arg(call, "call") }?;
-        if args.is_null() || args_len.is_null() {
-            return Err(Fail::null("args"));
-        }
-        let mut st = lock(&c.st);
-        let r = next_reply(&mut st, limit(timeout_ms))?;
+    reading(call, args, args_len, "args", |st| {
+        let r = next_reply(st, limit(timeout_ms))?;
         if r.name != "value" {
             st.call = None;
             return Err(Fail::new(SLUICE_E_BAD_REPLY, format!("expected a value, got '{}'", r.name)));
         }
         st.name = c_string(r.name);
         st.args = encode(&Value::Array(r.args));
-        unsafe {
-            args.write(st.args.as_ptr());
-            args_len.write(st.args.len());
-        }
         Ok(())
     })
 }
@@ -250,24 +260,14 @@ pub unsafe extern "C" fn sluice_call_collect(
     replies: *mut *const u8,
     replies_len: *mut usize,
 ) -> c_int {
-    guard(|| {
-        // SAFETY (here and below): NULL or valid pointers, per the C contract.
-        let c = unsafe { arg(call, "call") }?;
-        if replies.is_null() || replies_len.is_null() {
-            return Err(Fail::null("replies"));
-        }
-        let mut st = lock(&c.st);
+    reading(call, replies, replies_len, "replies", |st| {
         let end = deadline(timeout_ms);
         let mut all = Vec::new();
         while st.call.is_some() {
-            let r = next_reply(&mut st, left(end).map(|d| d.max(Duration::from_millis(1))))?;
+            let r = next_reply(st, left(end).map(|d| d.max(Duration::from_millis(1))))?;
             all.push(Value::Array(vec![Value::from(r.name.as_str()), Value::Array(r.args)]));
         }
         st.args = encode(&Value::Array(all));
-        unsafe {
-            replies.write(st.args.as_ptr());
-            replies_len.write(st.args.len());
-        }
         Ok(())
     })
 }
