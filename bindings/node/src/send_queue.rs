@@ -11,7 +11,9 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
-use sluice_core::net::{Channel, SendError};
+use sluice_core::host::Streams;
+use sluice_core::net::Channel;
+use sluice_core::roles::StreamError;
 use sluice_core::wire::Message;
 
 /// A message waiting for room.
@@ -22,11 +24,13 @@ pub(crate) enum Pending {
 }
 
 impl Pending {
-    fn send(&self, ch: &Channel) -> Result<(), SendError> {
+    /// Sends through the core: typed messages as every class sends them
+    /// (`host::Streams`), raw bytes as they are.
+    fn send(&self, ch: &Channel) -> Result<(), StreamError> {
         match self {
-            Pending::Raw(b) => ch.send_raw(b.clone()),
-            Pending::Chunk(s, b) => ch.send_chunk(*s, b),
-            Pending::Message(s, m) => ch.send(*s, m),
+            Pending::Raw(b) => ch.send_raw(b.clone()).map_err(StreamError::from),
+            Pending::Chunk(s, b) => Streams::send_chunk(ch, *s, b),
+            Pending::Message(s, m) => Streams::send_message(ch, *s, m, &[]),
         }
     }
 }
@@ -62,8 +66,8 @@ impl SendQueue {
         if st.waiting.is_empty() {
             match p.send(ch) {
                 Ok(()) => return Ok(true),
-                Err(SendError::Closed) => return Err(Closed),
-                Err(SendError::WouldBlock) => {}
+                Err(StreamError::WouldBlock) => {}
+                Err(_) => return Err(Closed),
             }
         } else if ch.is_finished() {
             return Err(Closed);
@@ -86,8 +90,8 @@ impl SendQueue {
                 Ok(()) => {
                     st.waiting.pop_front();
                 }
-                Err(SendError::WouldBlock) => return false,
-                Err(SendError::Closed) => {
+                Err(StreamError::WouldBlock) => return false,
+                Err(_) => {
                     st.waiting.clear();
                     break;
                 }

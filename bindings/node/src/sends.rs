@@ -1,7 +1,10 @@
 //! The one send family of the classes that send on sessions (`Session`,
 //! `ResumePeer`, `Worker`, `EngineWorker`), over the core's
 //! `host::Streams`: arguments read once, refusals thrown in one place
-//! ([`js::refused`], the core's `StreamError` code and text).
+//! ([`js::refused`], the core's `StreamError` code and text). Channels
+//! (`Connection`, the framework `Channel`) send the same messages over the
+//! same trait through `send_queue.rs`, which keeps the Node-stream
+//! contract (a send is queued, not refused, at the high watermark).
 
 use bytes::Bytes;
 use napi::bindgen_prelude::*;
