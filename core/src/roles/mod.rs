@@ -14,6 +14,7 @@
 //! [`session::Backoff`], [`resume::Replay`]), so their behaviour is tested
 //! with a fake clock; the roles run them on the shared runtime.
 
+mod replay;
 mod sink;
 mod streams;
 

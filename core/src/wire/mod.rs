@@ -18,6 +18,7 @@ pub mod headers;
 pub mod message;
 pub mod msgpack;
 pub mod names;
+pub mod resume;
 pub mod value;
 
 pub use decoder::{Decoder, DecoderConfig, FrameRef, InPlace, DEFAULT_MAX_FRAME_SIZE};
