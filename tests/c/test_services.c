@@ -1,4 +1,5 @@
 /*
+ * (One program: every service scenario shares its in-process Locator.)
  * Cocaine services through the C API, over real sockets: an in-process
  * Locator server (sluice_locator_server) with the demo services, services
  * defined here with C handlers (attached over the client's own Locator

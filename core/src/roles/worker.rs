@@ -1,4 +1,5 @@
 //! The worker: the app side of the engine protocol (docs/PROTOCOL.md §6).
+//! One file: the role, its timers' state machine and its stream handles.
 //!
 //! A [`Worker`] connects to the engine's Unix socket, sends the handshake
 //! with its uuid and the first heartbeat, heartbeats on an interval, and
