@@ -284,7 +284,8 @@ handle_class! {
         /// connection ended (events may still wait to be dispatched).
         #[getter]
         fn closed(&self) -> bool {
-            self.h.is_closed() || self.core.is_finished()
+            // Done: closed, or the last event (the socket error) ran.
+            self.h.is_done() || self.core.is_finished()
         }
 
         /// Bytes queued to send and not yet written.
@@ -312,7 +313,7 @@ handle_class! {
         }
 
         fn __repr__(&self) -> String {
-            let state = match (self.h.is_closed(), self.core.is_finished()) {
+            let state = match (self.h.is_closed(), self.h.is_done() || self.core.is_finished()) {
                 (true, _) => "closed",
                 (_, true) => "ended",
                 _ => "open",
