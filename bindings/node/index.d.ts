@@ -401,10 +401,10 @@ export declare class EngineWorker {
   /** Ends this side of session `sid` (v0 `choke`, v1 `close`). */
   end(sid: number | bigint): void
   /**
-   * Fails session `sid`: v1 `error([category, code], message)`
-   * (category 42, the frameworks' own, unless given); v0
-   * `error(code, message)` then the `choke` the v0 engine needs.
-   * Nothing may follow on it.
+   * Fails session `sid`: `error([category, code], message)`
+   * (the v1 category 42, the frameworks' own, unless given). A
+   * worker's (`fail`) is followed in v0 by the `choke` the v0
+   * engine needs; nothing may follow on it.
    */
   fail(sid: number | bigint, code: number, message?: string): void
 }
@@ -579,18 +579,25 @@ export declare class ResumePeer {
    */
   disconnect(errno?: number): void
   /**
-   * Sends a chunk on session `sid` (a string as its UTF-8 bytes).
-   * Sends throw an Error with a `code` when refused: `'EAGAIN'`
-   * (nothing was sent; retry after `'drain'`),
-   * `'ERR_CHANNEL_CLOSED'`, `'ERR_STREAM_ENDED'`, `'ERR_NO_SESSION'`.
+   * Sends a chunk on session `sid` (v0 `chunk`, v1 `write`); a
+   * string goes as its UTF-8 bytes. Like every send of the roles it
+   * throws an Error with a `code` when refused: `'EAGAIN'` (the
+   * send queue is full; nothing was sent; `'drain'` follows),
+   * `'ERR_CHANNEL_CLOSED'`, `'ERR_STREAM_ENDED'` (this side already
+   * ended the session), `'ERR_NO_SESSION'`.
    */
   sendChunk(sid: number | bigint, data: Uint8Array | string): void
   /** Ends this side of session `sid` (v0 `choke`, v1 `close`). */
   sendChoke(sid: number | bigint): void
+  /**
+   * Fails session `sid`: `error([category, code], message)`
+   * (the v1 category 42, the frameworks' own, unless given). A
+   * worker's (`fail`) is followed in v0 by the `choke` the v0
+   * engine needs; nothing may follow on it.
+   */
+  sendError(sid: number | bigint, code: number, message?: string, category?: number): void
   /** Opens session `sid` with `invoke(event)`. */
   sendInvoke(sid: number | bigint, event: string): void
-  /** Fails session `sid` (`category` for v1, default 42). */
-  sendError(sid: number | bigint, code: number, message?: string, category?: number): void
   /**
    * Sends a generic frame: `args` is the msgpack encoding of the
    * arguments array (as `'frame'` events give it).
@@ -757,18 +764,25 @@ export declare class Session {
    */
   stop(): Promise<void>
   /**
-   * Sends a chunk on session `sid` (a string as its UTF-8 bytes).
-   * Sends throw an Error with a `code` when refused: `'EAGAIN'`
-   * (nothing was sent; retry after `'drain'`),
-   * `'ERR_CHANNEL_CLOSED'`, `'ERR_STREAM_ENDED'`, `'ERR_NO_SESSION'`.
+   * Sends a chunk on session `sid` (v0 `chunk`, v1 `write`); a
+   * string goes as its UTF-8 bytes. Like every send of the roles it
+   * throws an Error with a `code` when refused: `'EAGAIN'` (the
+   * send queue is full; nothing was sent; `'drain'` follows),
+   * `'ERR_CHANNEL_CLOSED'`, `'ERR_STREAM_ENDED'` (this side already
+   * ended the session), `'ERR_NO_SESSION'`.
    */
   sendChunk(sid: number | bigint, data: Uint8Array | string): void
   /** Ends this side of session `sid` (v0 `choke`, v1 `close`). */
   sendChoke(sid: number | bigint): void
+  /**
+   * Fails session `sid`: `error([category, code], message)`
+   * (the v1 category 42, the frameworks' own, unless given). A
+   * worker's (`fail`) is followed in v0 by the `choke` the v0
+   * engine needs; nothing may follow on it.
+   */
+  sendError(sid: number | bigint, code: number, message?: string, category?: number): void
   /** Opens session `sid` with `invoke(event)`. */
   sendInvoke(sid: number | bigint, event: string): void
-  /** Fails session `sid` (`category` for v1, default 42). */
-  sendError(sid: number | bigint, code: number, message?: string, category?: number): void
   /**
    * Sends a generic frame: `args` is the msgpack encoding of the
    * arguments array (as `'frame'` events give it).
@@ -840,10 +854,10 @@ export declare class Worker {
   /** Ends this side of session `sid` (v0 `choke`, v1 `close`). */
   end(sid: number | bigint): void
   /**
-   * Fails session `sid`: v1 `error([category, code], message)`
-   * (category 42, the frameworks' own, unless given); v0
-   * `error(code, message)` then the `choke` the v0 engine needs.
-   * Nothing may follow on it.
+   * Fails session `sid`: `error([category, code], message)`
+   * (the v1 category 42, the frameworks' own, unless given). A
+   * worker's (`fail`) is followed in v0 by the `choke` the v0
+   * engine needs; nothing may follow on it.
    */
   fail(sid: number | bigint, code: number, message?: string, category?: number): void
 }

@@ -164,4 +164,4 @@ pub fn listen_engine<'a>(env: &'a Env, endpoint: Unknown<'_>, options: Option<Un
     port::start(env, K_ENGINE, limits, |p| CoreEngine::bind(o, p.handler::<CoreEngine, EngineEvent>()), |core, port| Engine { core, port })
 }
 
-send_methods!(answers EngineWorker.w, fail: "sid: number | bigint, code: number, message?: string");
+send_methods!(EngineWorker.w, write, end, fail, "sid: number | bigint, code: number, message?: string");

@@ -145,4 +145,5 @@ pub fn listen_resume<'a>(env: &'a Env, endpoint: Unknown<'_>, options: Option<Un
     port::start(env, K_RESUME, (r.zero_copy, max_pending), start, |core, port| ResumeServer { core, port })
 }
 
-send_methods!(sessions ResumePeer.p);
+send_methods! { ResumePeer.p, send_chunk, send_choke, send_error,
+"sid: number | bigint, code: number, message?: string, category?: number", send_invoke, send_frame }

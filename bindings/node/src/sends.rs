@@ -45,12 +45,11 @@ fn frame_args(env: sys::napi_env, v: Unknown<'_>) -> Result<Args> {
         .map_err(|_| js::throw(env, js::Kind::TypeError, "ERR_INVALID_ARG_VALUE", "args must be the msgpack encoding of one array"))
 }
 
-/// The send methods of a class whose `$field` implements `Streams`:
-/// `answers` — a worker's side of sessions (`write`, `end`, `fail`);
-/// `sessions` — any message (`sendChunk`, `sendChoke`, `sendInvoke`,
-/// `sendError`, `sendFrame`).
+/// The send methods of a class whose `$field` implements `Streams`, under
+/// the class's names: a chunk, the end of this side, an error; and, for
+/// classes that send any message, an invoke and a generic frame.
 macro_rules! send_methods {
-    (answers $class:ident . $field:ident, fail: $fail_args:literal) => {
+    ($class:ident . $field:ident, $chunk:ident, $choke:ident, $error:ident, $error_args:literal $(, $invoke:ident, $frame:ident)?) => {
         #[napi]
         impl $class {
             /// Sends a chunk on session `sid` (v0 `chunk`, v1 `write`); a
@@ -60,80 +59,40 @@ macro_rules! send_methods {
             /// `'ERR_CHANNEL_CLOSED'`, `'ERR_STREAM_ENDED'` (this side already
             /// ended the session), `'ERR_NO_SESSION'`.
             #[napi(ts_args_type = "sid: number | bigint, data: Uint8Array | string")]
-            pub fn write(&self, env: Env, sid: Unknown<'_>, data: Unknown<'_>) -> Result<()> {
+            pub fn $chunk(&self, env: Env, sid: Unknown<'_>, data: Unknown<'_>) -> Result<()> {
                 let e = env.raw();
                 $crate::sends::send(e, &self.$field, sid, || Ok(Message::Chunk { data: js::data_arg(e, data)? }))
             }
 
             /// Ends this side of session `sid` (v0 `choke`, v1 `close`).
             #[napi(ts_args_type = "sid: number | bigint")]
-            pub fn end(&self, env: Env, sid: Unknown<'_>) -> Result<()> {
+            pub fn $choke(&self, env: Env, sid: Unknown<'_>) -> Result<()> {
                 $crate::sends::send(env.raw(), &self.$field, sid, || Ok(Message::Choke))
             }
 
-            /// Fails session `sid`: v1 `error([category, code], message)`
-            /// (category 42, the frameworks' own, unless given); v0
-            /// `error(code, message)` then the `choke` the v0 engine needs.
-            /// Nothing may follow on it.
-            #[napi(ts_args_type = $fail_args)]
-            pub fn fail(
-                &self,
-                env: Env,
-                sid: Unknown<'_>,
-                code: i64,
-                message: Option<Unknown<'_>>,
-                category: Option<Unknown<'_>>,
-            ) -> Result<()> {
+            /// Fails session `sid`: `error([category, code], message)`
+            /// (the v1 category 42, the frameworks' own, unless given). A
+            /// worker's (`fail`) is followed in v0 by the `choke` the v0
+            /// engine needs; nothing may follow on it.
+            #[napi(ts_args_type = $error_args)]
+            pub fn $error(&self, env: Env, sid: Unknown<'_>, code: i64, message: Option<Unknown<'_>>, category: Option<Unknown<'_>>) -> Result<()> {
                 let e = env.raw();
                 $crate::sends::send(e, &self.$field, sid, || $crate::sends::error_message(e, code, message, category))
             }
-        }
-    };
-    (sessions $class:ident . $field:ident) => {
-        #[napi]
-        impl $class {
-            /// Sends a chunk on session `sid` (a string as its UTF-8 bytes).
-            /// Sends throw an Error with a `code` when refused: `'EAGAIN'`
-            /// (nothing was sent; retry after `'drain'`),
-            /// `'ERR_CHANNEL_CLOSED'`, `'ERR_STREAM_ENDED'`, `'ERR_NO_SESSION'`.
-            #[napi(ts_args_type = "sid: number | bigint, data: Uint8Array | string")]
-            pub fn send_chunk(&self, env: Env, sid: Unknown<'_>, data: Unknown<'_>) -> Result<()> {
-                let e = env.raw();
-                $crate::sends::send(e, &self.$field, sid, || Ok(Message::Chunk { data: js::data_arg(e, data)? }))
-            }
-
-            /// Ends this side of session `sid` (v0 `choke`, v1 `close`).
-            #[napi(ts_args_type = "sid: number | bigint")]
-            pub fn send_choke(&self, env: Env, sid: Unknown<'_>) -> Result<()> {
-                $crate::sends::send(env.raw(), &self.$field, sid, || Ok(Message::Choke))
-            }
-
+            $(
             /// Opens session `sid` with `invoke(event)`.
             #[napi(ts_args_type = "sid: number | bigint, event: string")]
-            pub fn send_invoke(&self, env: Env, sid: Unknown<'_>, event: String) -> Result<()> {
+            pub fn $invoke(&self, env: Env, sid: Unknown<'_>, event: String) -> Result<()> {
                 $crate::sends::send(env.raw(), &self.$field, sid, || Ok(Message::Invoke { event: event.into() }))
-            }
-
-            /// Fails session `sid` (`category` for v1, default 42).
-            #[napi(ts_args_type = "sid: number | bigint, code: number, message?: string, category?: number")]
-            pub fn send_error(
-                &self,
-                env: Env,
-                sid: Unknown<'_>,
-                code: i64,
-                message: Option<Unknown<'_>>,
-                category: Option<Unknown<'_>>,
-            ) -> Result<()> {
-                let e = env.raw();
-                $crate::sends::send(e, &self.$field, sid, || $crate::sends::error_message(e, code, message, category))
             }
 
             /// Sends a generic frame: `args` is the msgpack encoding of the
             /// arguments array (as `'frame'` events give it).
             #[napi(ts_args_type = "sid: number | bigint, type: number, args: Uint8Array")]
-            pub fn send_frame(&self, env: Env, sid: Unknown<'_>, ty: i64, args: Unknown<'_>) -> Result<()> {
+            pub fn $frame(&self, env: Env, sid: Unknown<'_>, ty: i64, args: Unknown<'_>) -> Result<()> {
                 $crate::sends::send_frame(env.raw(), &self.$field, sid, ty, args)
             }
+            )?
         }
     };
 }

@@ -195,4 +195,5 @@ pub fn open_session<'a>(env: &'a Env, endpoints: Unknown<'_>, options: Option<Un
     port::start(env, K_SESSION, (r.zero_copy, max_pending), start, |core, port| Session { core, port })
 }
 
-send_methods!(sessions Session.core);
+send_methods! { Session.core, send_chunk, send_choke, send_error,
+"sid: number | bigint, code: number, message?: string, category?: number", send_invoke, send_frame }

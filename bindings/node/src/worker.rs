@@ -181,4 +181,4 @@ pub fn start_worker<'a>(env: &'a Env, options: Option<Unknown<'_>>) -> Result<Cl
     port::start(env, K_WORKER, limits, start, |core, port| Worker { core, port })
 }
 
-send_methods!(answers Worker.core, fail: "sid: number | bigint, code: number, message?: string, category?: number");
+send_methods!(Worker.core, write, end, fail, "sid: number | bigint, code: number, message?: string, category?: number");
