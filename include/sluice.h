@@ -1919,6 +1919,28 @@ int sluice_options_set(struct sluice_options *opts, const char *name, const char
 int sluice_options_get_dialect(const struct sluice_options *opts, int *out);
 
 /**
+ * Sets a process-wide setting by name, its value written as text (the
+ * same table and rules as Python's `sluice.configure` and Node's
+ * `configure`; durations in milliseconds, `null` for none):
+ * `max_service_connections` (connections the services of this process
+ * keep open at once, all servers together; default the descriptor limit
+ * less 64), `service_idle_timeout` (idle connections to hosted and
+ * attached services end after this long; default 300000, `0`/`null`:
+ * never), `io_threads` (before the first connection or server only). An
+ * unknown name or a refused value gives `SLUICE_E_INVALID`, with the
+ * reason in `sluice_last_error()`.
+ */
+int sluice_set(const char *name, const char *value);
+
+/**
+ * Reads a process-wide setting (see `sluice_set`) as text,
+ * NUL-terminated, into `buf` (`cap` bytes); the full length goes to
+ * `*len` (may be NULL). `SLUICE_E_BUFFER` if `buf` was too small (the
+ * text is truncated), `SLUICE_E_INVALID` for an unknown name.
+ */
+int sluice_get(const char *name, char *buf, size_t cap, size_t *len);
+
+/**
  * An owned handle to the same bytes as `payload` (borrowed or owned): no
  * copy. Release it with `sluice_payload_free`. NULL if `payload` is NULL.
  */

@@ -1,7 +1,7 @@
 //! `sluice_options`: the settings of a channel, or of the channels a server
 //! accepts.
 
-use sluice_core::host::{Input, Lang, Options};
+use sluice_core::host::{settings, Input, Lang, Options};
 use sluice_core::net::{ChannelConfig, Delivery};
 use sluice_core::wire::Role;
 use std::ffi::c_int;
@@ -295,6 +295,42 @@ pub unsafe extern "C" fn sluice_options_get_dialect(opts: *const sluice_options,
         let d = crate::roles::dialect_const(unsafe { arg(opts, "opts") }?.opts.dialect());
         // SAFETY: NULL or valid for a write, per the C contract.
         unsafe { crate::guard::put(out, d, "out") }
+    })
+}
+
+/// Sets a process-wide setting by name, its value written as text (the
+/// same table and rules as Python's `sluice.configure` and Node's
+/// `configure`; durations in milliseconds, `null` for none):
+/// `max_service_connections` (connections the services of this process
+/// keep open at once, all servers together; default the descriptor limit
+/// less 64), `service_idle_timeout` (idle connections to hosted and
+/// attached services end after this long; default 300000, `0`/`null`:
+/// never), `io_threads` (before the first connection or server only). An
+/// unknown name or a refused value gives `SLUICE_E_INVALID`, with the
+/// reason in `sluice_last_error()`.
+#[no_mangle]
+pub unsafe extern "C" fn sluice_set(name: *const std::ffi::c_char, value: *const std::ffi::c_char) -> c_int {
+    crate::guard::guard(|| {
+        // SAFETY: NULL or NUL-terminated strings, per the C contract.
+        let name = unsafe { crate::guard::str_arg(name, "name") }?;
+        // SAFETY: as above.
+        let value = unsafe { crate::guard::str_arg(value, "value") }?;
+        settings::set(Lang::C, name, Input::from_text(value)).map_err(|e| Fail::invalid(e.to_string()))
+    })
+}
+
+/// Reads a process-wide setting (see `sluice_set`) as text,
+/// NUL-terminated, into `buf` (`cap` bytes); the full length goes to
+/// `*len` (may be NULL). `SLUICE_E_BUFFER` if `buf` was too small (the
+/// text is truncated), `SLUICE_E_INVALID` for an unknown name.
+#[no_mangle]
+pub unsafe extern "C" fn sluice_get(name: *const std::ffi::c_char, buf: *mut std::ffi::c_char, cap: usize, len: *mut usize) -> c_int {
+    crate::guard::guard(|| {
+        // SAFETY: a NUL-terminated string, per the C contract.
+        let name = unsafe { crate::guard::str_arg(name, "name") }?;
+        let text = settings::get(Lang::C, name).map_err(|e| Fail::invalid(e.to_string()))?;
+        // SAFETY: `buf` has `cap` bytes and `len` is NULL or valid, per the contract.
+        unsafe { crate::guard::copy_out(&text, buf, cap, len) }
     })
 }
 

@@ -423,6 +423,24 @@ static void test_dispatch_inside_callback(void) {
     sluice_server_free(srv);
 }
 
+/* Process-wide settings by name, through the one table every binding uses. */
+static void test_process_settings(void) {
+    char buf[32];
+    size_t len = 0;
+    CHECK(sluice_set("service_idle_timeout", "1500") == SLUICE_OK);
+    CHECK(sluice_get("service_idle_timeout", buf, sizeof buf, &len) == SLUICE_OK);
+    CHECK(strcmp(buf, "1500") == 0 && len == 4);
+    CHECK(sluice_set("service_idle_timeout", "null") == SLUICE_OK);
+    CHECK(sluice_get("service_idle_timeout", buf, sizeof buf, NULL) == SLUICE_OK && strcmp(buf, "null") == 0);
+    CHECK(sluice_set("service_idle_timeout", "300000") == SLUICE_OK);
+    CHECK(sluice_set("max_service_connections", "0") == SLUICE_E_INVALID);
+    CHECK(strcmp(sluice_last_error(), "max_service_connections: must be a whole number from 1 to 4294967295, got 0") == 0);
+    CHECK(sluice_set("no_such_setting", "1") == SLUICE_E_INVALID);
+    CHECK(strcmp(sluice_last_error(), "no_such_setting: unknown setting") == 0);
+    CHECK(sluice_get("max_service_connections", buf, 2, &len) == SLUICE_E_BUFFER && len > 1);
+    CHECK(sluice_set(NULL, "1") == SLUICE_E_NULL);
+}
+
 int main(void) {
     RUN(test_version_names_and_errnos);
     RUN(test_null_arguments);
@@ -433,5 +451,6 @@ int main(void) {
     RUN(test_server_freed_inside_on_accept);
     RUN(test_unstarted_incoming_is_closed);
     RUN(test_dispatch_inside_callback);
+    RUN(test_process_settings);
     return 0;
 }

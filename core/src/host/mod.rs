@@ -8,6 +8,8 @@
 //! * [`options`] — the option table: every channel setting's name in each
 //!   language, its kind, default, bounds and documentation, and the one
 //!   check ([`Options::set`], [`Options::validate`]).
+//! * [`settings`] — the process-wide settings (service connection cap,
+//!   idle timeout, I/O threads) in a table of the same form.
 //! * [`errno_name`] / [`errno_text`] — what an errno is called and what it
 //!   means, for every error message of every binding.
 //! * [`protocol_from_args`] — the runtime's `--protocol` flag, both forms.
@@ -19,6 +21,7 @@
 
 pub mod event;
 pub mod options;
+pub mod settings;
 
 pub use crate::roles::protocol_from_args;
 pub use event::{message_name, Event, IntoEvent, Pollable, Source, Streams};

@@ -317,7 +317,7 @@ pub struct Options {
     pub batch: usize,
 }
 
-fn whole(v: Input<'_>) -> Option<i128> {
+pub(super) fn whole(v: Input<'_>) -> Option<i128> {
     match v {
         Input::Int(n) => Some(n),
         Input::Float(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e30 => Some(x as i128),
@@ -331,6 +331,19 @@ fn number(v: Input<'_>) -> Option<f64> {
         Input::Int(n) => Some(n as f64),
         Input::Float(x) => Some(x),
         Input::Str(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A timeout in `lang`'s unit: `Some(None)` for no limit (0 or null),
+/// `None` if the value is not a number of that unit from 0 to 10^9.
+pub(super) fn timeout(lang: Lang, value: Input<'_>) -> Option<Option<Duration>> {
+    match (value, number(value)) {
+        (Input::Null, _) => Some(None),
+        (_, Some(x)) if (0.0..=1e9).contains(&x) => {
+            let secs = if lang == Lang::Python { x } else { x / 1000.0 };
+            Some((x > 0.0).then(|| Duration::from_secs_f64(secs)))
+        }
         _ => None,
     }
 }

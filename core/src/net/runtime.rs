@@ -22,7 +22,8 @@ pub fn set_threads(n: usize) -> bool {
     RUNTIME.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_none_or(|(pid, _)| *pid != std::process::id())
 }
 
-fn threads() -> usize {
+/// The number of I/O threads the runtime has (or will have).
+pub fn threads() -> usize {
     match THREADS.load(Ordering::Relaxed) {
         0 => std::env::var("SLUICE_THREADS").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(2),
         n => n,
