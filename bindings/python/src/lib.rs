@@ -41,6 +41,36 @@ fn set_io_threads(n: usize) -> bool {
     sluice_core::net::runtime::set_threads(n)
 }
 
+/// Sets process-wide settings, shared by every server and connection of
+/// the process (``sluice.SETTINGS`` lists them): ``max_service_connections``
+/// (connections the services of this process keep open at once, all
+/// servers together), ``service_idle_timeout`` (seconds an idle connection
+/// to a hosted or attached service may stay open; 0 or None: never;
+/// default 300), ``io_threads`` (before the first channel or server only).
+/// The core's settings table checks every value, as for C's ``sluice_set``
+/// and Node's ``configure``: a refused value raises ValueError with its
+/// text (``"max_service_connections: must be a whole number from 1 to
+/// 4294967295, got 0"``), as does an unknown name (``"no_such: unknown
+/// setting"``); settings are applied in the order given, and those before a
+/// refused one stay set.
+#[pyfunction]
+#[pyo3(signature = (**settings))]
+fn configure(settings: Option<&Bound<'_, pyo3::types::PyDict>>) -> PyResult<()> {
+    match settings {
+        Some(s) => options::configure(s),
+        None => Ok(()),
+    }
+}
+
+/// The current value of the process-wide setting ``name`` (see
+/// ``sluice.SETTINGS``): an int for a count, float seconds for a duration,
+/// None for a timeout that is off. An unknown name raises ValueError
+/// (``"no_such: unknown setting"``).
+#[pyfunction]
+fn setting(py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
+    options::setting(py, name)
+}
+
 /// The symbolic name of an errno (``"ECONNRESET"``; ``"EUNKNOWN"`` for one
 /// sluice does not know). Values are Linux's on every system.
 #[pyfunction]
@@ -62,7 +92,8 @@ fn _sluice(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("DEFAULT_COPY_THRESHOLD", options::default_copy_threshold())?;
     m.add("DEFAULT_BATCH", options::default_batch())?;
-    m.add("OPTIONS", options::table(py)?)?;
+    m.add("OPTIONS", options::table(py, sluice_core::host::OPTIONS)?)?;
+    m.add("SETTINGS", options::table(py, sluice_core::host::settings::SETTINGS)?)?;
     m.add_class::<channel::Channel>()?;
     m.add_class::<server::Server>()?;
     events::register(m)?;
@@ -71,6 +102,8 @@ fn _sluice(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("Payload", payload::init_type(py)?)?;
     m.add_function(wrap_pyfunction!(handle::poll, m)?)?;
     m.add_function(wrap_pyfunction!(set_io_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(configure, m)?)?;
+    m.add_function(wrap_pyfunction!(setting, m)?)?;
     m.add_function(wrap_pyfunction!(errno_name, m)?)?;
     m.add_function(wrap_pyfunction!(errno_text, m)?)?;
     Ok(())

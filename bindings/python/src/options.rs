@@ -1,13 +1,15 @@
 //! Keyword options into the core's settings. Every value goes through the
 //! core's option table (`sluice_core::host`): this module only turns Python
 //! values into `host::Input`s, so a value gets the same verdict and error
-//! text as in C and Node.
+//! text as in C and Node. The process-wide settings
+//! (`sluice.configure`, `sluice.setting`, `sluice.SETTINGS`) go through the
+//! core's settings table the same way.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString, PyTuple};
 
-use sluice_core::host::{self, Input, Kind, Lang, OptionError, Options};
+use sluice_core::host::{self, settings, Input, Kind, Lang, OptionError, Options, Spec};
 use sluice_core::net::{ChannelConfig, Endpoint};
 use sluice_core::wire::Role;
 
@@ -137,11 +139,13 @@ pub(crate) fn role_name(role: Option<Role>) -> Option<String> {
     role.map(|r| r.to_string())
 }
 
-/// `sluice.OPTIONS`: the option table, one dict per option (``name``,
-/// ``kind``, ``default``, ``doc``; counts also ``min`` and ``max``).
-pub(crate) fn table(py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
+/// `sluice.OPTIONS` (`host::OPTIONS`) and `sluice.SETTINGS`
+/// (`settings::SETTINGS`): a table of the core, one dict per entry
+/// (``name``, ``kind``, ``default``, ``doc``; counts also ``min`` and
+/// ``max``, durations ``unit``).
+pub(crate) fn table<'py>(py: Python<'py>, specs: &[Spec]) -> PyResult<Bound<'py, PyTuple>> {
     let mut rows = Vec::new();
-    for s in host::OPTIONS {
+    for s in specs {
         let d = PyDict::new(py);
         d.set_item("name", s.name_in(Lang::Python))?;
         let kind = match s.kind {
@@ -167,6 +171,45 @@ pub(crate) fn table(py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
         rows.push(d);
     }
     PyTuple::new(py, rows)
+}
+
+/// `sluice.configure(**settings)`: each keyword is a process-wide setting
+/// of the core's settings table, set in the order given. A value the table
+/// refuses (or an unknown name) is a ValueError with the table's text
+/// (`"max_service_connections: must be a whole number from 1 to
+/// 4294967295, got 0"`, `"no_such: unknown setting"`), a value of another
+/// Python type a TypeError; the settings before it stay set. Every name is
+/// checked before anything is set.
+pub(crate) fn configure(pairs: &Bound<'_, PyDict>) -> PyResult<()> {
+    let mut named = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs.iter() {
+        let name: String = k.extract()?;
+        if settings::spec(Lang::Python, &name).is_none() {
+            return Err(refused(OptionError { key: name, reason: "unknown setting".into() }));
+        }
+        named.push((name, v));
+    }
+    for (name, v) in &named {
+        let v = value(name, v)?;
+        settings::set(Lang::Python, name, v.input()).map_err(refused)?;
+    }
+    Ok(())
+}
+
+/// `sluice.setting(name)`: the current value of a process-wide setting;
+/// counts as int, durations as float seconds, None for a timeout that is
+/// off. An unknown name is a ValueError with the table's text.
+pub(crate) fn setting(py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
+    let text = settings::get(Lang::Python, name).map_err(refused)?;
+    let spec = settings::spec(Lang::Python, name).expect("get knows the name");
+    let bad = || PyValueError::new_err(format!("{name}: the core gave {text:?}"));
+    if text == "null" {
+        return Ok(py.None());
+    }
+    Ok(match spec.kind {
+        Kind::Count { .. } => text.parse::<u64>().map_err(|_| bad())?.into_pyobject(py)?.into_any().unbind(),
+        _ => text.parse::<f64>().map_err(|_| bad())?.into_pyobject(py)?.into_any().unbind(),
+    })
 }
 
 /// `Channel(path)` / `Channel(host, port)`: a Unix socket path (str, bytes

@@ -1,6 +1,7 @@
 """The shared option cases (tests/options/cases.json at the repository's
 root): every case's verdict and error text must be the ones C and Node
-give, since all three go through the core's option table."""
+give, since all three go through the core's option table; its "settings"
+cases the ones Node gives through the core's settings table."""
 
 import json
 import pathlib
@@ -12,15 +13,15 @@ import sluice
 CASES = pathlib.Path(__file__).resolve().parents[3] / "tests" / "options" / "cases.json"
 
 
-def _cases():
-    return json.loads(CASES.read_text())["cases"]
+def _cases(section="cases"):
+    return json.loads(CASES.read_text())[section]
 
 
-def _expected(text):
+def _expected(text, table=sluice.OPTIONS):
     # {name} stands for the option's name in the language: Python's are the
     # C/snake names; {unit}: Python's durations are seconds.
     text = text.replace("{unit}", "seconds")
-    for spec in sluice.OPTIONS:
+    for spec in table:
         text = text.replace("{%s}" % spec["name"], spec["name"])
     return text
 
@@ -33,6 +34,26 @@ def test_case(case):
         with pytest.raises(ValueError) as e:
             sluice.Server("127.0.0.1", 0, **case["set"]).close()
         assert str(e.value) == _expected(case["error"])
+
+
+@pytest.mark.parametrize("case", _cases("settings"), ids=lambda c: json.dumps(c["set"], sort_keys=False))
+def test_settings_case(case):
+    names = [s["name"] for s in sluice.SETTINGS]
+    saved = {n: sluice.setting(n) for n in names}
+    try:
+        if case.get("ok"):
+            sluice.configure(**case["set"])
+        else:
+            with pytest.raises(ValueError) as e:
+                sluice.configure(**case["set"])
+            assert str(e.value) == _expected(case["error"], sluice.SETTINGS)
+        for name, value in case.get("get", {}).items():
+            assert sluice.setting(name) == value, name
+    finally:
+        # io_threads is left out: the cases never change it, and once the
+        # runtime runs it can no longer be set.
+        sluice.configure(**{n: v for n, v in saved.items() if n != "io_threads"})
+    assert {n: sluice.setting(n) for n in names} == saved
 
 
 def test_channel_takes_the_same_options():

@@ -26,6 +26,9 @@ events to Python on your thread, in batches:
 * :mod:`sluice.errors` — exceptions, rooted at :class:`Error`.
 * :data:`OPTIONS` — the channel options every constructor takes as
   keywords (name, kind, default, doc), from the core's option table.
+* :func:`configure` / :func:`setting` — the process-wide settings
+  (:data:`SETTINGS`: service connection cap, service idle timeout, I/O
+  threads), from the core's settings table.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from ._sluice import (
     DEFAULT_BATCH,
     DEFAULT_COPY_THRESHOLD,
     OPTIONS,
+    SETTINGS,
     Channel,
     Engine,
     EngineStream,
@@ -67,8 +71,10 @@ from ._sluice import (
     WorkerRef,
     WorkerStream,
     __version__,
+    configure,
     poll,
     set_io_threads,
+    setting,
 )
 from .errors import (
     BadArguments,
@@ -102,6 +108,8 @@ __all__ = [
     "Peer",
     "poll",
     "set_io_threads",
+    "configure",
+    "setting",
     "Event",
     "Error",
     "ProtocolError",
@@ -137,6 +145,7 @@ __all__ = [
     "DEFAULT_COPY_THRESHOLD",
     "DEFAULT_BATCH",
     "OPTIONS",
+    "SETTINGS",
     "__version__",
 ]
 # sluice.ConnectionError is exported but left out of __all__: a star import

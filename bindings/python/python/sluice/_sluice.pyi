@@ -9,7 +9,8 @@ from typing_extensions import Buffer, Self
 
 from .events import Event
 
-__all__ = ['__version__', 'DEFAULT_COPY_THRESHOLD', 'DEFAULT_BATCH', 'OPTIONS', 'errno_name', 'errno_text', 'Channel', 'Server', 'events', 'Payload', 'poll', 'set_io_threads',
+__all__ = ['__version__', 'DEFAULT_COPY_THRESHOLD', 'DEFAULT_BATCH', 'OPTIONS', 'SETTINGS', 'errno_name', 'errno_text', 'Channel', 'Server', 'events', 'Payload', 'poll', 'set_io_threads',
+           'configure', 'setting',
            'Worker', 'WorkerStream', 'Engine', 'WorkerRef', 'EngineStream', 'Session', 'ResumeServer', 'Peer',
            'Locator', 'Resolved', 'Service', 'Call', 'Reply', 'Logger', 'ServiceDef', 'Responder', 'attach', 'Attached',
            'host', 'Hosted', 'Publication', 'Registry', 'Entry', 'LocatorServer', 'MAX_HANDLER_THREADS', 'MAX_QUEUED_CALLS']
@@ -29,6 +30,13 @@ DEFAULT_BATCH: int
 #: ValueError with the table's text, the same as C's and Node's
 #: (``"max_frame_size: must be a whole number from 16 to 4294967295, got 0"``).
 OPTIONS: Tuple[Dict[str, Any], ...]
+#: The process-wide settings :func:`configure` takes as keywords and
+#: :func:`setting` reads, from the core's settings table (the one behind C's
+#: ``sluice_set`` and Node's ``configure``), in documentation order; dicts
+#: of the same form as :data:`OPTIONS`: ``max_service_connections``
+#: (``"count"``), ``service_idle_timeout`` (``"timeout"``, seconds),
+#: ``io_threads`` (``"count"``).
+SETTINGS: Tuple[Dict[str, Any], ...]
 #: The event classes (see :mod:`sluice.events`).
 events: ModuleType
 
@@ -290,6 +298,27 @@ def poll(*objects: _Handle, timeout: Optional[float] = None) -> int:
 
 def set_io_threads(n: int) -> bool:
     """Sets the number of I/O threads (before the first channel); returns whether it took effect."""
+def configure(
+    *,
+    max_service_connections: Optional[int] = ...,
+    service_idle_timeout: Optional[float] = ...,
+    io_threads: Optional[int] = ...,
+) -> None:
+    """Sets process-wide settings (see :data:`SETTINGS`), shared by every
+    server and connection of the process: ``max_service_connections``
+    (connections the services of this process keep open at once, all
+    servers together; None leaves it), ``service_idle_timeout`` (seconds an
+    idle connection to a hosted or attached service may stay open; 0 or
+    None: never; default 300), ``io_threads`` (before the first channel or
+    server only). A value the core's table refuses raises ValueError with
+    its text (``"max_service_connections: must be a whole number from 1 to
+    4294967295, got 0"``), as does an unknown name (``"no_such: unknown
+    setting"``); settings are applied in the order given, and those before
+    a refused one stay set."""
+def setting(name: str) -> Union[int, float, None]:
+    """The current value of a process-wide setting (see :data:`SETTINGS`):
+    an int for a count, float seconds for a duration, None for a timeout
+    that is off. An unknown name raises ValueError."""
 
 # ---------------------------------------------------------------------------
 # The protocol roles. Each delivers its events like a channel: ``on_*``
