@@ -57,7 +57,13 @@
 #define SLUICE_ENOENT 2
 
 /**
- * errno: a host name that does not resolve; errors without a better number.
+ * errno: a host name that does not resolve to an address (Linux's `ENXIO`
+ * number, named `ENOTFOUND` as in Node.js).
+ */
+#define SLUICE_ENOTFOUND 6
+
+/**
+ * errno: errors without a better number.
  */
 #define SLUICE_EBADF 9
 

@@ -6,6 +6,10 @@
 
 /// No such file or directory (a Unix socket path that does not exist).
 pub const ENOENT: i32 = 2;
+/// Host not found: a host name that could not be resolved to an address
+/// (sluice's use of Linux's `ENXIO`, "no such device or address"; named
+/// `ENOTFOUND` like the DNS errors of Node.js).
+pub const ENOTFOUND: i32 = 6;
 /// Bad file descriptor; also the fallback for errors without a better number.
 pub const EBADF: i32 = 9;
 /// Permission denied.
@@ -34,6 +38,7 @@ pub const ECONNREFUSED: i32 = 111;
 const NAMES: &[(i32, &str)] = &[
     (1, "EPERM"),
     (ENOENT, "ENOENT"),
+    (ENOTFOUND, "ENOTFOUND"),
     (EBADF, "EBADF"),
     (11, "EAGAIN"),
     (12, "ENOMEM"),
@@ -80,6 +85,7 @@ pub fn all() -> &'static [(i32, &'static str)] {
 /// meaning where it gives the value one, else the system's text.
 pub fn text(errno: i32) -> String {
     match errno {
+        ENOTFOUND => "host not found: the host name could not be resolved".into(),
         EBADMSG => "bad message: the peer sent bytes that are not a valid frame".into(),
         EMSGSIZE => "message too long: a frame larger than the limit".into(),
         ESHUTDOWN => "the peer closed the connection".into(),
@@ -107,6 +113,8 @@ mod tests {
         assert_eq!(from_name("ENOBUFS"), Some(ENOBUFS));
         assert_eq!(text(ECONNREFUSED), "Connection refused");
         assert!(text(EBADMSG).contains("not a valid frame"));
+        assert_eq!(from_name("ENOTFOUND"), Some(ENOTFOUND));
+        assert!(text(ENOTFOUND).starts_with("host not found"));
         let mut seen: Vec<_> = all().iter().map(|(n, _)| *n).collect();
         seen.sort();
         seen.dedup();

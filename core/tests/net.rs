@@ -200,9 +200,10 @@ fn missing_unix_path_reports_enoent() {
 }
 
 #[test]
-fn unknown_host_reports_ebadf() {
+fn unknown_host_reports_enotfound() {
     let (_ch, rx) = connect_worker(Endpoint::Tcp("no-such-host.invalid".into(), 1), ChannelConfig::default());
-    assert_eq!(next(&rx), Event::SocketError(errno::EBADF));
+    assert_eq!(next(&rx), Event::SocketError(errno::ENOTFOUND));
+    assert_eq!(sluice_core::host::errno_name(errno::ENOTFOUND), "ENOTFOUND");
 }
 
 #[test]

@@ -82,7 +82,10 @@ pub extern "C" fn sluice_set_threads(n: usize) -> c_int {
 
 /// errno: a Unix socket path that does not exist.
 pub const SLUICE_ENOENT: c_int = 2;
-/// errno: a host name that does not resolve; errors without a better number.
+/// errno: a host name that does not resolve to an address (Linux's `ENXIO`
+/// number, named `ENOTFOUND` as in Node.js).
+pub const SLUICE_ENOTFOUND: c_int = 6;
+/// errno: errors without a better number.
 pub const SLUICE_EBADF: c_int = 9;
 /// errno: permission denied (a Unix socket path).
 pub const SLUICE_EACCES: c_int = 13;
@@ -136,6 +139,7 @@ mod tests {
         use sluice_core::errno as e;
         let pairs = [
             (SLUICE_ENOENT, e::ENOENT),
+            (SLUICE_ENOTFOUND, e::ENOTFOUND),
             (SLUICE_EBADF, e::EBADF),
             (SLUICE_EACCES, e::EACCES),
             (SLUICE_EPIPE, e::EPIPE),

@@ -194,6 +194,13 @@ impl Port {
         if self.is_closed() || (matches!(event, Event::Frame(_)) && self.owner < K_CONNECTION) {
             return;
         }
+        // The framework-compatible channel reports errnos as the framework did.
+        let event = match event {
+            Event::Disconnected { errno, sessions } if self.owner < K_CONNECTION => {
+                Event::Disconnected { errno: sluice_core::host::framework_errno(errno), sessions }
+            }
+            e => e,
+        };
         let mut st = lock(&self.state);
         match (&source, &event) {
             (Source::Own, Event::Connected { .. }) => st.connected = true,

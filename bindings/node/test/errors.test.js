@@ -39,6 +39,11 @@ test('missing Unix path: on_socket_error(2)', async () => {
   assert.deepEqual(events, [['socket_error', 2]])
 })
 
+test('unresolvable host: a Connection rejects with ENOTFOUND (6)', async () => {
+  const conn = connect({ host: 'no-such-host.invalid', port: 1 })
+  await assert.rejects(conn.ready, { code: 'ENOTFOUND', errno: 6 })
+})
+
 test('unresolvable host: on_socket_error(9) as the framework mapped it', async () => {
   const ch = new Channel('no-such-host.invalid', 1)
   const { events, waitFor } = recorder(ch)

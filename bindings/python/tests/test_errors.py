@@ -32,6 +32,15 @@ def connected(raw_peer, **kw):
     return ch, rec
 
 
+def test_unresolvable_host_reports_enotfound():
+    rec = Recorder()
+    ch = sluice.Channel("no-such-host.invalid", 1, **rec.kwargs())
+    ch.run(timeout=30)
+    assert rec.log == [("socket_error", 6)]
+    assert sluice.errors.errno_name(6) == "ENOTFOUND"
+    assert sluice.errors.errno_text(6).startswith("host not found")
+
+
 def test_refused_reports_econnrefused():
     rec = Recorder()
     ch = sluice.Channel("127.0.0.1", free_port(), **rec.kwargs())

@@ -41,6 +41,19 @@ pub fn errno_text(errno: i32) -> String {
     crate::errno::text(errno)
 }
 
+/// The errno the Cocaine Node.js framework's channel reported for a
+/// failure sluice reports as `errno`: the framework mapped error codes by
+/// name onto the Linux table and reported `EBADF` (9) for names it did not
+/// know, a host name that does not resolve among them (docs/PROTOCOL.md
+/// §8.3), where sluice reports [`ENOTFOUND`](crate::errno::ENOTFOUND). A
+/// channel that stands in for the framework's reports what it did.
+pub fn framework_errno(errno: i32) -> i32 {
+    match errno {
+        crate::errno::ENOTFOUND => crate::errno::EBADF,
+        e => e,
+    }
+}
+
 /// `text` made safe to print on one line of a terminal or a log: control
 /// characters (C0 and C1, DEL; so also newlines and escape sequences) are
 /// written as `\n`, `\t`, `\r`, `\e` or `\u{..}`, so that a peer's string can neither forge lines nor drive the terminal.

@@ -71,8 +71,8 @@ class Error(Exception):
 class ConnectionError(Error, builtins.ConnectionError):  # noqa: A001 - deliberately mirrors the builtin
     """A connection failed or ended; ``errno`` says why (Linux numbering,
     PROTOCOL.md §8.3): ECONNREFUSED 111, ENOENT 2, EACCES 13, ECONNRESET
-    104, EPIPE 32, ESHUTDOWN 108 (the peer closed), ETIMEDOUT 110, EBADF 9
-    (unresolvable host)."""
+    104, EPIPE 32, ESHUTDOWN 108 (the peer closed), ETIMEDOUT 110, ENOTFOUND 6
+    (a host name that does not resolve)."""
 
 
 class ProtocolError(Error, builtins.OSError):

@@ -113,8 +113,9 @@ pub(super) async fn dial(endpoint: &Endpoint) -> Result<Stream, i32> {
     match endpoint {
         Endpoint::Unix(path) => UnixStream::connect(path).await.map(Stream::Unix).map_err(|e| errno_of(&e)),
         Endpoint::Tcp(host, port) => {
-            let addrs = tokio::net::lookup_host((host.as_str(), *port)).await.map_err(|_| errno::EBADF)?;
-            let mut last = errno::EBADF;
+            // A name that does not resolve, or resolves to no address.
+            let addrs = tokio::net::lookup_host((host.as_str(), *port)).await.map_err(|_| errno::ENOTFOUND)?;
+            let mut last = errno::ENOTFOUND;
             for a in addrs {
                 match TcpStream::connect(a).await {
                     Ok(s) => {
