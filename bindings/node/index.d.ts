@@ -1023,6 +1023,20 @@ export interface ChannelOptions {
 }
 
 /**
+ * Sets process-wide settings (`settings()` lists them):
+ * `maxServiceConnections`, `serviceIdleTimeout` (milliseconds; `0` or
+ * `null`: never) and `ioThreads`. Every key is checked before anything is
+ * set, then the values are set in the order given: an unknown key or a
+ * value the core's settings table refuses throws a `RangeError` (code
+ * `ERR_INVALID_ARG_VALUE`) with the table's text, e.g.
+ * `maxServiceConnections: must be a whole number from 1 to 4294967295,
+ * got 0` or `noSuch: unknown setting`, and the settings before a refused
+ * one stay set; a value of the wrong JavaScript type (an object, a
+ * function…) throws a `TypeError`.
+ */
+export declare function configure(settings: ProcessSettings): void
+
+/**
  * Connects to `endpoint` and returns the `Connection` at once; listen for
  * `'connect'` or await `ready`. The endpoint is `'host:port'`,
  * `'[v6]:port'`, a Unix socket path (`'/…'`, `'./…'`, `'unix:…'`),
@@ -1203,6 +1217,35 @@ export interface OptionSpec {
   doc: string
 }
 
+/**
+ * Process-wide settings for `configure()`, shared by every server and
+ * connection of the process (see `settings()`). Every field is optional;
+ * `undefined` skips it. The rules are the core's settings table, the same
+ * as C's `sluice_set` and Python's `sluice.configure`.
+ */
+export interface ProcessSettings {
+  /**
+   * Most connections the services of this process (hosted services, the
+   * Locator, attached services) keep open at once, all servers together;
+   * one accepted past it is closed at once. From 1 to 4294967295.
+   * Default: the descriptor limit (`RLIMIT_NOFILE`) less 64.
+   */
+  maxServiceConnections?: number
+  /**
+   * Milliseconds a connection to a hosted or attached service may stay
+   * idle (no channel open, nothing received) before it is ended with
+   * `ETIMEDOUT`; `0` or `null`: never. Default 300000. Connections to the
+   * Locator are not timed out.
+   */
+  serviceIdleTimeout?: number | null
+  /**
+   * I/O threads of the runtime that serves every connection (from 1 to
+   * 1024; default 2, or `SLUICE_THREADS`). Taken only before the first
+   * connection or server of the process is made; afterwards it throws.
+   */
+  ioThreads?: number
+}
+
 /** What the Locator says about a service. */
 export interface Resolved {
   /** The service name. */
@@ -1272,6 +1315,21 @@ export interface SessionOpenOptions {
  * first channel or server is made; returns whether it did.
  */
 export declare function setIoThreads(n: number): boolean
+
+/**
+ * The current value of the process-wide setting `name` (`settings()`
+ * lists them): a number (`serviceIdleTimeout` in milliseconds), or `null`
+ * for a timeout that is off. An unknown name throws a `RangeError` (code
+ * `ERR_INVALID_ARG_VALUE`), e.g. `noSuch: unknown setting`.
+ */
+export declare function setting(name: string): number | null
+
+/**
+ * The process-wide settings `configure()` takes and `setting()` reads:
+ * the core's settings table (`maxServiceConnections`,
+ * `serviceIdleTimeout`, `ioThreads`), in the form of `options()`.
+ */
+export declare function settings(): Array<OptionSpec>
 
 /**
  * Starts a worker (see `Worker`): reads the runtime's arguments from

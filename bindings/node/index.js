@@ -75,6 +75,9 @@ module.exports = {
   version: native.version,
   setIoThreads: native.setIoThreads,
   options: native.options,
+  configure: native.configure,
+  setting: native.setting,
+  settings: native.settings,
   errnoNames: native.errnoNames,
   errnoText: native.errnoText
 }

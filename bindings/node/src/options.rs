@@ -1,6 +1,8 @@
 //! Options of channels and servers: read generically from the JavaScript
 //! object and checked by the core's option table (`sluice_core::host`), the
-//! same rules and error texts as C's and Python's.
+//! same rules and error texts as C's and Python's. The process-wide
+//! settings (`configure`, `setting`, `settings`) go through the core's
+//! settings table the same way.
 
 use std::ptr;
 
@@ -215,27 +217,10 @@ pub(crate) fn read_options(env: sys::napi_env, v: sys::napi_value, own: &[&str])
         if own.contains(&key.as_str()) {
             continue;
         }
-        let value = js::get_prop(env, v, &key);
-        let text;
-        let input = match js::type_of(env, value) {
-            sys::ValueType::napi_undefined => continue,
-            sys::ValueType::napi_null => Input::Null,
-            sys::ValueType::napi_boolean => {
-                let mut b = false;
-                unsafe { sys::napi_get_value_bool(env, value, &mut b) };
-                Input::Bool(b)
-            }
-            sys::ValueType::napi_number => Input::Float(js::get_number(env, value).unwrap_or(f64::NAN)),
-            sys::ValueType::napi_string => {
-                text = js::get_string(env, value).unwrap_or_default();
-                Input::Str(&text)
-            }
-            other => {
-                if host::options::spec(Lang::Node, &key).is_none() {
-                    return Err(option_error(env, &host::OptionError { key, reason: "unknown option".into() }));
-                }
-                return Err(js::type_error(env, &format!("{key}: must not be {}", type_name(other))));
-            }
+        let mut text = String::new();
+        let known = host::options::spec(Lang::Node, &key).is_some();
+        let Some(input) = input(env, &key, js::get_prop(env, v, &key), &mut text, (!known).then_some("unknown option"))? else {
+            continue;
         };
         read.opts.set(&key, input).map_err(|e| option_error(env, &e))?;
         if let Some(spec) = host::options::spec(Lang::Node, &key) {
@@ -246,6 +231,110 @@ pub(crate) fn read_options(env: sys::napi_env, v: sys::napi_value, own: &[&str])
     }
     read.opts.validate().map_err(|e| option_error(env, &e))?;
     Ok(read)
+}
+
+/// A JavaScript value of `key` as the core's tables take it (the text of
+/// a string kept in `text`); `None` for `undefined`, which is skipped.
+/// null, booleans, numbers and strings go to the table, which decides; a
+/// value of another type throws: the table's `unknown` error (a
+/// `RangeError`, see [`option_error`]) when the key is not in the table
+/// (`unknown` is then its reason), else a `TypeError`.
+fn input<'t>(
+    env: sys::napi_env,
+    key: &str,
+    value: sys::napi_value,
+    text: &'t mut String,
+    unknown: Option<&str>,
+) -> Result<Option<Input<'t>>> {
+    Ok(Some(match js::type_of(env, value) {
+        sys::ValueType::napi_undefined => return Ok(None),
+        sys::ValueType::napi_null => Input::Null,
+        sys::ValueType::napi_boolean => {
+            let mut b = false;
+            unsafe { sys::napi_get_value_bool(env, value, &mut b) };
+            Input::Bool(b)
+        }
+        sys::ValueType::napi_number => Input::Float(js::get_number(env, value).unwrap_or(f64::NAN)),
+        sys::ValueType::napi_string => {
+            *text = js::get_string(env, value).unwrap_or_default();
+            Input::Str(text)
+        }
+        other => {
+            if let Some(reason) = unknown {
+                return Err(option_error(env, &host::OptionError { key: key.to_string(), reason: reason.into() }));
+            }
+            return Err(js::type_error(env, &format!("{key}: must not be {}", type_name(other))));
+        }
+    }))
+}
+
+/// Process-wide settings for `configure()`, shared by every server and
+/// connection of the process (see `settings()`). Every field is optional;
+/// `undefined` skips it. The rules are the core's settings table, the same
+/// as C's `sluice_set` and Python's `sluice.configure`.
+// The struct is the TypeScript declaration only: settings are read
+// generically, key by key, by `configure`.
+#[napi(object)]
+#[derive(Default, Clone)]
+#[allow(dead_code)]
+pub struct ProcessSettings {
+    /// Most connections the services of this process (hosted services, the
+    /// Locator, attached services) keep open at once, all servers together;
+    /// one accepted past it is closed at once. From 1 to 4294967295.
+    /// Default: the descriptor limit (`RLIMIT_NOFILE`) less 64.
+    pub max_service_connections: Option<f64>,
+    /// Milliseconds a connection to a hosted or attached service may stay
+    /// idle (no channel open, nothing received) before it is ended with
+    /// `ETIMEDOUT`; `0` or `null`: never. Default 300000. Connections to the
+    /// Locator are not timed out.
+    #[napi(ts_type = "number | null")]
+    pub service_idle_timeout: Option<f64>,
+    /// I/O threads of the runtime that serves every connection (from 1 to
+    /// 1024; default 2, or `SLUICE_THREADS`). Taken only before the first
+    /// connection or server of the process is made; afterwards it throws.
+    pub io_threads: Option<f64>,
+}
+
+/// Sets process-wide settings (`settings()` lists them):
+/// `maxServiceConnections`, `serviceIdleTimeout` (milliseconds; `0` or
+/// `null`: never) and `ioThreads`. Every key is checked before anything is
+/// set, then the values are set in the order given: an unknown key or a
+/// value the core's settings table refuses throws a `RangeError` (code
+/// `ERR_INVALID_ARG_VALUE`) with the table's text, e.g.
+/// `maxServiceConnections: must be a whole number from 1 to 4294967295,
+/// got 0` or `noSuch: unknown setting`, and the settings before a refused
+/// one stay set; a value of the wrong JavaScript type (an object, a
+/// function…) throws a `TypeError`.
+#[napi(ts_args_type = "settings: ProcessSettings")]
+pub fn configure(env: Env, settings: Unknown<'_>) -> Result<()> {
+    let (env, v) = (env.raw(), settings.raw());
+    if js::type_of(env, v) != sys::ValueType::napi_object {
+        return Err(js::type_error(env, "settings must be an object"));
+    }
+    let keys = own_keys(env, v)?;
+    if let Some(key) = keys.iter().find(|k| host::settings::spec(Lang::Node, k).is_none()) {
+        return Err(option_error(env, &host::OptionError { key: key.clone(), reason: "unknown setting".into() }));
+    }
+    for key in keys {
+        let mut text = String::new();
+        if let Some(value) = input(env, &key, js::get_prop(env, v, &key), &mut text, None)? {
+            host::settings::set(Lang::Node, &key, value).map_err(|e| option_error(env, &e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The current value of the process-wide setting `name` (`settings()`
+/// lists them): a number (`serviceIdleTimeout` in milliseconds), or `null`
+/// for a timeout that is off. An unknown name throws a `RangeError` (code
+/// `ERR_INVALID_ARG_VALUE`), e.g. `noSuch: unknown setting`.
+#[napi]
+pub fn setting(env: Env, name: String) -> Result<Option<f64>> {
+    let text = host::settings::get(Lang::Node, &name).map_err(|e| option_error(env.raw(), &e))?;
+    if text == "null" {
+        return Ok(None);
+    }
+    text.parse::<f64>().map(Some).map_err(|_| js::type_error(env.raw(), &format!("{name}: unreadable value {text:?}")))
 }
 
 fn type_name(t: sys::napi_valuetype) -> &'static str {
@@ -287,7 +376,20 @@ pub struct OptionSpec {
 /// options of `connect`, `listen`, `Channel` and the roles.
 #[napi]
 pub fn options() -> Vec<OptionSpec> {
-    host::OPTIONS
+    specs(host::OPTIONS)
+}
+
+/// The process-wide settings `configure()` takes and `setting()` reads:
+/// the core's settings table (`maxServiceConnections`,
+/// `serviceIdleTimeout`, `ioThreads`), in the form of `options()`.
+#[napi]
+pub fn settings() -> Vec<OptionSpec> {
+    specs(host::settings::SETTINGS)
+}
+
+/// A table of the core as `options()` and `settings()` list it.
+fn specs(table: &[host::Spec]) -> Vec<OptionSpec> {
+    table
         .iter()
         .map(|s| {
             let (kind, min, max) = match s.kind {

@@ -2,16 +2,17 @@
 // Channel options go through the core's option table (sluice_core::host):
 // the shared cases of tests/options/cases.json (also run through C and
 // Python) must give the same verdict and error text here, with the Node
-// names and milliseconds.
+// names and milliseconds; its "settings" cases (also run through Python)
+// the same through the core's settings table (configure, setting).
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { listen, connect, Channel, options, errnoNames, errnoText } = require('..')
+const { listen, connect, Channel, options, settings, configure, setting, errnoNames, errnoText } = require('..')
 
 const casesPath = path.join(__dirname, '..', '..', '..', 'tests', 'options', 'cases.json')
-const { cases } = JSON.parse(fs.readFileSync(casesPath, 'utf8'))
+const { cases, settings: settingCases } = JSON.parse(fs.readFileSync(casesPath, 'utf8'))
 const specs = options()
 const jsName = new Map(specs.map((s) => [s.name, s.js]))
 
@@ -67,6 +68,41 @@ for (const [i, c] of cases.entries()) {
         return true
       })
     }
+  })
+}
+
+// Settings: names not in the table stay as they are (the cases' unknown
+// names); the error's placeholders name settings.
+const settingSpecs = settings()
+const settingJs = new Map(settingSpecs.map((s) => [s.name, s.js]))
+const nodeSettings = (set) => Object.fromEntries(Object.entries(set).map(([k, v]) => [settingJs.get(k) ?? k, v]))
+const settingError = (text) => text.replace(/\{(\w+)\}/g, (m, k) => k === 'unit' ? 'milliseconds' : (settingJs.get(k) ?? m))
+
+for (const [i, c] of settingCases.entries()) {
+  const set = nodeSettings(c.set)
+  test(`cases.json settings #${i}: ${JSON.stringify(set)} → ${c.ok ? 'ok' : 'error'}`, () => {
+    const saved = Object.fromEntries(settingSpecs.map((s) => [s.js, setting(s.js)]))
+    try {
+      if (c.ok) {
+        configure(set)
+      } else {
+        assert.throws(() => configure(set), (err) => {
+          assert.equal(err.message, settingError(c.error))
+          assert.equal(err.name, 'RangeError')
+          assert.equal(err.code, 'ERR_INVALID_ARG_VALUE')
+          return true
+        })
+      }
+      for (const [name, value] of Object.entries(nodeSettings(c.get ?? {}))) {
+        assert.equal(setting(name), value, name)
+      }
+    } finally {
+      // The cases never change ioThreads, and once the runtime runs it can
+      // no longer be set.
+      const { ioThreads, ...restore } = saved
+      configure(restore)
+    }
+    assert.deepEqual(Object.fromEntries(settingSpecs.map((s) => [s.js, setting(s.js)])), saved)
   })
 }
 
