@@ -160,7 +160,7 @@ fn main() {
                 }
             }
             EngineEvent::Rejected { uuid } => eprintln!("engine: rejected a worker with uuid {uuid}"),
-            EngineEvent::Heartbeat { .. } | EngineEvent::Drain { .. } => {}
+            _ => {}
         }
     }
     for (i, c) in children.iter_mut().enumerate() {

@@ -100,6 +100,7 @@ fn seen(ev: Event) -> Seen {
                 _ => Seen::Other(format!("{f:?}")),
             }
         }
+        other => Seen::Other(format!("{other:?}")),
     }
 }
 

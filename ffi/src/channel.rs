@@ -209,6 +209,7 @@ impl CHandler {
                     Message::Choke => call!(c.on_choke, ud, ch, session),
                     Message::Error { category, code, message } => call!(c.on_error, ud, ch, session; error category, code, message),
                 },
+                _ => {}
             }
         }
     }

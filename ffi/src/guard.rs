@@ -276,6 +276,7 @@ pub(crate) fn refused(e: impl Into<StreamError>) -> Fail {
         StreamError::Closed => Fail::fixed(SLUICE_E_CLOSED, c"the channel is closed"),
         StreamError::Ended => Fail::fixed(SLUICE_E_ENDED, c"this side already ended the session (close or error sent)"),
         StreamError::NoSession => Fail::fixed(SLUICE_E_NO_SESSION, c"no such open session"),
+        _ => Fail::fixed(SLUICE_E_CLOSED, c"the send was refused"),
     }
 }
 
@@ -292,6 +293,7 @@ pub(crate) fn dispatch_fail(e: DispatchError) -> Fail {
             SLUICE_E_REENTRANT,
             c"dispatch called from inside the object's own callback (or while another thread dispatches it)",
         ),
+        _ => Fail::fixed(SLUICE_E_STATE, c"dispatch refused"),
     }
 }
 

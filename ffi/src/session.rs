@@ -263,6 +263,7 @@ fn deliver(host: &Host<sluice_session, sluice_session_callbacks>, session: &Sess
                 Message::Heartbeat => call!(c.on_heartbeat, ud, s),
                 Message::Terminate { code, reason } => call!(c.on_terminate, ud, s, code; bytes reason),
             },
+            _ => {}
         }
     }
 }

@@ -289,6 +289,7 @@ fn deliver(host: &Host<sluice_worker, sluice_worker_callbacks>, worker: &Worker,
                 let p = if sessions.is_empty() { std::ptr::null() } else { sessions.as_ptr() };
                 call!(c.on_disconnected, ud, w, errno, p, sessions.len())
             }
+            _ => {}
         }
     }
 }

@@ -87,6 +87,7 @@ impl EngineOptions {
 /// What an engine tells its handler. Events of one worker arrive in wire
 /// order; events of different workers may interleave.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum EngineEvent {
     /// A worker handshook with an accepted uuid: it can be invoked.
     Handshake {

@@ -80,6 +80,7 @@ impl ResumeServerOptions {
 /// What a resume server tells its handler. Events of one peer arrive in
 /// stream order, across its connections.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum ResumeEvent {
     /// A peer connected: `resumed` when it was known (its stream goes on),
     /// otherwise a new peer.

@@ -126,6 +126,7 @@ impl SessionOptions {
 
 /// What a session tells its handler, one event at a time, in order.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum SessionEvent {
     /// A connection is up (with resume: the peer answered the hello).
     Connected {

@@ -181,6 +181,7 @@ where
 /// What a worker tells its handler. Events of one worker arrive one at a
 /// time, in wire order.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum WorkerEvent {
     /// Connected: the handshake and the first heartbeat are sent.
     Connected,
@@ -259,6 +260,7 @@ impl<F: FnMut(&Worker, WorkerEvent) + Send + 'static> WorkerHandler for F {
 
 /// Why a stream refused a send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StreamError {
     /// The send queue is at its high watermark: wait for the drain event.
     #[error("the send queue is full (would block)")]

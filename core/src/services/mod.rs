@@ -226,6 +226,7 @@ impl fmt::Display for ServiceError {
 
 /// Errors of service clients and hosts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The service answered with an error.
     #[error("{0}")]

@@ -36,6 +36,7 @@ pub struct Reply {
 /// What a served channel's follower gets: the caller's further messages
 /// (along the method's tx graph), or the end of the connection.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Inbound {
     /// A message from the caller.
     Message(Reply),

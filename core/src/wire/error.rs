@@ -7,6 +7,7 @@ use crate::errno;
 /// trusted any more (docs/PROTOCOL.md §1.2, §4.1): the connection must be
 /// closed, and every later call to the decoder returns the same error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// A byte that is not msgpack (the reserved marker `0xc1`).
     #[error("not msgpack: reserved byte 0xc1 at stream offset {offset}")]
@@ -57,6 +58,7 @@ impl DecodeError {
 /// How a msgpack value fails to be a frame
 /// (docs/PROTOCOL.md §1.4, §2.1, §3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The value is not an array.
     #[error("a frame must be an array")]
@@ -94,6 +96,7 @@ impl FrameError {
 
 /// How a v1 header list is invalid (docs/PROTOCOL.md §4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HeaderError {
     /// An entry that is neither an index nor `[store: bool, name, value]`
     /// with a byte-string value and a byte-string or index name.
@@ -121,6 +124,7 @@ impl HeaderError {
 
 /// Why a byte slice could not be read as one msgpack value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ValueError {
     /// The value ends past the end of the input.
     #[error("truncated msgpack value")]

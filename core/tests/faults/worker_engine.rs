@@ -112,6 +112,7 @@ fn engine(ep: &Endpoint) -> (Engine, EngineLog) {
             EngineEvent::Heartbeat { .. } => return,
             EngineEvent::Error { worker, .. } | EngineEvent::Terminate { worker, .. } => (worker, Seen::Other("error".into())),
             EngineEvent::Rejected { uuid } => panic!("rejected {uuid}"),
+            other => panic!("unexpected {other:?}"),
         };
         let _ = tx.send((w, s));
     })

@@ -71,6 +71,7 @@ pub(crate) fn fail(e: Error) -> Fail {
         Error::Timeout => Fail::new(SLUICE_E_TIMEOUT, text),
         Error::InRuntime => wrong_thread(),
         Error::Io(_) => Fail::new(SLUICE_E_IO, text),
+        _ => Fail::new(SLUICE_E_STATE, text),
     }
 }
 

@@ -5,6 +5,7 @@ use super::*;
 /// What a channel tells its handler. Within a channel, events arrive in
 /// wire order, one at a time.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// The connection is established (also delivered for accepted channels).
     Connected,
@@ -172,6 +173,7 @@ impl<F: FnMut(&Channel, Event) + Send + 'static> Handler for F {
 
 /// Why a send was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError {
     /// The send queue is at its high watermark; wait for [`Event::Drain`].
     #[error("the send queue is full (would block)")]
@@ -183,6 +185,7 @@ pub enum SendError {
 
 /// Errors of [`Channel::dispatch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DispatchError {
     /// The channel delivers inline, not by dispatch.
     #[error("the channel does not use poll delivery")]
