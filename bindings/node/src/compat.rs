@@ -14,7 +14,7 @@ use crate::js;
 use crate::options::{self, Resolved};
 use crate::port::Port;
 use crate::records::{K_COMPAT_V0, K_COMPAT_V1};
-use crate::send_queue::Pending;
+use sluice_core::host::backlog::Pending;
 
 /// The channel of the Cocaine Node.js framework, reimplemented over the
 /// sluice core: a drop-in for `require('../channel/channel').Channel` of

@@ -14,8 +14,8 @@ use crate::js::{self, id_arg};
 use crate::options::{self, endpoint_string};
 use crate::port::{self, Port};
 use crate::records::{K_CONNECTION, K_SERVER};
-use crate::send_queue::Pending;
 use crate::sends::error_message;
+use sluice_core::host::backlog::Pending;
 
 /// A channel of the modern API, made by `connect()` or accepted by a
 /// `Server`. It is an `EventEmitter`; every event runs on the JavaScript

@@ -4,7 +4,7 @@
 //!   replacement for the Cocaine Node.js framework's channel object.
 //! * [`connection`] — `connect()` → `Connection`, `listen()` → `Server`:
 //!   EventEmitters with promises and Node-stream backpressure
-//!   ([`send_queue`]).
+//!   (the core's `host::backlog`).
 //! * The protocol roles: [`worker`] (`startWorker()`), [`engine`]
 //!   (`listenEngine()`), [`session`] (`openSession()`), [`resume`]
 //!   (`listenResume()`); their sends are one family ([`sends`]).
@@ -32,7 +32,6 @@ mod options;
 mod port;
 mod records;
 mod resume;
-mod send_queue;
 mod sends;
 mod services;
 mod session;

@@ -38,7 +38,7 @@ use crate::hub::{hub, Due, Hub};
 use crate::js;
 use crate::records::{Batch, F_RELEASED, F_WAITERS, K_CONNECTION};
 use crate::resume::ResumePeer;
-use crate::send_queue::SendQueue;
+use sluice_core::host::backlog::Backlog;
 
 /// What a record costs towards `max_pending` beyond its payload.
 const RECORD_COST: usize = 48;
@@ -101,7 +101,7 @@ pub(crate) struct Port {
     pub(crate) zero_copy: usize,
     pub(crate) max_pending: usize,
     /// Channels: sends waiting for room (Node-stream contract).
-    pub(crate) sends: SendQueue,
+    pub(crate) sends: Backlog,
     js: JsCell,
 }
 
@@ -119,7 +119,7 @@ impl Port {
             closed: AtomicBool::new(false),
             zero_copy,
             max_pending: max_pending.max(1),
-            sends: SendQueue::default(),
+            sends: Backlog::default(),
             js: JsCell(RefCell::default()),
         }))
     }

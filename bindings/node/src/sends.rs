@@ -3,7 +3,7 @@
 //! `host::Streams`: arguments read once, refusals thrown in one place
 //! ([`js::refused`], the core's `StreamError` code and text). Channels
 //! (`Connection`, the framework `Channel`) send the same messages over the
-//! same trait through `send_queue.rs`, which keeps the Node-stream
+//! same trait through the core's `host::backlog`, which keeps the Node-stream
 //! contract (a send is queued, not refused, at the high watermark).
 
 use bytes::Bytes;

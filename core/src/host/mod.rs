@@ -5,6 +5,8 @@
 //! * [`event`] — one event model for every role ([`Event`], [`Source`],
 //!   [`IntoEvent`]), one handle ([`Pollable`]: descriptor, dispatch,
 //!   close) and one way to send on a session ([`Streams`]).
+//! * [`backlog`] — sends that are always taken, waiting in order while the
+//!   channel's queue is full (the contract of Node.js streams).
 //! * [`options`] — the option table: every channel setting's name in each
 //!   language, its kind, default, bounds and documentation, and the one
 //!   check ([`Options::set`], [`Options::validate`]).
@@ -19,6 +21,7 @@
 //!   [`Dialect`](crate::wire::Dialect), [`Role`](crate::wire::Role) and
 //!   [`Profile`](crate::wire::Profile).
 
+pub mod backlog;
 pub mod event;
 pub mod options;
 pub mod settings;

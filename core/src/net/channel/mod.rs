@@ -335,7 +335,7 @@ impl Channel {
 
     /// Records that this side opens `session` with a message of `kind` sent
     /// by [`send_raw`](Self::send_raw) (typed sends record it themselves).
-    pub fn note_sent(&self, session: u64, kind: Kind) {
+    pub(crate) fn note_sent(&self, session: u64, kind: Kind) {
         if let Some(s) = &self.inner.session {
             lock(s).sent(session, kind);
         }

@@ -1,25 +1,30 @@
-//! Sends with the contract of Node streams: a send is always taken (unless
-//! the channel is closed); it returns `false` once the channel's queue is at
-//! its high watermark, and `'drain'` follows when it has emptied to the low
-//! one.
+//! Sends with the contract of Node.js streams, for a binding whose users
+//! expect it: a send is always taken (unless the channel is closed); it
+//! reports that it had to wait once the channel's queue is at its high
+//! watermark, and the owner's drain follows when everything waiting went.
 //!
-//! The core refuses a send at the high watermark (and then delivers
-//! `Event::Drain`); the refused message waits here, in order, with every
-//! later one, until the drain lets them through.
+//! A channel refuses a send at the high watermark (and then delivers
+//! [`Event::Drain`](crate::net::Event::Drain)); the refused message waits
+//! in a [`Backlog`], in order with every later one, until
+//! [`Backlog::flush`] (called on the drain event) lets them through.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
+use super::Streams;
+use crate::net::Channel;
+use crate::roles::StreamError;
+use crate::wire::Message;
 use bytes::Bytes;
-use sluice_core::host::Streams;
-use sluice_core::net::Channel;
-use sluice_core::roles::StreamError;
-use sluice_core::wire::Message;
 
 /// A message waiting for room.
-pub(crate) enum Pending {
+#[derive(Debug)]
+pub enum Pending {
+    /// Bytes sent as they are.
     Raw(Bytes),
+    /// A chunk on a session.
     Chunk(u64, Bytes),
+    /// A typed message on a session.
     Message(u64, Message),
 }
 
@@ -35,9 +40,9 @@ impl Pending {
     }
 }
 
-/// Why a send was not taken.
+/// Why a send was not taken: the channel is closed (or closing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Closed;
+pub struct Closed;
 
 #[derive(Default)]
 struct State {
@@ -48,17 +53,19 @@ struct State {
 
 /// The sends of one channel waiting for room.
 #[derive(Default)]
-pub(crate) struct SendQueue {
+pub struct Backlog {
     state: Mutex<State>,
 }
 
-impl SendQueue {
+impl Backlog {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sends or queues `p`; `Ok(false)` when it had to wait.
-    pub(crate) fn send(&self, ch: &Channel, p: Pending) -> Result<bool, Closed> {
+    /// Sends `p` now, or queues it behind what waits; `Ok(false)` when it
+    /// had to wait (the owner's drain follows once [`flush`](Self::flush)
+    /// has let everything through).
+    pub fn send(&self, ch: &Channel, p: Pending) -> Result<bool, Closed> {
         let mut st = self.lock();
         if st.close_after {
             return Err(Closed);
@@ -83,7 +90,7 @@ impl SendQueue {
 
     /// After `Event::Drain`: lets waiting messages through. Returns whether
     /// all of them went (then the owner's `'drain'` is due).
-    pub(crate) fn flush(&self, ch: &Channel) -> bool {
+    pub fn flush(&self, ch: &Channel) -> bool {
         let mut st = self.lock();
         while let Some(p) = st.waiting.front() {
             match p.send(ch) {
@@ -106,7 +113,7 @@ impl SendQueue {
 
     /// Closes gracefully: at once if nothing waits here, else once the
     /// waiting messages are through.
-    pub(crate) fn close(&self, ch: &Channel) {
+    pub fn close(&self, ch: &Channel) {
         let mut st = self.lock();
         if st.waiting.is_empty() || ch.is_finished() {
             st.waiting.clear();
@@ -118,14 +125,14 @@ impl SendQueue {
     }
 
     /// Forgets what waits (an abort).
-    pub(crate) fn clear(&self) {
+    pub fn clear(&self) {
         let mut st = self.lock();
         st.waiting.clear();
         st.close_after = false;
     }
 
     /// Bytes waiting here (approximate for typed messages).
-    pub(crate) fn bytes(&self) -> usize {
+    pub fn bytes(&self) -> usize {
         self.lock()
             .waiting
             .iter()
