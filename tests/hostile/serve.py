@@ -352,6 +352,18 @@ def late_reader(t, full):
     return got["n"] == n, f"{got['n']}/{n} replies"
 
 
+def big_graph(t, full):
+    """publish with a method graph of 30,000 methods with 100-byte names
+    (about 3.4 MB): refused by the graph bound before the Locator keeps it."""
+    graph = {i: [f"{i:0>100}", None, {}] for i in range(30_000)}
+    c = Conn(t.locator)
+    c.send([1, PUBLISH, ["big-graph", [["127.0.0.1", 1]], [1, graph]]])
+    f = c.frame()
+    c.close()
+    ok = f is not None and f[1] == ERROR and "larger than" in str(f[2][1])
+    return ok, "closed" if f is None else f"error {f[2][0]} {str(f[2][1])[:40]}" if f[1] == ERROR else f"accepted {f!r:.60}"
+
+
 def idle_connections(t, full):
     """More idle connections than the server has descriptors: the ones past
     its connection cap are closed at once; once they go, new callers are
@@ -423,6 +435,7 @@ ATTACKS = [
     ("relay streams never closed", open_streams, 96, False),
     ("pipelined pings, late reader", late_reader, 160, True),
     ("publish flood on one connection", publish_flood, 32, False),
+    ("publish with a 3.4 MB method graph", big_graph, 64, False),
     (f"{FD_LIMIT + 100} idle connections ({FD_LIMIT} fds)", idle_connections, 32, False),
 ]
 

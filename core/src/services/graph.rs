@@ -83,6 +83,28 @@ fn bad(what: impl Into<String>) -> GraphError {
     GraphError(what.into())
 }
 
+/// The most a decoded method graph may hold: the bytes of its names plus
+/// 64 for each method and message (what each costs in memory beyond its
+/// name). Real services' graphs are a few KiB; a larger one is refused
+/// when it is decoded — from a publish or attach (refused `[7, 2]`, so the
+/// Locator never keeps or hands out more) and from a resolve (the caller's
+/// resolve fails) — so a peer cannot make the Locator or a client hold
+/// megabytes per service.
+pub const MAX_GRAPH_SIZE: usize = 1 << 20;
+
+/// Costs of the entries decoded so far, against [`MAX_GRAPH_SIZE`].
+struct Budget(usize);
+
+impl Budget {
+    fn spend(&mut self, name: &str) -> Result<(), GraphError> {
+        self.0 += 64 + name.len();
+        if self.0 > MAX_GRAPH_SIZE {
+            return Err(bad(format!("the method graph is larger than {MAX_GRAPH_SIZE} bytes (names plus 64 a method or message)")));
+        }
+        Ok(())
+    }
+}
+
 /// A name: a byte string that is valid UTF-8 (not decoded lossily, so
 /// that two different names never become one).
 fn text(v: &Value) -> Option<String> {
@@ -161,8 +183,13 @@ impl Node {
         self.protocol().is_some_and(|p| p.by_name("write").is_some())
     }
 
-    /// Decodes `nil`, `{}` or `{id: [name, next], ...}`.
+    /// Decodes `nil`, `{}` or `{id: [name, next], ...}` (at most
+    /// [`MAX_GRAPH_SIZE`]).
     pub fn from_value(v: &Value) -> Result<Node, GraphError> {
+        Node::decode(v, &mut Budget(0))
+    }
+
+    fn decode(v: &Value, budget: &mut Budget) -> Result<Node, GraphError> {
         match v {
             Value::Nil => Ok(Node::Recursive),
             Value::Map(pairs) if pairs.is_empty() => Ok(Node::Terminal),
@@ -172,8 +199,9 @@ impl Node {
                     let id = k.as_u64().ok_or_else(|| bad(format!("message id {k} is not an unsigned integer")))?;
                     let items = e.as_array().ok_or_else(|| bad(format!("message {id}: {e} is not [name, next]")))?;
                     let name = items.first().and_then(text).ok_or_else(|| bad(format!("message {id} has no name (a UTF-8 string)")))?;
+                    budget.spend(&name)?;
                     let next = match items.get(1) {
-                        Some(n) => Node::from_value(n)?,
+                        Some(n) => Node::decode(n, budget)?,
                         None => Node::Recursive,
                     };
                     messages.push(Transition { id, name, next });
@@ -229,16 +257,21 @@ impl Graph {
     }
 
     /// Decodes a v1 graph: `{id: [name, tx, rx]}`. Entries may carry more
-    /// elements (ignored) or fewer (a missing node is `nil`).
+    /// elements (ignored) or fewer (a missing node is `nil`). A graph past
+    /// [`MAX_GRAPH_SIZE`] is refused.
     pub fn from_value(v: &Value) -> Result<Graph, GraphError> {
         let Value::Map(pairs) = v else { return Err(bad(format!("{v} is not a map"))) };
-        let mut methods = Vec::with_capacity(pairs.len());
+        let mut methods = Vec::with_capacity(pairs.len().min(4096));
+        let mut budget = Budget(0);
         for (k, e) in pairs {
             let id = k.as_u64().ok_or_else(|| bad(format!("method id {k} is not an unsigned integer")))?;
             let items = e.as_array().ok_or_else(|| bad(format!("method {id}: {e} is not [name, tx, rx]")))?;
             let name = items.first().and_then(text).ok_or_else(|| bad(format!("method {id} has no name (a UTF-8 string)")))?;
-            let node = |i: usize| items.get(i).map(Node::from_value).unwrap_or(Ok(Node::Recursive));
-            methods.push(Method { id, name, tx: node(1)?, rx: node(2)? });
+            budget.spend(&name)?;
+            let mut node = |i: usize| items.get(i).map(|n| Node::decode(n, &mut budget)).unwrap_or(Ok(Node::Recursive));
+            let tx = node(1)?;
+            let rx = node(2)?;
+            methods.push(Method { id, name, tx, rx });
         }
         Ok(Graph::new(methods))
     }
@@ -247,10 +280,12 @@ impl Graph {
     /// caller sends nothing after a call, replies are not described (`nil`).
     pub fn from_v0_value(v: &Value) -> Result<Graph, GraphError> {
         let Value::Map(pairs) = v else { return Err(bad(format!("{v} is not a map"))) };
-        let mut methods = Vec::with_capacity(pairs.len());
+        let mut methods = Vec::with_capacity(pairs.len().min(4096));
+        let mut budget = Budget(0);
         for (k, e) in pairs {
             let id = k.as_u64().ok_or_else(|| bad(format!("method id {k} is not an unsigned integer")))?;
             let name = text(e).ok_or_else(|| bad(format!("method {id} has no name (a UTF-8 string)")))?;
+            budget.spend(&name)?;
             methods.push(Method { id, name, tx: Node::Terminal, rx: Node::Recursive });
         }
         Ok(Graph::new(methods))
@@ -358,6 +393,25 @@ impl Cursor {
 mod tests {
     use super::*;
     use bytes::Bytes;
+
+    #[test]
+    fn a_graph_past_the_size_bound_is_refused() {
+        let method =
+            |i: u64, name: String| (Value::Uint(i), Value::Array(vec![Value::from(name.as_str()), Value::Nil, Value::Map(vec![])]));
+        // 40,000 methods with 100-byte names: 6.6 MB of entries.
+        let big = Value::Map((0..40_000).map(|i| method(i, format!("{i:0>100}"))).collect());
+        let e = Graph::from_value(&big).unwrap_err();
+        assert!(e.0.contains("larger than 1048576 bytes"), "{e:?}");
+        // Message trees count too (the wire decoder bounds their depth).
+        let mut node = Value::Nil;
+        for i in 0..100u64 {
+            node = Value::Map(vec![(Value::Uint(i), Value::Array(vec![Value::from("w".repeat(20_000).as_str()), node]))]);
+        }
+        assert!(Node::from_value(&node).is_err());
+        // A service of a few hundred methods is far below it.
+        let ok = Value::Map((0..500).map(|i| method(i, format!("method_{i}"))).collect());
+        assert_eq!(Graph::from_value(&ok).unwrap().methods().len(), 500);
+    }
 
     fn hex(s: &str) -> Bytes {
         (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect::<Vec<_>>().into()
