@@ -319,8 +319,11 @@ fn registry_follows_the_publishing_connection() {
     drop(publication);
     let e = next(&events);
     assert_eq!((e.name.as_str(), e.online), ("echo", false));
+    assert_eq!(e.graph, def_graph, "the listener sees the entry as it was");
     assert!(matches!(locator.resolve_blocking("echo"), Err(Error::NotFound(_))));
     assert!(loc.registry().list().iter().any(|e| e.name == "echo" && !e.online));
+    // The offline entry no longer keeps the graph.
+    assert!(loc.registry().list().iter().any(|e| e.name == "echo" && e.graph.methods().is_empty()));
     // Published again: back online.
     let p = h.publish_blocking(&locator).unwrap();
     assert!(next(&events).online);

@@ -175,7 +175,11 @@ impl Registry {
             s.entry.online = false;
             s.attached = None;
             s.offline_since = now;
-            let entry = s.entry.clone();
+            // Listeners see the entry as it was; the registry keeps an
+            // offline entry's name, version, endpoints and origin, not its
+            // graph (up to MAX_OFFLINE entries of up to MAX_GRAPH_SIZE each).
+            let graph = std::mem::take(&mut s.entry.graph);
+            let entry = Entry { graph, ..s.entry.clone() };
             let offline: Vec<(u64, String)> =
                 inner.slots.values().filter(|s| !s.entry.online).map(|s| (s.offline_since, s.entry.name.clone())).collect();
             if offline.len() > MAX_OFFLINE {
