@@ -233,6 +233,21 @@
 #define SLUICE_E_WRONG_THREAD 19
 
 /**
+ * Not a live handle of the kind the function takes: a freed handle, or a
+ * pointer that is not a sluice handle (detected on a best-effort basis:
+ * never rely on it).
+ */
+#define SLUICE_E_HANDLE 20
+
+/**
+ * The handle was made before `fork()`: a forked child cannot use its
+ * parent's channels, servers and roles (their connections and threads
+ * are the parent's); it makes its own. Freeing such a handle in the child
+ * does nothing.
+ */
+#define SLUICE_E_FORKED 21
+
+/**
  * `sluice_service_def_add`: a primitive method, answered with one
  * `sluice_responder_value` or `sluice_responder_error`.
  */

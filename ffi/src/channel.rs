@@ -11,7 +11,7 @@ use sluice_core::net::{Channel, Chunk, Event, Handler};
 use sluice_core::wire::Message;
 
 use crate::guard::{contain, endpoint_arg, make, put, Fail};
-use crate::handle::{self, call, object, Host};
+use crate::handle::{self, call, object, Host, Tag};
 use crate::options::sluice_options;
 use crate::payload::sluice_payload;
 use crate::send::{self, copied};
@@ -26,6 +26,7 @@ use crate::send::{self, copied};
 /// `sluice_channel_free`, whatever happens to the connection.
 #[allow(non_camel_case_types)]
 pub struct sluice_channel {
+    tag: Tag,
     /// Set by the first callback or when the creating call returns,
     /// whichever comes first: both see the same core channel.
     channel: OnceLock<Channel>,
@@ -222,7 +223,7 @@ pub(crate) fn open(
     userdata: *mut c_void,
     start: impl FnOnce(CHandler) -> std::io::Result<Channel>,
 ) -> std::io::Result<*mut sluice_channel> {
-    let handle = sluice_channel { channel: OnceLock::new() };
+    let handle = sluice_channel { tag: Tag::new(), channel: OnceLock::new() };
     handle::open(handle, cbs, cbs.on_release, userdata, |host| start(CHandler { host, held: None }))
 }
 

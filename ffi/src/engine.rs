@@ -18,7 +18,7 @@ use crate::guard::{
     arg, assign, bytes_arg, contain, copy_out, edit, endpoint_arg, free_box, guard, make, make_box, put, put_opt, refused, str_arg, Fail,
     Res, SLUICE_E_NO_SESSION,
 };
-use crate::handle::{self, call, object, Host};
+use crate::handle::{self, call, object, Host, Tag};
 use crate::options::sluice_options;
 use crate::payload::sluice_payload;
 use crate::roles::{dialect_of, ms, sized_callbacks, text};
@@ -102,6 +102,7 @@ pub unsafe extern "C" fn sluice_engine_options_set_channel(opts: *mut sluice_eng
 /// not race other calls on the same handle.
 #[allow(non_camel_case_types)]
 pub struct sluice_engine {
+    tag: Tag,
     engine: OnceLock<Engine>,
     /// Handshaken workers by id, until their `on_gone`.
     workers: Mutex<HashMap<u64, WorkerRef>>,
@@ -243,7 +244,7 @@ fn deliver(host: &Host<sluice_engine, sluice_engine_callbacks>, engine: &Engine,
 fn on_worker(e: *const sluice_engine, worker: u64, f: impl FnOnce(&WorkerRef) -> Res) -> c_int {
     guard(|| {
         // SAFETY: NULL or a live handle, per the C contract.
-        let h = unsafe { arg(e, "e") }?;
+        let h = unsafe { handle::live(e) }?;
         let w = h.workers.lock().unwrap_or_else(|p| p.into_inner()).get(&worker).cloned();
         f(&w.ok_or_else(|| Fail::new(SLUICE_E_NO_SESSION, format!("no worker {worker} (not handshaken, or gone)")))?)
     })
@@ -266,7 +267,7 @@ pub unsafe extern "C" fn sluice_engine_bind(
         let o = unsafe { arg(opts, "opts") }?.opts.clone();
         let cbs = unsafe { sized_callbacks(cbs, "cbs") }?;
         let ep = o.endpoint.clone();
-        let handle = sluice_engine { engine: OnceLock::new(), workers: Mutex::new(HashMap::new()) };
+        let handle = sluice_engine { tag: Tag::new(), engine: OnceLock::new(), workers: Mutex::new(HashMap::new()) };
         let e = handle::open(handle, cbs, cbs.on_release, userdata, |h| {
             Engine::bind(o, move |en: &Engine, ev: EngineEvent| contain(|| deliver(&h, en, ev)))
         })

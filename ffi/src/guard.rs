@@ -77,6 +77,15 @@ pub const SLUICE_E_BAD_REPLY: c_int = 18;
 /// handler or a registry callback), where waiting would stall the very
 /// thread that must deliver the answer. Answer later from another thread.
 pub const SLUICE_E_WRONG_THREAD: c_int = 19;
+/// Not a live handle of the kind the function takes: a freed handle, or a
+/// pointer that is not a sluice handle (detected on a best-effort basis:
+/// never rely on it).
+pub const SLUICE_E_HANDLE: c_int = 20;
+/// The handle was made before `fork()`: a forked child cannot use its
+/// parent's channels, servers and roles (their connections and threads
+/// are the parent's); it makes its own. Freeing such a handle in the child
+/// does nothing.
+pub const SLUICE_E_FORKED: c_int = 21;
 
 /// The symbolic name of a result code, e.g. `"SLUICE_E_CLOSED"`; NULL for a
 /// number that is not a sluice result code. The string is static.
@@ -100,7 +109,8 @@ pub(crate) fn name_of(code: c_int) -> Option<&'static CStr> {
     let name = names! {
         SLUICE_OK, SLUICE_E_NULL, SLUICE_E_INVALID, SLUICE_E_WOULD_BLOCK, SLUICE_E_CLOSED, SLUICE_E_IO, SLUICE_E_PANIC,
         SLUICE_E_REENTRANT, SLUICE_E_NOT_POLLED, SLUICE_E_STATE, SLUICE_E_BUFFER, SLUICE_E_ENDED, SLUICE_E_NO_SESSION, SLUICE_E_SERVICE,
-        SLUICE_E_NOT_FOUND, SLUICE_E_UNKNOWN_METHOD, SLUICE_E_TIMEOUT, SLUICE_E_DISCONNECTED, SLUICE_E_BAD_REPLY, SLUICE_E_WRONG_THREAD
+        SLUICE_E_NOT_FOUND, SLUICE_E_UNKNOWN_METHOD, SLUICE_E_TIMEOUT, SLUICE_E_DISCONNECTED, SLUICE_E_BAD_REPLY, SLUICE_E_WRONG_THREAD,
+        SLUICE_E_HANDLE, SLUICE_E_FORKED
     };
     CStr::from_bytes_with_nul(name.as_bytes()).ok()
 }
@@ -493,12 +503,12 @@ mod tests {
     #[test]
     fn every_code_has_a_unique_name_and_unknown_ones_none() {
         let mut seen = std::collections::HashSet::new();
-        for code in 0..=SLUICE_E_WRONG_THREAD {
+        for code in 0..=SLUICE_E_FORKED {
             let n = name_of(code).expect("every code up to the last is named");
             assert!(seen.insert(n));
         }
         assert!(sluice_result_name(-1).is_null());
-        assert!(sluice_result_name(SLUICE_E_WRONG_THREAD + 1).is_null());
+        assert!(sluice_result_name(SLUICE_E_FORKED + 1).is_null());
     }
 
     #[test]

@@ -11,11 +11,69 @@
 //! core is done with it, calling `on_release` exactly once (`release`).
 
 use std::ffi::{c_int, c_void, CStr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use sluice_core::host::Pollable;
 
-use crate::guard::{arg, dispatch_fail, guard, guard_or, put_opt, Fail, Res, SLUICE_E_STATE};
+use crate::guard::{dispatch_fail, guard, guard_or, put_opt, Fail, Res, SLUICE_E_FORKED, SLUICE_E_HANDLE, SLUICE_E_STATE};
+
+/// What a live handle's tag holds; a freed one's holds [`DEAD`].
+const LIVE: u64 = 0x736c_7569_6365_4844; // "sluiceHD"
+const DEAD: u64 = 0x736c_7569_6365_2d2d; // "sluice--"
+
+/// How many times this process is a forked child of one that used sluice:
+/// raised in the child by a `pthread_atfork` handler, so that handles made
+/// before the fork are told from the child's own.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+static ATFORK: std::sync::Once = std::sync::Once::new();
+
+extern "C" fn in_child() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Carried by every handle: a constant that tells a live sluice handle from
+/// freed or foreign memory (checked on entry: one load, no lock), and the
+/// fork generation it was made in. Detection of freed handles is a best
+/// effort — freed memory may be reused — that turns most double frees and
+/// uses after free into `SLUICE_E_HANDLE` instead of a crash; never rely on
+/// it.
+pub(crate) struct Tag {
+    magic: AtomicU64,
+    fork: u64,
+}
+
+impl Tag {
+    pub(crate) fn new() -> Tag {
+        ATFORK.call_once(|| {
+            // SAFETY: registers a handler that only bumps an atomic, which
+            // is async-signal-safe as a fork child handler must be.
+            unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
+        });
+        Tag { magic: AtomicU64::new(LIVE), fork: FORKS.load(Ordering::Relaxed) }
+    }
+}
+
+/// The handle behind `h` if it is a live handle of this process: NULL,
+/// freed or foreign pointers and handles inherited across `fork()` are
+/// refused with `SLUICE_E_NULL`, `SLUICE_E_HANDLE` and `SLUICE_E_FORKED`.
+///
+/// # Safety
+/// `h` is NULL or points to readable memory at least as large as `H`.
+pub(crate) unsafe fn live<'a, H: Object>(h: *const H) -> Res<&'a H> {
+    // SAFETY: per the contract.
+    let h = unsafe { crate::guard::arg(h, H::ARG) }?;
+    if h.tag().magic.load(Ordering::Acquire) != LIVE {
+        return Err(Fail::fixed(SLUICE_E_HANDLE, c"not a live handle of this kind (freed, or not a sluice handle)"));
+    }
+    if h.tag().fork != FORKS.load(Ordering::Relaxed) {
+        return Err(Fail::fixed(
+            SLUICE_E_FORKED,
+            c"the handle was made before fork(): a forked child cannot use its parent's connections; make new ones",
+        ));
+    }
+    Ok(h)
+}
 use crate::release::{Release, ReleaseFn, Ud};
 
 /// A C handle type and the core object it holds.
@@ -28,6 +86,8 @@ pub(crate) trait Object: Send + Sync + Sized + 'static {
     const STARTING: &'static CStr;
     /// Where the core object is kept.
     fn cell(&self) -> &OnceLock<Self::Core>;
+    /// The handle's tag.
+    fn tag(&self) -> &Tag;
 }
 
 /// Implements [`Object`] for a C handle struct whose field `$field` holds
@@ -41,6 +101,9 @@ macro_rules! object {
             fn cell(&self) -> &std::sync::OnceLock<$core> {
                 &self.$field
             }
+            fn tag(&self) -> &$crate::handle::Tag {
+                &self.tag
+            }
         }
     };
 }
@@ -52,7 +115,7 @@ pub(crate) use object;
 /// `h` is NULL or a live handle.
 pub(crate) unsafe fn core<'a, H: Object>(h: *const H) -> Res<&'a H::Core> {
     // SAFETY: per the contract.
-    let h = unsafe { arg(h, H::ARG) }?;
+    let h = unsafe { live(h) }?;
     h.cell().get().ok_or_else(|| Fail::fixed(SLUICE_E_STATE, H::STARTING))
 }
 
@@ -75,9 +138,11 @@ pub(crate) fn close<H: Object>(h: *const H) -> c_int {
 /// `_free`: closes and drops the user's reference. NULL is a no-op.
 pub(crate) fn free<H: Object>(h: *mut H) {
     guard_or((), || {
-        if h.is_null() {
-            return;
-        }
+        // SAFETY: NULL or a handle, per the C contract. A handle made
+        // before fork() is left alone in the child (its connections are the
+        // parent's); a freed or foreign one is not freed again.
+        let Ok(live) = (unsafe { live(h.cast_const()) }) else { return };
+        live.tag().magic.store(DEAD, Ordering::Release);
         // SAFETY: a handle from Arc::into_raw, released once by its owner.
         let shared = unsafe { Arc::from_raw(h.cast_const()) };
         if let Some(c) = shared.cell().get() {
@@ -90,7 +155,7 @@ pub(crate) fn free<H: Object>(h: *mut H) {
 /// `_fd`: the poll descriptor, -1 for inline delivery or NULL.
 pub(crate) fn fd<H: Object>(h: *const H) -> c_int {
     // SAFETY: NULL or a live handle, per the C contract.
-    guard_or(-1, || unsafe { h.as_ref() }.and_then(|h| h.cell().get()).and_then(Pollable::fd).unwrap_or(-1))
+    guard_or(-1, || unsafe { live(h) }.ok().and_then(|h| h.cell().get()).and_then(Pollable::fd).unwrap_or(-1))
 }
 
 /// `_dispatch`: runs up to `max` waiting events on this thread, the count
@@ -100,7 +165,7 @@ pub(crate) fn dispatch<H: Object>(h: *mut H, max: usize, ran: *mut usize) -> c_i
     guard(|| {
         // SAFETY (here and below): NULL or valid pointers, per the C contract.
         unsafe { put_opt(ran, 0) };
-        unsafe { arg(h.cast_const(), H::ARG) }?;
+        unsafe { live(h.cast_const()) }?;
         // SAFETY: a live handle made by Arc::into_raw.
         let keep = unsafe {
             Arc::increment_strong_count(h.cast_const());

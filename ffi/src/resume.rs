@@ -15,7 +15,7 @@ use sluice_core::wire::Message;
 use crate::guard::{
     arg, assign, contain, copy_out, edit, endpoint_arg, free_box, guard, make, make_box, put, Fail, Res, SLUICE_E_NO_SESSION,
 };
-use crate::handle::{self, call, object, Host};
+use crate::handle::{self, call, object, Host, Tag};
 use crate::options::sluice_options;
 use crate::payload::sluice_payload;
 use crate::roles::{ms, sized_callbacks};
@@ -104,6 +104,7 @@ struct Peers {
 /// the same handle.
 #[allow(non_camel_case_types)]
 pub struct sluice_resume_server {
+    tag: Tag,
     server: OnceLock<ResumeServer>,
     peers: Mutex<Peers>,
 }
@@ -257,7 +258,7 @@ fn deliver(host: &Host<sluice_resume_server, sluice_resume_server_callbacks>, se
 fn on_peer(srv: *const sluice_resume_server, peer: u64, f: impl FnOnce(&Peer) -> Res) -> c_int {
     guard(|| {
         // SAFETY: NULL or a live handle, per the C contract.
-        let h = unsafe { arg(srv, "srv") }?;
+        let h = unsafe { handle::live(srv) }?;
         let p = h.peers.lock().unwrap_or_else(|e| e.into_inner()).by_id.get(&peer).cloned();
         f(&p.ok_or_else(|| Fail::new(SLUICE_E_NO_SESSION, format!("no peer {peer} (never connected, or gone)")))?)
     })
@@ -280,7 +281,7 @@ pub unsafe extern "C" fn sluice_resume_server_bind(
         let o = unsafe { arg(opts, "opts") }?.opts.clone();
         let cbs = unsafe { sized_callbacks(cbs, "cbs") }?;
         let ep = o.endpoint.clone();
-        let handle = sluice_resume_server { server: OnceLock::new(), peers: Mutex::new(Peers::default()) };
+        let handle = sluice_resume_server { tag: Tag::new(), server: OnceLock::new(), peers: Mutex::new(Peers::default()) };
         let s = handle::open(handle, cbs, cbs.on_release, userdata, |h| {
             ResumeServer::bind(o, move |s: &ResumeServer, ev: ResumeEvent| contain(|| deliver(&h, s, ev)))
         })

@@ -10,7 +10,7 @@ use sluice_core::net::{AcceptHandler, Endpoint, Incoming, Server};
 
 use crate::channel::{open, sluice_callbacks, sluice_channel};
 use crate::guard::{arg, arg_mut, contain, copy_out, endpoint_arg, guard, make, put, Fail, SLUICE_E_STATE};
-use crate::handle::{self, core, object, Host};
+use crate::handle::{self, core, object, Host, Tag};
 use crate::options::sluice_options;
 
 /// A listening socket (TCP or Unix) that hands each accepted connection to
@@ -19,6 +19,7 @@ use crate::options::sluice_options;
 /// other calls on the same handle.
 #[allow(non_camel_case_types)]
 pub struct sluice_server {
+    tag: Tag,
     server: OnceLock<Server>,
 }
 
@@ -107,7 +108,7 @@ pub unsafe extern "C" fn sluice_server_bind(
         let ep = unsafe { endpoint_arg(endpoint, "endpoint") }?;
         let config = sluice_options::for_accept(opts);
         let cbs = unsafe { cbs.as_ref() }.copied().unwrap_or_default();
-        let handle = sluice_server { server: OnceLock::new() };
+        let handle = sluice_server { tag: Tag::new(), server: OnceLock::new() };
         let s = handle::open(handle, cbs, cbs.on_release, userdata, |h| Server::bind(&ep, config, SHandler(h)))
             .map_err(|e| Fail::io(&format!("bind {ep}"), &e))?;
         Ok(s)

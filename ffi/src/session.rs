@@ -10,7 +10,7 @@ use sluice_core::roles::{Backoff, Liveness, ResumeOptions, Session, SessionEvent
 use sluice_core::wire::Message;
 
 use crate::guard::{arg, assign, c_string, edit, endpoint_arg, free_box, guard_or, make, put, Fail};
-use crate::handle::{self, call, object, Host};
+use crate::handle::{self, call, object, Host, Tag};
 use crate::options::sluice_options;
 use crate::payload::sluice_payload;
 use crate::roles::sized_callbacks;
@@ -140,6 +140,7 @@ pub(crate) fn resume_options(max_unacked: usize, ack_every: u64, ack_bytes: usiz
 /// only `sluice_session_free` must not race other calls on the same handle.
 #[allow(non_camel_case_types)]
 pub struct sluice_session {
+    tag: Tag,
     session: OnceLock<Session>,
 }
 
@@ -289,7 +290,7 @@ pub unsafe extern "C" fn sluice_session_connect(
             return Err(Fail::invalid("a session needs at least one endpoint (sluice_session_options_add_endpoint)"));
         }
         let cbs = unsafe { sized_callbacks(cbs, "cbs") }?;
-        let handle = sluice_session { session: OnceLock::new() };
+        let handle = sluice_session { tag: Tag::new(), session: OnceLock::new() };
         let se = handle::open(handle, cbs, cbs.on_release, userdata, |h| {
             Session::connect(o, move |se: &Session, ev: SessionEvent| crate::guard::contain(|| deliver(&h, se, ev)))
         })

@@ -10,7 +10,7 @@ use sluice_core::roles::{Worker, WorkerEvent, WorkerOptions};
 use sluice_core::wire::Message;
 
 use crate::guard::{arg, assign, bytes_arg, contain, copy_out, edit, endpoint_arg, free_box, guard, make, make_box, put, str_arg, Fail};
-use crate::handle::{self, call, object, Host};
+use crate::handle::{self, call, object, Host, Tag};
 use crate::options::sluice_options;
 use crate::payload::sluice_payload;
 use crate::roles::{dialect_const, dialect_of, ms, sized_callbacks, text};
@@ -166,6 +166,7 @@ pub unsafe extern "C" fn sluice_worker_options_get(
 /// connection.
 #[allow(non_camel_case_types)]
 pub struct sluice_worker {
+    tag: Tag,
     worker: OnceLock<Worker>,
 }
 
@@ -315,7 +316,7 @@ pub unsafe extern "C" fn sluice_worker_connect(
     make(out, || {
         let o = unsafe { arg(opts, "opts") }?.opts.clone();
         let cbs = unsafe { sized_callbacks(cbs, "cbs") }?;
-        let handle = sluice_worker { worker: OnceLock::new() };
+        let handle = sluice_worker { tag: Tag::new(), worker: OnceLock::new() };
         let w = handle::open(handle, cbs, cbs.on_release, userdata, |h| {
             Worker::connect(o, move |w: &Worker, ev: WorkerEvent| contain(|| deliver(&h, w, ev)))
         })

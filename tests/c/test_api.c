@@ -18,18 +18,18 @@ static void test_version_names_and_errnos(void) {
                            "SLUICE_E_NOT_POLLED", "SLUICE_E_STATE", "SLUICE_E_BUFFER", "SLUICE_E_ENDED",
                            "SLUICE_E_NO_SESSION", "SLUICE_E_SERVICE", "SLUICE_E_NOT_FOUND",
                            "SLUICE_E_UNKNOWN_METHOD", "SLUICE_E_TIMEOUT", "SLUICE_E_DISCONNECTED",
-                           "SLUICE_E_BAD_REPLY", "SLUICE_E_WRONG_THREAD"};
+                           "SLUICE_E_BAD_REPLY", "SLUICE_E_WRONG_THREAD", "SLUICE_E_HANDLE", "SLUICE_E_FORKED"};
     int codes[] = {SLUICE_OK, SLUICE_E_NULL, SLUICE_E_INVALID, SLUICE_E_WOULD_BLOCK, SLUICE_E_CLOSED, SLUICE_E_IO,
                    SLUICE_E_PANIC, SLUICE_E_REENTRANT, SLUICE_E_NOT_POLLED, SLUICE_E_STATE, SLUICE_E_BUFFER,
                    SLUICE_E_ENDED, SLUICE_E_NO_SESSION, SLUICE_E_SERVICE, SLUICE_E_NOT_FOUND,
                    SLUICE_E_UNKNOWN_METHOD, SLUICE_E_TIMEOUT, SLUICE_E_DISCONNECTED, SLUICE_E_BAD_REPLY,
-                   SLUICE_E_WRONG_THREAD};
+                   SLUICE_E_WRONG_THREAD, SLUICE_E_HANDLE, SLUICE_E_FORKED};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         CHECK(codes[i] == (int)i); /* numbered once, in order, never reused */
         CHECK(strcmp(sluice_result_name(codes[i]), names[i]) == 0);
     }
     CHECK(sluice_result_name(-1) == NULL);
-    CHECK(sluice_result_name(20) == NULL);
+    CHECK(sluice_result_name(22) == NULL);
     CHECK(sluice_result_name(1000) == NULL);
     /* The errno constants are Linux's numbers, as <errno.h> has them here. */
     CHECK(SLUICE_ENOENT == ENOENT && SLUICE_EBADF == EBADF && SLUICE_EACCES == EACCES && SLUICE_EPIPE == EPIPE);

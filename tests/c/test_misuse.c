@@ -6,6 +6,7 @@
  * has the result the header documents; run under valgrind by run.sh.
  */
 #include "harness.h"
+#include <sys/wait.h>
 
 /* ---- a callback that frees another channel ---------------------------- */
 
@@ -218,10 +219,59 @@ static void test_frame_timeout_holds_a_dribbling_peer(void) {
     close(l);
 }
 
+/* A pointer that is not a channel is refused with SLUICE_E_HANDLE; a
+ * channel made before fork() is refused in the child with SLUICE_E_FORKED
+ * (and freeing it there does nothing), while the parent goes on using it. */
+static void test_foreign_and_inherited_handles(void) {
+    /* Memory that is not a sluice handle, larger than any handle. */
+    static uint64_t foreign[64];
+    sluice_channel *bogus = (sluice_channel *)foreign;
+    CHECK_RC(sluice_channel_send_heartbeat(bogus), SLUICE_E_HANDLE);
+    CHECK(strcmp(sluice_result_name(SLUICE_E_HANDLE), "SLUICE_E_HANDLE") == 0);
+    CHECK(sluice_channel_fd(bogus) == -1);
+    sluice_channel_free(bogus); /* not freed: not ours */
+
+    uint16_t port;
+    int l = tcp_listen(&port, 1);
+    char ep[64];
+    snprintf(ep, sizeof ep, "127.0.0.1:%u", port);
+    sluice_options *o = opts_make(SLUICE_DIALECT_V1, SLUICE_ROLE_WORKER);
+    rec r;
+    rec_init(&r);
+    sluice_channel *ch;
+    CHECK_OK(sluice_channel_connect(ep, o, &REC_CALLBACKS, &r, &ch));
+    sluice_options_free(o);
+    int fd = tcp_accept(l);
+    rec_wait_lines(&r, 1); /* connect */
+    pid_t pid = fork();
+    if (pid == 0) {
+        int ok = sluice_channel_send_heartbeat(ch) == SLUICE_E_FORKED &&
+                 strcmp(sluice_result_name(SLUICE_E_FORKED), "SLUICE_E_FORKED") == 0;
+        sluice_channel_free(ch); /* the parent's: left alone */
+        /* exec rather than exit: under valgrind a forked child's exit would
+         * count the parent's threads' memory as its leaks. */
+        execl(ok ? "/bin/true" : "/bin/false", "status", (char *)NULL);
+        _exit(2);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* The parent's channel still works: a heartbeat reaches the peer. */
+    CHECK_OK(sluice_channel_send_heartbeat(ch));
+    uint8_t got[8];
+    CHECK(read(fd, got, 1) == 1 && (got[0] == 0x93 || got[0] == 0x94));
+    sluice_channel_free(ch);
+    rec_wait_released(&r);
+    rec_destroy(&r);
+    close(fd);
+    close(l);
+}
+
 int main(void) {
     RUN(test_limit_options);
     RUN(test_free_another_channel_inside_a_callback);
     RUN(test_connect_and_free_inside_callbacks);
     RUN(test_frame_timeout_holds_a_dribbling_peer);
+    RUN(test_foreign_and_inherited_handles);
     return 0;
 }
