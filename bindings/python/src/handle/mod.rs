@@ -89,7 +89,7 @@ impl Spec {
         Spec { callbacks: &[], renames: &[], terminate_session: false, disconnect_sessions: false, last_disconnect: false };
 
     /// The index of the callback of the event named `event`.
-    fn index(&self, event: &str) -> Option<usize> {
+    pub(crate) fn index(&self, event: &str) -> Option<usize> {
         let renamed = self.renames.iter().find(|(e, _)| *e == event).map(|(_, c)| *c);
         self.callbacks.iter().position(|n| match renamed {
             Some(c) => *n == c,

@@ -30,6 +30,8 @@ pub(crate) struct Accepting {
 pub(crate) struct State {
     pub(super) core: Box<dyn Pollable>,
     pub(super) spec: &'static Spec,
+    /// The index of the class's `on_chunk` callback (the per-message path).
+    pub(super) chunk_callback: Option<usize>,
     pub(super) queue: Queue,
     /// The batch vector of the last dispatch, emptied, for the next one.
     pub(super) spare: Mutex<Vec<Item>>,
@@ -82,6 +84,7 @@ impl State {
         State {
             core: Box::new(core),
             spec,
+            chunk_callback: spec.index("chunk"),
             queue,
             spare: Mutex::new(Vec::new()),
             pending: Mutex::new(VecDeque::new()),

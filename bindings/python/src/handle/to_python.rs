@@ -27,7 +27,18 @@ impl State {
     }
 
     /// Runs the callback of one event.
-    pub(super) fn call(&self, py: Python<'_>, cbs: &[Option<Py<PyAny>>], (source, event): Item, threshold: usize) -> PyResult<()> {
+    pub(super) fn call(&self, py: Python<'_>, cbs: &[Option<Py<PyAny>>], item: Item, threshold: usize) -> PyResult<()> {
+        let (source, event) = match item {
+            // The per-message path: a chunk of the object's own, with the
+            // callback's index looked up once per object, the payload
+            // moved, and no argument list built.
+            (Source::Own, Event::Message { session, message: Message::Chunk { data }, .. }) => {
+                let Some(f) = self.chunk_callback.and_then(|i| cbs[i].as_ref()) else { return Ok(()) };
+                let s = session.into_bound_py_any(py)?;
+                return call::call(py, f.bind(py), &[s, convert::chunk(py, data, threshold)?]);
+            }
+            other => other,
+        };
         self.note_last(&source, &event);
         let f = self.spec.index(event.name()).and_then(|i| cbs[i].as_ref());
         if let Event::Accepted(incoming) = event {
