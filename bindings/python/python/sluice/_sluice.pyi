@@ -1,4 +1,5 @@
-"""Type stubs of the native module ``sluice._sluice`` (re-exported by ``sluice``)."""
+"""Type stubs of the native module ``sluice._sluice`` (re-exported by ``sluice``),
+in one file as type checkers look for them."""
 
 import os
 import sys
