@@ -163,7 +163,7 @@ impl Batch {
             }
             Event::Accepted(inc) => {
                 self.recs.extend_from_slice(&[R_ACCEPT, self.incoming.len() as f64]);
-                self.incoming.push(inc);
+                self.incoming.push(*inc);
             }
             Event::Message { session, message, .. } => self.message(session, message, zero_copy),
             Event::Frame(f) => self.payload(R_FRAME, R_FRAME_EXT, f.session, Some(f.ty), f.args.into_raw(), zero_copy),

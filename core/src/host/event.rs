@@ -57,7 +57,9 @@ pub enum Event {
         resumed: bool,
     },
     /// A server accepted a connection: start a channel on it or drop it.
-    Accepted(Incoming),
+    /// (Boxed: every event is as large as the largest variant, and events
+    /// are moved once per message.)
+    Accepted(Box<Incoming>),
     /// A worker-protocol message on `session` (invoke, chunk, choke,
     /// error, heartbeat, terminate, handshake). Control messages
     /// (heartbeat, terminate) come with the dialect's control session.
@@ -196,7 +198,7 @@ impl IntoEvent for crate::net::Event {
 
 impl IntoEvent for Incoming {
     fn into_event(self) -> (Source, Event) {
-        (Source::Own, Event::Accepted(self))
+        (Source::Own, Event::Accepted(Box::new(self)))
     }
 }
 
@@ -444,6 +446,12 @@ mod tests {
         .map(|m| crate::net::Event::Message { session: 1, message: m, headers: vec![] }.into_event().1.name())
         .collect();
         assert_eq!(names, ["chunk", "choke", "invoke", "heartbeat", "error"]);
+    }
+
+    #[test]
+    fn an_event_is_no_larger_than_a_channel_event() {
+        // Events are moved once per message on the way to a host.
+        assert!(std::mem::size_of::<Event>() <= std::mem::size_of::<crate::net::Event>(), "{}", std::mem::size_of::<Event>());
     }
 
     #[test]

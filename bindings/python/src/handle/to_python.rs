@@ -42,7 +42,7 @@ impl State {
         self.note_last(&source, &event);
         let f = self.spec.index(event.name()).and_then(|i| cbs[i].as_ref());
         if let Event::Accepted(incoming) = event {
-            return self.accept(py, f, incoming);
+            return self.accept(py, f, *incoming);
         }
         match f {
             Some(f) => call::call(py, f.bind(py), &self.args(py, source, event, threshold)?),
