@@ -432,7 +432,7 @@ ATTACKS = [
     ("100,000 levels of nesting", deep_nesting, 16, True),
     ("100 MiB frame (limit 64 MiB)", oversized_frame, 32, True),
     ("frame of millions of nils", nil_flood, 96, True),
-    ("relay streams never closed", open_streams, 96, False),
+    ("relay streams never closed", open_streams, 160, False),
     ("pipelined pings, late reader", late_reader, 160, True),
     ("publish flood on one connection", publish_flood, 32, False),
     ("publish with a 3.4 MB method graph", big_graph, 64, False),
